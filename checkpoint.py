@@ -1,0 +1,50 @@
+"""Checkpoints: written atomically, checked on load, self-describing.
+
+A checkpoint is a dict {"kind": "vqvae" | "bert", "config": asdict(model config), "model":
+state_dict, ...training state}. The config travels with the weights (as in nanoGPT), so
+`infer.py` rebuilds a model from the file alone, and `kind` lets us refuse a BERT file passed
+where a VQ-VAE is expected with a clear message instead of a state_dict traceback.
+"""
+from pathlib import Path
+
+import torch
+
+from files import UserError, atomic_write
+from vqvae import VQVAE, VQVAEConfig
+
+
+def save_checkpoint(path, checkpoint):
+    """torch.save to a temporary file, then rename: a crash never leaves a half checkpoint."""
+    with atomic_write(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_checkpoint(path, kind):
+    """Load a checkpoint of the given kind onto the CPU, or raise UserError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint (train one first, e.g. `python train.py {kind}`)")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: not a readable checkpoint, truncated or corrupt ({reason})") from None
+    if not isinstance(checkpoint, dict) or "kind" not in checkpoint or "model" not in checkpoint:
+        raise UserError(f"{path}: not an audio-mlm checkpoint")
+    if checkpoint["kind"] != kind:
+        raise UserError(f"{path}: is a {checkpoint['kind']} checkpoint, expected a {kind} checkpoint")
+    return checkpoint
+
+
+def load_vqvae(path, device="cpu"):
+    """Rebuild a VQ-VAE from its checkpoint alone (the config travels with the weights)."""
+    checkpoint = load_checkpoint(path, "vqvae")
+    try:
+        model = VQVAE(VQVAEConfig(**checkpoint["config"]))
+        model.load_state_dict(checkpoint["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0][:120]
+        raise UserError(f"{path}: VQ-VAE checkpoint does not match this code ({reason})") from None
+    return model.to(device).eval()

@@ -1,0 +1,62 @@
+"""Shared command-line plumbing: one-line errors with exit code 2, device choice, threads.
+
+Every entry point (`train.py`, `infer.py`, `bench.py`) runs its `main` through `run_main`, which
+turns a `UserError` (bad file, bad flag, mismatched checkpoint) into a single line on stderr and
+exit code 2, with no traceback. Real bugs still raise with a full traceback.
+"""
+import argparse
+import sys
+
+import torch
+
+from files import UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag prints one line (no usage block) and exits with code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def run_main(main):
+    try:
+        main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def pick_device(name):
+    """'auto' -> cuda when available, else cpu. Asking for cuda without one is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def amp_dtype(device):
+    """The mixed-precision dtype for a device, or None for plain fp32.
+
+    bf16 on CUDA GPUs that compute in it natively (Ampere and later) and on CPUs with bf16
+    units; fp16 on older GPUs such as the T4, where training needs a grad scaler.
+    """
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def autocast(device):
+    """An autocast context for `device` with `amp_dtype` (disabled where that is None)."""
+    dtype = amp_dtype(device)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def cpu_has_bf16():
+    """True when the CPU runs bf16 matrix maths natively (AVX512-BF16 or AMX)."""
+    try:
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        return False

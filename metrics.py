@@ -1,0 +1,63 @@
+"""Evaluation metrics: SI-SDR and a multi-resolution STFT distance, on numpy or torch arrays.
+
+SI-SDR: "SDR - half-baked or well done?", Le Roux et al., 2019 (arXiv:1811.02508).
+MR-STFT distance: spectral convergence + log-magnitude L1, averaged over STFT sizes, as in
+"Parallel WaveGAN", Yamamoto et al., 2020 (arXiv:1910.11480). Lower is better, 0 for equal signals.
+Unlike the training loss it is not squared, so a few loud errors do not swamp it.
+"""
+import math
+
+import numpy as np
+import torch
+
+from losses import stft_magnitude
+
+EVAL_STFT_SIZES = (2048, 1024, 512, 256)
+
+
+def si_sdr(reference, estimate, eps=1e-12):
+    """Scale-invariant SDR in dB of 1-D `estimate` against 1-D `reference`.
+
+    The estimate is projected on the reference, s = (<e, r> / <r, r>) r, and
+    SI-SDR = 10 log10(|s|^2 / |e - s|^2). +inf for a scaled copy; -inf when orthogonal.
+    """
+    reference = np.asarray(reference, dtype=np.float64).reshape(-1)
+    estimate = np.asarray(estimate, dtype=np.float64).reshape(-1)
+    reference = reference - reference.mean()
+    estimate = estimate - estimate.mean()
+    ref_energy = np.dot(reference, reference)
+    if ref_energy <= eps:
+        raise ValueError("SI-SDR is undefined for a silent reference")
+    target = np.dot(estimate, reference) / ref_energy * reference
+    noise = estimate - target
+    target_energy, noise_energy = np.dot(target, target), np.dot(noise, noise)
+    if noise_energy <= eps * ref_energy * 1e-6:
+        return math.inf
+    if target_energy == 0.0:
+        return -math.inf
+    return float(10 * np.log10(target_energy / noise_energy))
+
+
+def mrstft_distance(reference, estimate, fft_sizes=EVAL_STFT_SIZES, eps=1e-7):
+    """Multi-resolution STFT distance between two 1-D signals (lower is better, 0 if equal)."""
+    x = torch.as_tensor(np.asarray(reference, dtype=np.float32)).view(1, 1, -1)
+    y = torch.as_tensor(np.asarray(estimate, dtype=np.float32)).view(1, 1, -1)
+    total, used = 0.0, 0
+    for fft_size in fft_sizes:
+        if x.shape[-1] < fft_size:
+            continue
+        used += 1
+        mag_x, mag_y = stft_magnitude(x, fft_size), stft_magnitude(y, fft_size)
+        convergence = torch.linalg.norm(mag_x - mag_y) / (torch.linalg.norm(mag_x) + eps)
+        log_l1 = (torch.log(mag_x + eps) - torch.log(mag_y + eps)).abs().mean()
+        total += float(convergence + log_l1)
+    return total / max(used, 1)
+
+
+def mean_ci95(values):
+    """Mean and half-width of a normal-approximation 95% confidence interval."""
+    values = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return float(values.mean()), float(half)

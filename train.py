@@ -1,0 +1,199 @@
+"""Training entry point.
+
+    python train.py vqvae --k 4        # the tokenizer, on the embedded dataset by default
+
+The loop is one readable function in a fixed order (as nanoGPT's): learning rate, evaluation +
+checkpoint, forward/backward, gradient clipping, optimizer step, logging. Two checkpoints are
+kept, both written atomically: `vqvae.pt`, the best so far by *validation* loss (the test split
+is only scored once, at the end), and `vqvae-last.pt`, the latest state for `--resume`.
+"""
+import math
+import signal
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from checkpoint import load_checkpoint, save_checkpoint
+from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
+from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_tracks
+from evaluate import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
+from files import UserError
+from losses import total_loss
+from vqvae import VQVAE, VQVAEConfig
+
+
+def add_vqvae_arguments(parser):
+    parser.add_argument("--k", type=int, default=4, help="stride-2 blocks: S = T / 2^k tokens (1..12)")
+    parser.add_argument("--data", default=None, help="dataset folder: Slakh2100, MUSDB18-HQ or plain audio files "
+                        "(default: the embedded synthetic dataset, generated on first use)")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=16, help="chunks per step")
+    parser.add_argument("--chunk-length", type=int, default=8192, help="samples per training chunk")
+    parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="model sample rate in Hz")
+    parser.add_argument("--codebook-size", type=int, default=512, help="K: number of codes")
+    parser.add_argument("--code-dim", type=int, default=64, help="D: size of a code vector")
+    parser.add_argument("--base-channels", type=int, default=16, help="channels at full time resolution")
+    parser.add_argument("--max-channels", type=int, default=256, help="cap on channels as time shrinks")
+    parser.add_argument("--ema", action="store_true", help="EMA codebook update instead of the codebook loss")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam)")
+    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (model init and chunk sampling)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/vqvae.pt)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/vqvae-last.pt")
+
+
+def learning_rate(step, total_steps, peak, warmup):
+    """Linear warmup, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def check_vqvae_arguments(args):
+    for name, value, low in [("--k", args.k, 1), ("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                             ("--sample-rate", args.sample_rate, 1000), ("--codebook-size", args.codebook_size, 2),
+                             ("--code-dim", args.code_dim, 1), ("--eval-every", args.eval_every, 1),
+                             ("--base-channels", args.base_channels, 1), ("--max-channels", args.max_channels, 1)]:
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if args.k > 12:
+        raise UserError(f"--k must be at most 12, got {args.k}")
+    if args.chunk_length < 2 ** args.k:
+        raise UserError(f"--chunk-length {args.chunk_length} is shorter than one token (2^k = {2 ** args.k})")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+
+
+def train_vqvae(args):
+    check_vqvae_arguments(args)
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    best_path, last_path = out / "vqvae.pt", out / "vqvae-last.pt"
+    config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
+                         sample_rate=args.sample_rate, use_ema=args.ema,
+                         base_channels=args.base_channels, max_channels=args.max_channels)
+
+    # ---- data ----
+    data_root = Path(args.data) if args.data else embedded_dataset(args.sample_rate)
+    train_tracks = find_tracks(data_root, "train")
+    sources = sorted({source for track in train_tracks for source in track.sources})
+    sampler = ChunkSampler(train_tracks, args.sample_rate, args.chunk_length, sources=sources, seed=args.seed)
+    val_chunks = held_out_chunks(data_root, "validation", args.sample_rate, chunks_per_track=2)
+
+    # ---- model, optimizer, state ----
+    model = VQVAE(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    step, best_val = 0, float("inf")
+    if args.resume:
+        checkpoint = load_checkpoint(last_path, "vqvae")
+        if checkpoint["config"] != asdict(config):
+            changed = [k for k, v in asdict(config).items() if checkpoint["config"].get(k) != v]
+            raise UserError(f"{last_path}: trained with other settings ({', '.join(changed)}); "
+                            f"resume with the same flags or use another --out")
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        step, best_val = checkpoint["step"], checkpoint["best_val_loss"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+        sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
+        print(f"resuming from {last_path} at step {step}")
+
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"config: {asdict(config)}")
+    print(f"data: {data_root} ({len(train_tracks)} train tracks, sources {', '.join(sources)}); "
+          f"device: {device}, mixed precision: {amp_dtype(device)}; {parameters / 1e6:.2f}M parameters")
+    print(f"{args.steps} steps x {args.batch_size} chunks x {args.chunk_length} samples; "
+          f"one token = {model.hop} samples = {1000 * model.hop / args.sample_rate:.2f} ms")
+
+    def save(path):
+        save_checkpoint(path, {
+            "kind": "vqvae", "config": asdict(config), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
+            "best_val_loss": best_val, "torch_rng": torch.get_rng_state(),
+            "sampler_rng": sampler.rng.bit_generator.state, "args": vars(args)})
+
+    # Ctrl-C: finish the current step, save, and say how to resume.
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+
+    # ---- training loop ----
+    started, last_log = time.time(), time.time()
+    while step < args.steps and not interrupted:
+        lr = learning_rate(step, args.steps, args.lr, args.warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        if step > 0 and step % args.eval_every == 0:
+            val = evaluate_reconstruction(model, val_chunks, device)
+            model.train()
+            if val["loss"] < best_val:
+                best_val = val["loss"]
+                save(best_path)
+            save(last_path)
+            print(f"step {step}: validation loss {val['loss']:.4f}, SI-SDR {val['si_sdr_db']:.2f} dB, "
+                  f"codes used {100 * val['codes_used_fraction']:.0f}% (best {best_val:.4f})")
+
+        model.train()
+        x = sampler.sample(args.batch_size).to(device)  # (B, 1, T)
+        with autocast(device):
+            x_hat, vq_loss, _, stats = model(x)
+        loss, parts = total_loss(x, x_hat, vq_loss)  # Eq. 2
+        if not torch.isfinite(loss):
+            raise UserError(f"training diverged at step {step} (loss {loss.item()}); "
+                            f"the last good checkpoint is kept in {out}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # keeps late blow-ups away
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+
+        if step % 50 == 0 or step == 1:
+            rate = 50 / (time.time() - last_log) if step > 1 else 0.0
+            last_log = time.time()
+            print(f"step {step:5d} | loss {loss.item():.4f} recon {parts['recon']:.4f} "
+                  f"spectral {parts['spectral']:.4f} vq {parts['vq']:.4f} | perplexity "
+                  f"{stats['perplexity']:.0f} used {100 * stats['codes_used']:.0f}% | lr {lr:.2e} | "
+                  f"{rate:.2f} steps/s", flush=True)
+
+    # ---- end: final checkpoint, then score the best model on the test split ----
+    val = evaluate_reconstruction(model, val_chunks, device)
+    if val["loss"] < best_val:
+        best_val = val["loss"]
+        save(best_path)
+    save(last_path)
+    minutes = (time.time() - started) / 60
+    if interrupted:
+        print(f"interrupted at step {step} after {minutes:.1f} min; checkpoint saved to {last_path}. "
+              f"Continue with the same command plus --resume.")
+        sys.exit(130)
+    print(f"trained {step} steps in {minutes:.1f} min; best validation loss {best_val:.4f}; saved {best_path}")
+    best = load_checkpoint(best_path, "vqvae")
+    model.load_state_dict(best["model"])
+    test_chunks = held_out_chunks(data_root, "test", args.sample_rate, chunks_per_track=4)
+    results = evaluate_reconstruction(model, test_chunks, device)
+    print_reconstruction(results, "held-out test split")
+    write_json(out / "vqvae-test.json", {"reconstruction": results, "train_minutes": minutes, "steps": step})
+
+
+def main():
+    parser = ArgumentParser(description="Train the audio-mlm models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{vqvae}")
+    add_vqvae_arguments(commands.add_parser("vqvae", help="train the VQ-VAE tokenizer"))
+    args = parser.parse_args()
+    if args.command == "vqvae":
+        train_vqvae(args)
+
+
+if __name__ == "__main__":
+    run_main(main)
