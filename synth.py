@@ -23,7 +23,7 @@ Generation is deterministic: track i of split s draws from `np.random.default_rn
 """
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from files import UserError, atomic_write
 
 GENERATOR_VERSION = 1
 SPLITS = ("train", "validation", "test")
-DEFAULT_NUM_TRACKS = (160, 12, 12)  # (train, validation, test)
+DEFAULT_NUM_TRACKS = (200, 10, 10)  # (train, validation, test)
 MARKER = "synthetic_dataset.yaml"  # written last; its presence means the dataset is complete
 RELEASE_SECONDS = 0.5  # silence after the last bar for notes to ring out
 
@@ -61,21 +61,30 @@ class Note:
 
 @dataclass
 class Score:
+    """What a track is made of; `compose` draws the plan, then fills `notes` instrument by instrument."""
     key: int  # pitch class of the tonic, 0 = C
     scale: str  # "major" or "minor"
     bpm: float
     chords: list  # scale degree of the chord root in each bar
-    notes: dict  # instrument -> list[Note]
-    duration: float  # seconds, release tail included
+    motif_bars: int  # the patterns repeat every 1 or 2 bars
+    vary: float  # probability that one event of a repetition is changed
+    notes: dict = field(default_factory=dict)  # instrument -> list[Note]
+
+    @property
+    def bar_seconds(self):
+        return 4 * 60.0 / self.bpm
+
+    @property
+    def duration(self):  # seconds, with a release tail for the last notes to ring out
+        return len(self.chords) * self.bar_seconds + RELEASE_SECONDS
+
+    def pitch(self, degree, octave):
+        """MIDI number of scale degree `degree` (may exceed 6 or be negative) above the tonic in `octave`."""
+        return 12 * (octave + 1) + self.key + SCALES[self.scale][degree % 7] + 12 * (degree // 7)
 
     def pitch_classes(self):
         """The seven pitch classes of the track's scale."""
         return {(self.key + step) % 12 for step in SCALES[self.scale]}
-
-
-def midi_pitch(key, scale, degree, octave):
-    """MIDI number of scale degree `degree` (may exceed 6 or be negative) above the tonic in `octave`."""
-    return 12 * (octave + 1) + key + SCALES[scale][degree % 7] + 12 * (degree // 7)
 
 
 def midi_to_hz(pitch):
@@ -84,48 +93,34 @@ def midi_to_hz(pitch):
 
 # ---- composition: one- or two-bar patterns that repeat over the chords, with variations ----
 
-@dataclass
-class Plan:
-    """What every instrument of a track shares while it is being composed."""
-    key: int
-    scale: str
-    chords: list  # scale degree of each bar's chord root
-    bar_seconds: float
-    motif_bars: int  # the patterns repeat every 1 or 2 bars
-    vary: float  # probability that one event of a repetition is changed
-
-    def pitch(self, degree, octave):
-        return midi_pitch(self.key, self.scale, degree, octave)
-
-
 def rhythm(rng, grid, density):
     """Onset steps of one bar on a grid of `grid` sixteenths: always the downbeat, beats likelier."""
     return [step for step in range(0, STEPS_PER_BAR, grid)
             if step == 0 or rng.random() < density * (1.6 if step % 4 == 0 else 0.8)]
 
 
-def make_pattern(rng, plan, grid, density, pick_tone):
-    """`plan.motif_bars` bars, each a list of events (step, tone, velocity); tone = pick_tone(step)."""
+def make_pattern(rng, score, grid, density, pick_tone):
+    """`score.motif_bars` bars, each a list of events (step, tone, velocity); tone = pick_tone(step)."""
     return [[(step, pick_tone(step), rng.uniform(0.6, 1.0)) for step in rhythm(rng, grid, density)]
-            for _ in range(plan.motif_bars)]
+            for _ in range(score.motif_bars)]
 
 
-def realise(rng, plan, pattern, to_pitches, mutate, legato, first_bar=0):
-    """Play the pattern bar after bar over the chords; each event mutates with probability plan.vary.
+def realise(rng, score, pattern, to_pitches, mutate, legato, first_bar=0):
+    """Play the pattern bar after bar over the chords; each event mutates with probability score.vary.
 
     `to_pitches(chord_root, tone)` gives the MIDI pitches of one event (a chord gives several, in
     order). A note lasts until the next onset of the pattern, times `legato`.
     """
-    step_seconds = plan.bar_seconds / STEPS_PER_BAR
+    step_seconds = score.bar_seconds / STEPS_PER_BAR
     notes = []
-    for bar in range(first_bar, len(plan.chords)):
+    for bar in range(first_bar, len(score.chords)):
         events = pattern[bar % len(pattern)]
         for i, (step, tone, velocity) in enumerate(events):
-            if rng.random() < plan.vary:  # the variation that keeps a repetition from being exact
+            if rng.random() < score.vary:  # the variation that keeps a repetition from being exact
                 tone = mutate(tone)
             next_step = events[i + 1][0] if i + 1 < len(events) else STEPS_PER_BAR
             onset = max(0.0, (bar * STEPS_PER_BAR + step) * step_seconds + rng.normal(0.0, 0.004))  # humanise
-            for pitch in to_pitches(plan.chords[bar], tone):
+            for pitch in to_pitches(score.chords[bar], tone):
                 notes.append(Note(onset, (next_step - step) * step_seconds * legato, pitch, velocity))
     return notes
 
@@ -134,37 +129,37 @@ def random_chord_tone(rng):
     return lambda tone: int(rng.integers(len(CHORD_TONES)))
 
 
-def compose_bass(rng, plan):
+def compose_bass(rng, score):
     """Root on the downbeat, then roots, thirds, fifths and octaves (indices into CHORD_TONES) on eighths."""
-    octave = 2 if plan.key < 5 else 1
-    pattern = make_pattern(rng, plan, 2, rng.uniform(0.3, 0.6),
+    octave = 2 if score.key < 5 else 1
+    pattern = make_pattern(rng, score, 2, rng.uniform(0.3, 0.6),
                            lambda step: 0 if step == 0 else int(rng.choice(4, p=[0.5, 0.1, 0.3, 0.1])))
-    return realise(rng, plan, pattern, lambda root, tone: [plan.pitch(root + CHORD_TONES[tone], octave)],
+    return realise(rng, score, pattern, lambda root, tone: [score.pitch(root + CHORD_TONES[tone], octave)],
                    random_chord_tone(rng), rng.uniform(0.6, 0.95))
 
 
-def compose_guitar(rng, plan, first_bar):
+def compose_guitar(rng, score, first_bar):
     """An arpeggio of chord tones on eighths or sixteenths, or strummed chords."""
     if rng.random() < 0.5:
         grid = int(rng.choice([1, 2]))
-        pattern = make_pattern(rng, plan, grid, 0.45 if grid == 1 else 0.6,
+        pattern = make_pattern(rng, score, grid, 0.45 if grid == 1 else 0.6,
                                lambda step: int(rng.integers(len(CHORD_TONES))))
-        return realise(rng, plan, pattern, lambda root, tone: [plan.pitch(root + CHORD_TONES[tone], 3)],
+        return realise(rng, score, pattern, lambda root, tone: [score.pitch(root + CHORD_TONES[tone], 3)],
                        random_chord_tone(rng), rng.uniform(1.5, 3.0), first_bar)
     strum = rng.uniform(0.008, 0.025)  # seconds between strings
-    pattern = make_pattern(rng, plan, 2, rng.uniform(0.3, 0.5), lambda step: 0)
-    notes = realise(rng, plan, pattern, lambda root, tone: [plan.pitch(root + t, 3) for t in CHORD_TONES],
+    pattern = make_pattern(rng, score, 2, rng.uniform(0.3, 0.5), lambda step: 0)
+    notes = realise(rng, score, pattern, lambda root, tone: [score.pitch(root + t, 3) for t in CHORD_TONES],
                     lambda tone: tone, rng.uniform(0.7, 1.0), first_bar)
     for i, note in enumerate(notes):  # each strum is len(CHORD_TONES) notes in a row: stagger them
         note.onset += (i % len(CHORD_TONES)) * strum
     return notes
 
 
-def compose_piano(rng, plan, first_bar):
+def compose_piano(rng, score, first_bar):
     """Block triads, plus (in 70% of tracks) a melody: a bounded walk on the scale, chord tones on beats."""
-    octave = 4 if plan.key < 6 else 3
-    pattern = make_pattern(rng, plan, int(rng.choice([2, 4, 8])), 0.4, lambda step: 0)
-    notes = realise(rng, plan, pattern, lambda root, tone: [plan.pitch(root + t, octave) for t in (0, 2, 4)],
+    octave = 4 if score.key < 6 else 3
+    pattern = make_pattern(rng, score, int(rng.choice([2, 4, 8])), 0.4, lambda step: 0)
+    notes = realise(rng, score, pattern, lambda root, _: [score.pitch(root + t, octave) for t in (0, 2, 4)],
                     lambda tone: tone, rng.uniform(0.8, 1.0), first_bar)
     if rng.random() < 0.7:
         degree = [0]  # degrees are relative to the chord root, so the motif follows the harmony
@@ -173,14 +168,14 @@ def compose_piano(rng, plan, first_bar):
             move = rng.choice(CHORD_TONES) if step % 4 == 0 else degree[0] + rng.choice([-2, -1, 1, 2])
             degree[0] = int(np.clip(move, -3, 6))
             return degree[0]
-        melody = make_pattern(rng, plan, 2, 0.5, next_degree)
-        octave = 5 if plan.key < 4 else 4
-        notes += realise(rng, plan, melody, lambda root, degree: [plan.pitch(root + degree, octave)],
+        melody = make_pattern(rng, score, 2, 0.5, next_degree)
+        octave = 5 if score.key < 4 else 4
+        notes += realise(rng, score, melody, lambda root, degree: [score.pitch(root + degree, octave)],
                          lambda degree: degree + int(rng.choice([-1, 1])), 0.9)
     return notes
 
 
-def compose_drums(rng, plan):
+def compose_drums(rng, score):
     """Kick on 1 and 3 plus extras, snare on 2 and 4, hats on 16ths, 8ths or 4ths, phrase-end fills."""
     hat_grid = int(rng.choice([1, 2, 2, 4]))
     kicks = [0, 8] + [step for step in (3, 6, 10, 14) if rng.random() < 0.3]
@@ -189,12 +184,12 @@ def compose_drums(rng, plan):
     if rng.random() < 0.5:
         bar_events.append((14, OPEN_HAT, 0.6))
     notes = []
-    for bar in range(len(plan.chords)):
-        events = [event for event in bar_events if rng.random() > plan.vary / 2]  # drop one now and then
+    for bar in range(len(score.chords)):
+        events = [event for event in bar_events if rng.random() > score.vary / 2]  # drop one now and then
         if bar % 4 == 3 and rng.random() < 0.4:  # a snare fill at the end of a four-bar phrase
             events += [(step, SNARE, 0.5 + 0.1 * (step - 12)) for step in (13, 14, 15)]
         for step, pitch, velocity in events:
-            onset = (bar + step / STEPS_PER_BAR) * plan.bar_seconds + rng.normal(0.0, 0.003)
+            onset = (bar + step / STEPS_PER_BAR) * score.bar_seconds + rng.normal(0.0, 0.003)
             notes.append(Note(max(onset, 0.0), 0.25, pitch, velocity * rng.uniform(0.85, 1.0)))
     return notes
 
@@ -203,16 +198,15 @@ def compose(rng):
     """Draw a key, scale, tempo (80-140 bpm), four-chord progression and patterns; return the Score."""
     key, scale = int(rng.integers(12)), str(rng.choice(list(SCALES)))
     bpm = float(rng.uniform(80, 140))
-    bar_seconds = 4 * 60.0 / bpm
-    num_bars = max(3, round(rng.uniform(8.5, 11.0) / bar_seconds))  # about 8-12 s
+    num_bars = max(3, round(rng.uniform(8.5, 11.0) * bpm / 240))  # about 8-12 s
     progression = PROGRESSIONS[scale][rng.integers(len(PROGRESSIONS[scale]))]
-    plan = Plan(key, scale, [progression[bar % 4] for bar in range(num_bars)], bar_seconds,
-                motif_bars=int(rng.choice([1, 2])), vary=rng.uniform(0.03, 0.15))
+    score = Score(key, scale, bpm, [progression[bar % 4] for bar in range(num_bars)],
+                  motif_bars=int(rng.choice([1, 2])), vary=rng.uniform(0.03, 0.15))
     late = int(rng.choice(3, p=[0.6, 0.2, 0.2]))  # 1: guitar, 2: piano comes in at the second bar
-    notes = {"bass": compose_bass(rng, plan), "drums": compose_drums(rng, plan),
-             "guitar": compose_guitar(rng, plan, first_bar=int(late == 1)),
-             "piano": compose_piano(rng, plan, first_bar=int(late == 2))}
-    return Score(key, scale, bpm, plan.chords, notes, num_bars * bar_seconds + RELEASE_SECONDS)
+    score.notes = {"bass": compose_bass(rng, score), "drums": compose_drums(rng, score),
+                   "guitar": compose_guitar(rng, score, first_bar=int(late == 1)),
+                   "piano": compose_piano(rng, score, first_bar=int(late == 2))}
+    return score
 
 
 # ---- instruments: one note (or drum hit) at a time, each vectorised ----
@@ -247,11 +241,11 @@ def piano_tone(frequency, seconds, sample_rate, inharmonicity, decay, brightness
     keep = partials < 0.45 * sample_rate
     k, partials = k[keep], partials[keep]
     amplitude = brightness ** (k - 1) / k
-    decay_seconds = decay * (261.6 / frequency) ** 0.3 / (1.0 + 0.6 * (k - 1))
+    decay_seconds = decay * (261.6 / frequency) ** 0.3 / (1.0 + 0.6 * (k - 1))  # low notes ring longer
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     x = amplitude[:, None] * np.exp(-t / decay_seconds[:, None]) * np.sin(
-        2 * np.pi * partials[:, None] * t + phases[: len(k), None])  # (K, T)
-    return x.sum(axis=0)
+        2 * np.pi * partials[:, None] * t + phases[: len(k), None])  # (partials, T)
+    return x.sum(axis=0)  # (T,)
 
 
 def envelope(n, sample_rate, hold_seconds, attack=0.003, release=0.05):
@@ -268,81 +262,89 @@ def add_at(buffer, sound, start):
 
 
 def drum_kit(rng, sample_rate):
-    """One kick, three snares, four closed and one open hi-hat, all drawn from per-track ranges."""
-    def t(seconds):
-        return np.arange(int(seconds * sample_rate)) / sample_rate
-
-    def noise(seconds):
-        return rng.standard_normal(int(seconds * sample_rate))
-
+    """{GM key: list of sounds}: a kick, three snares, four closed and one open hi-hat, drawn per track."""
     nyquist = sample_rate / 2
-    kick_start, kick_end, kick_decay = rng.uniform(120, 200), rng.uniform(40, 60), rng.uniform(0.12, 0.3)
-    tk = t(0.5)
-    frequency = kick_end + (kick_start - kick_end) * np.exp(-tk / 0.04)  # pitch sweep down
-    kick = np.sin(2 * np.pi * np.cumsum(frequency) / sample_rate) * np.exp(-tk / kick_decay)
-    snare_band = butter(2, [min(1000, 0.4 * nyquist) / nyquist, min(rng.uniform(5000, 8000), 0.9 * nyquist) / nyquist],
-                        btype="band", output="sos")
-    snare_tone, snare_decay = rng.uniform(160, 240), rng.uniform(0.08, 0.2)
-    ts = t(0.35)
-    snares = [(0.7 * sosfilt(snare_band, noise(0.35)) + 0.5 * np.sin(2 * np.pi * snare_tone * ts))
-              * np.exp(-ts / snare_decay) for _ in range(3)]
-    hat_high = butter(4, min(rng.uniform(5000, 8000), 0.8 * nyquist) / nyquist, btype="high", output="sos")
-    closed_decay = rng.uniform(0.015, 0.05)
-    th = t(0.6)
-    closed = [sosfilt(hat_high, noise(0.6)) * np.exp(-th / closed_decay) for _ in range(4)]
+    t = np.arange(int(0.5 * sample_rate)) / sample_rate  # every sound is 0.5 s long
+
+    def noise(low, high):  # band-limited white noise, (T,)
+        band = butter(4, [low / nyquist, min(high, 0.9 * nyquist) / nyquist], btype="band", output="sos")
+        return sosfilt(band, rng.standard_normal(len(t)))
+
+    sweep = rng.uniform(40, 60) + rng.uniform(60, 140) * np.exp(-t / 0.04)  # Hz, falls fast to ~50 Hz
+    kick = np.sin(2 * np.pi * np.cumsum(sweep) / sample_rate) * np.exp(-t / rng.uniform(0.12, 0.3))
+    body, snare_decay = rng.uniform(160, 240), rng.uniform(0.08, 0.2)
+    snares = [(noise(min(1000, 0.3 * nyquist), rng.uniform(5000, 8000)) + 0.7 * np.sin(2 * np.pi * body * t))
+              * np.exp(-t / snare_decay) for _ in range(3)]
+    hat_low, closed_decay = min(rng.uniform(5000, 8000), 0.7 * nyquist), rng.uniform(0.015, 0.05)
+    closed = [noise(hat_low, nyquist) * np.exp(-t / closed_decay) for _ in range(4)]
     kit = {KICK: [kick], SNARE: snares, CLOSED_HAT: closed,
-           OPEN_HAT: [sosfilt(hat_high, noise(0.6)) * np.exp(-th / rng.uniform(0.15, 0.3))]}
-    return {pitch: [s / np.abs(s).max() for s in sounds] for pitch, sounds in kit.items()}
+           OPEN_HAT: [noise(hat_low, nyquist) * np.exp(-t / rng.uniform(0.15, 0.3))]}
+    return {key: [sound / np.abs(sound).max() for sound in sounds] for key, sounds in kit.items()}
 
 
-# ---- rendering ----
+# ---- rendering: one buffer per instrument, then gains and the mix ----
+
+def seconds_to_index(seconds, sample_rate):
+    return int(round(seconds * sample_rate))
+
+
+def render_bass(notes, buffer, rng, sample_rate):
+    """Naive sawtooth per note, enveloped; the whole line then through a 4th-order Butterworth low-pass."""
+    for note in notes:
+        t = np.arange(seconds_to_index(note.duration + 0.05, sample_rate)) / sample_rate
+        saw = 2.0 * ((midi_to_hz(note.pitch) * t) % 1.0) - 1.0
+        add_at(buffer, note.velocity * saw * envelope(len(t), sample_rate, note.duration),
+               seconds_to_index(note.onset, sample_rate))
+    cutoff = min(rng.uniform(300, 1200), 0.45 * sample_rate)
+    buffer[:] = sosfilt(butter(4, cutoff / (sample_rate / 2), output="sos"), buffer)
+
+
+def render_guitar(notes, buffer, rng, sample_rate):
+    t60, brightness = rng.uniform(0.8, 3.0), rng.uniform(0.0, 0.6)  # this track's strings
+    for note in notes:
+        seconds = min(note.duration, 2.0) + 0.06
+        string = pluck(midi_to_hz(note.pitch), seconds, sample_rate, rng, t60, brightness)
+        add_at(buffer, note.velocity * string * envelope(len(string), sample_rate, seconds - 0.06, 0.001),
+               seconds_to_index(note.onset, sample_rate))
+
+
+def render_piano(notes, buffer, rng, sample_rate):
+    inharmonicity, decay, brightness = rng.uniform(1e-4, 1e-3), rng.uniform(0.4, 1.5), rng.uniform(0.3, 0.7)
+    longest = max([note.duration for note in notes], default=0.0) + 0.1
+    tones = {}  # pitch -> tone, rendered once per track at the longest length needed (release included)
+    for note in notes:
+        if note.pitch not in tones:
+            tones[note.pitch] = piano_tone(midi_to_hz(note.pitch), longest, sample_rate, inharmonicity,
+                                           decay, brightness, rng.uniform(0, 2 * np.pi, 10))
+        sound = tones[note.pitch][: seconds_to_index(note.duration + 0.1, sample_rate)]
+        add_at(buffer, note.velocity * sound * envelope(len(sound), sample_rate, note.duration, 0.004, 0.08),
+               seconds_to_index(note.onset, sample_rate))
+
+
+def render_drums(notes, buffer, rng, sample_rate):
+    kit = drum_kit(rng, sample_rate)
+    for note in notes:
+        sound = kit[note.pitch][rng.integers(len(kit[note.pitch]))]  # one of the variants
+        add_at(buffer, note.velocity * sound, seconds_to_index(note.onset, sample_rate))
+
+
+RENDERERS = {"bass": render_bass, "drums": render_drums, "guitar": render_guitar, "piano": render_piano}
+
 
 def render(score, rng, sample_rate):
     """Play the score with per-track timbres; return float32 stems and their sum `mix` (peak <= 0.9)."""
-    n = int(round(score.duration * sample_rate))
-    stems = {name: np.zeros(n) for name in ("bass", "drums", "guitar", "piano")}
-
-    def index(seconds):
-        return int(round(seconds * sample_rate))
-
-    # bass: naive sawtooth, enveloped per note, the whole line low-passed once
-    for note in score.notes["bass"]:
-        t = np.arange(index(note.duration + 0.05)) / sample_rate
-        saw = 2.0 * ((midi_to_hz(note.pitch) * t) % 1.0) - 1.0
-        add_at(stems["bass"], note.velocity * saw * envelope(len(t), sample_rate, note.duration), index(note.onset))
-    cutoff = min(rng.uniform(300, 1200), 0.45 * sample_rate)
-    stems["bass"] = sosfilt(butter(2, cutoff / (sample_rate / 2), output="sos"), stems["bass"])
-
-    t60, brightness = rng.uniform(0.8, 3.0), rng.uniform(0.0, 0.6)
-    for note in score.notes["guitar"]:
-        seconds = min(note.duration, 2.0) + 0.06
-        string = pluck(midi_to_hz(note.pitch), seconds, sample_rate, rng, t60, brightness)
-        add_at(stems["guitar"], note.velocity * string * envelope(len(string), sample_rate, seconds - 0.06, 0.001),
-               index(note.onset))
-
-    inharmonicity, decay, tone = rng.uniform(1e-4, 1e-3), rng.uniform(0.4, 1.5), rng.uniform(0.3, 0.7)
-    cache = {}  # pitch -> tone, rendered once per track at the longest length needed (+ release)
-    longest = max([note.duration for note in score.notes["piano"]], default=0.0) + 0.1
-    for note in score.notes["piano"]:
-        if note.pitch not in cache:
-            cache[note.pitch] = piano_tone(midi_to_hz(note.pitch), longest, sample_rate, inharmonicity,
-                                           decay, tone, rng.uniform(0, 2 * np.pi, 10))
-        sound = cache[note.pitch][: index(note.duration + 0.1)]
-        add_at(stems["piano"], note.velocity * sound * envelope(len(sound), sample_rate, note.duration, 0.004, 0.08),
-               index(note.onset))
-
-    kit = drum_kit(rng, sample_rate)
-    for note in score.notes["drums"]:
-        sounds = kit[note.pitch]
-        add_at(stems["drums"], note.velocity * sounds[rng.integers(len(sounds))], index(note.onset))
-
-    # per-stem gains: equal loudness (RMS 0.1), then -9..0 dB at random; then scale for the peak
+    stems = {}
+    for name, render_stem in RENDERERS.items():
+        stems[name] = np.zeros(seconds_to_index(score.duration, sample_rate))
+        render_stem(score.notes[name], stems[name], rng, sample_rate)
+    # per-stem gains: equal RMS (0.1), then -9..0 dB at random; then one scale for the peaks
     for name, x in stems.items():
         stems[name] = x * 0.1 / (np.sqrt(np.mean(x**2)) + 1e-9) * 10 ** (rng.uniform(-9, 0) / 20)
     mix = sum(stems.values())
-    peak = max(np.abs(mix).max() / rng.uniform(0.6, 0.9), max(np.abs(x).max() for x in stems.values()) / 0.95)
-    stems = {name: (x / peak).astype(np.float32) for name, x in stems.items()}
-    stems["mix"] = (mix / peak).astype(np.float32)
+    stem_peak = max(np.abs(x).max() for x in stems.values())
+    scale = min(rng.uniform(0.6, 0.9) / np.abs(mix).max(), 0.95 / stem_peak)  # mix peak 0.6-0.9
+    stems = {name: (x * scale).astype(np.float32) for name, x in stems.items()}
+    stems["mix"] = (mix * scale).astype(np.float32)
     return stems
 
 
@@ -353,15 +355,11 @@ def generate_track(rng, sample_rate):
 
 # ---- the dataset on disk, in Slakh2100's layout ----
 
-STEM_METADATA = {  # Slakh stem id -> (our stem, metadata fields)
-    "S00": ("bass", {"inst_class": "Bass", "is_drum": False, "program_num": 33,
-                     "midi_program_name": "Electric Bass (finger)"}),
-    "S01": ("drums", {"inst_class": "Drums", "is_drum": True, "program_num": 0,
-                      "midi_program_name": "Drums"}),
-    "S02": ("guitar", {"inst_class": "Guitar", "is_drum": False, "program_num": 25,
-                       "midi_program_name": "Acoustic Guitar (steel)"}),
-    "S03": ("piano", {"inst_class": "Piano", "is_drum": False, "program_num": 0,
-                      "midi_program_name": "Acoustic Grand Piano"}),
+STEM_METADATA = {  # Slakh stem id -> (our stem, inst_class, is_drum, program_num, midi_program_name)
+    "S00": ("bass", "Bass", False, 33, "Electric Bass (finger)"),
+    "S01": ("drums", "Drums", True, 0, "Drums"),
+    "S02": ("guitar", "Guitar", False, 25, "Acoustic Guitar (steel)"),
+    "S03": ("piano", "Piano", False, 0, "Acoustic Grand Piano"),
 }
 
 
@@ -379,12 +377,14 @@ def is_complete(root, sample_rate=16000, seed=0, num_tracks=DEFAULT_NUM_TRACKS):
 def write_track(folder, stems, score, sample_rate):
     """One Slakh-style track folder: mix.flac, stems/Sxx.flac, metadata.yaml."""
     write_audio(folder / "mix.flac", stems["mix"], sample_rate)
-    metadata = {"audio_dir": "stems", "synth": {"key": int(score.key), "scale": score.scale,
-                                                "bpm": round(score.bpm, 3), "chords": [int(c) for c in score.chords]},
-                "stems": {}}
-    for stem_id, (name, fields) in STEM_METADATA.items():
+    metadata = {"audio_dir": "stems", "stems": {},
+                "synth": {"key": score.key, "scale": score.scale, "bpm": round(score.bpm, 3),  # not in Slakh
+                          "chords": [int(c) for c in score.chords]}}
+    for stem_id, (name, inst_class, is_drum, program_num, program_name) in STEM_METADATA.items():
         write_audio(folder / "stems" / f"{stem_id}.flac", stems[name], sample_rate)
-        metadata["stems"][stem_id] = {**fields, "audio_rendered": True, "plugin_name": "synth"}
+        metadata["stems"][stem_id] = {"inst_class": inst_class, "is_drum": is_drum, "audio_rendered": True,
+                                      "program_num": program_num, "midi_program_name": program_name,
+                                      "plugin_name": "synth"}
     with atomic_write(folder / "metadata.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(metadata, sort_keys=True))
 
@@ -410,7 +410,8 @@ def write_synthetic_dataset(root, sample_rate=16000, seed=0, num_tracks=DEFAULT_
             for i in range(count):
                 rng = np.random.default_rng([seed, split_index, i])
                 score = compose(rng)
-                write_track(tmp / split / f"Track{number:05d}", render(score, rng, sample_rate), score, sample_rate)
+                stems = render(score, rng, sample_rate)
+                write_track(tmp / split / f"Track{number:05d}", stems, score, sample_rate)
                 number += 1
         (tmp / MARKER).write_text(yaml.safe_dump(marker_for(sample_rate, seed, num_tracks), sort_keys=True))
         if root.exists():  # an outdated dataset of ours: move it aside, then delete it

@@ -101,6 +101,20 @@ class VQVAE(nn.Module):
                                          cosine=config.cosine, use_ema=config.use_ema,
                                          dead_after=config.dead_after)
         self.decoder = Decoder(config)
+        self.init_weights()
+
+    def init_weights(self):
+        """He (Kaiming) normal weights and zero biases for every conv.
+
+        PyTorch's default init shrinks the signal at each layer, so at the encoder's output the
+        biases dominate and all latents point the same way (mean cosine similarity 0.999 on our
+        data): the cosine lookup then sends every frame to one code and the codebook collapses
+        in 50 steps. With this init the mean cosine similarity is about 0.01.
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def pad(self, x):
         """Right-pad (B, 1, T) with zeros to a multiple of 2^k, so any length works."""

@@ -1,0 +1,154 @@
+"""End to end through the command line, with a tiny model on a tiny synthetic dataset:
+train.py vqvae, then infer.py encode / decode / reconstruct, then evaluate.py; and the bad
+inputs of the tokenizer issue, each of which must give one line on stderr and exit code 2."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from synth import write_synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 8000
+TINY_FLAGS = ["--base-channels", "2", "--max-channels", "8", "--codebook-size", "16", "--code-dim", "4",
+              "--batch-size", "2", "--chunk-length", "1024", "--sample-rate", str(RATE), "--eval-every", "2"]
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, *[str(a) for a in args]], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode == 2, result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A dataset of 4 tiny tracks and a VQ-VAE trained 3 steps on it through the CLI."""
+    work = tmp_path_factory.mktemp("cli")
+    data = write_synthetic_dataset(work / "data", sample_rate=RATE, seed=0, num_tracks=(2, 1, 1))
+    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--steps", "3", "--data", data,
+                 "--out", work / "runs", *TINY_FLAGS, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "held-out test split" in result.stdout
+    song = work / "song.flac"
+    stereo_44k = np.stack([np.sin(np.arange(44100) * 0.05), np.sin(np.arange(44100) * 0.07)], 1) * 0.3
+    sf.write(song, stereo_44k, 44100)
+    return work
+
+
+def test_train_writes_loadable_checkpoints_and_test_results(trained):
+    for name in ("vqvae.pt", "vqvae-last.pt"):
+        checkpoint = torch.load(trained / "runs" / name, weights_only=True)
+        assert checkpoint["kind"] == "vqvae" and checkpoint["config"]["num_downsamples"] == 3
+    assert torch.load(trained / "runs" / "vqvae-last.pt", weights_only=True)["step"] == 3
+    results = json.loads((trained / "runs" / "vqvae-test.json").read_text())["reconstruction"]
+    assert results["tokens_per_second"] == RATE / 8
+    assert 0 < results["codes_used_fraction"] <= 1
+
+
+def test_encode_decode_reconstruct(trained):
+    ckpt = ["--vqvae", trained / "runs" / "vqvae.pt"]
+    result = run(ROOT / "infer.py", "encode", "song.flac", "-o", "song.tokens.npy", *ckpt, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    tokens = np.load(trained / "song.tokens.npy")
+    assert tokens.shape == (RATE // 8,) and tokens.min() >= 0 and tokens.max() < 16  # 1 s at 8 kHz, k = 3
+    result = run(ROOT / "infer.py", "decode", "song.tokens.npy", "-o", "song.decoded.wav", *ckpt, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    audio, rate = sf.read(trained / "song.decoded.wav")
+    assert rate == RATE and audio.shape == (RATE,)
+    result = run(ROOT / "infer.py", "reconstruct", "song.flac", *ckpt, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "SI-SDR" in result.stdout and (trained / "song.recon.wav").exists()
+
+
+def test_resume_continues_from_the_last_step(trained):
+    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--steps", "5", "--data", trained / "data",
+                 "--out", trained / "runs", "--resume", *TINY_FLAGS, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stdout and "at step 3" in result.stdout
+    assert torch.load(trained / "runs" / "vqvae-last.pt", weights_only=True)["step"] == 5
+
+
+def test_resume_with_other_settings_is_refused(trained):
+    result = run(ROOT / "train.py", "vqvae", "--k", "4", "--steps", "5", "--data", trained / "data",
+                 "--out", trained / "runs", "--resume", *TINY_FLAGS, cwd=trained)
+    assert_one_line_error(result, "vqvae-last.pt", "num_downsamples")
+
+
+def test_evaluate_writes_json(trained):
+    result = run(ROOT / "evaluate.py", "--vqvae", trained / "runs" / "vqvae.pt", "--data", trained / "data",
+                 "--json", "results.json", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((trained / "results.json").read_text())["reconstruction"]
+    for key in ("si_sdr_db", "mrstft", "codes_used_fraction", "perplexity", "tokens_per_second", "bitrate_kbps"):
+        assert key in results
+
+
+# ---- bad input: one line naming the file and the problem, exit 2, no partial output ----
+
+def write_bad_inputs(folder):
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.wav").write_text("this is not audio\n" * 100)
+    good = folder / "good.flac"
+    sf.write(good, np.sin(np.arange(RATE * 2) * 0.05) * 0.3, RATE)
+    (folder / "truncated.flac").write_bytes(good.read_bytes()[:200])
+    sf.write(folder / "nan.wav", np.array([0.1, np.nan, 0.2] * 1000, dtype=np.float32), RATE, subtype="FLOAT")
+    sf.write(folder / "silent.wav", np.zeros(RATE), RATE)
+    sf.write(folder / "short.wav", np.full(3, 0.5), RATE)  # 3 samples < one token of 8
+    (folder / "tokens_text.npy").write_text("nope")
+    np.save(folder / "tokens_range.npy", np.array([0, 5, 999], dtype=np.int16))
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("missing.wav", "no such file"), ("empty.wav", "empty"), ("text.wav", "not a readable audio file"),
+    ("truncated.flac", "truncated.flac"), ("nan.wav", "NaN"), ("silent.wav", "silent"),
+    ("short.wav", "shorter than one token"), (".", "directory")])
+def test_bad_audio_input(trained, name, problem):
+    write_bad_inputs(trained)
+    result = run(ROOT / "infer.py", "reconstruct", name, "-o", "out.wav", "--vqvae",
+                 trained / "runs" / "vqvae.pt", cwd=trained)
+    assert_one_line_error(result, problem)
+    assert not (trained / "out.wav").exists()
+    assert not list(trained.glob(".out*"))  # no temporary leftovers
+
+
+@pytest.mark.parametrize("name, problem", [("tokens_text.npy", "not a token file"),
+                                           ("tokens_range.npy", "outside")])
+def test_bad_token_file(trained, name, problem):
+    write_bad_inputs(trained)
+    result = run(ROOT / "infer.py", "decode", name, "-o", "out.wav", "--vqvae",
+                 trained / "runs" / "vqvae.pt", cwd=trained)
+    assert_one_line_error(result, name, problem)
+
+
+def test_bad_checkpoints(trained):
+    good = (trained / "runs" / "vqvae.pt").read_bytes()
+    (trained / "truncated.pt").write_bytes(good[: len(good) // 2])
+    torch.save({"kind": "bert", "config": {}, "model": {}}, trained / "bert.pt")
+    torch.save({"weights": 1}, trained / "other.pt")
+    for name, problem in [("truncated.pt", "truncated"), ("bert.pt", "expected a vqvae"),
+                          ("other.pt", "not an audio-mlm checkpoint"), ("none.pt", "no such checkpoint")]:
+        result = run(ROOT / "infer.py", "encode", "song.flac", "--vqvae", name, cwd=trained)
+        assert_one_line_error(result, name, problem)
+
+
+def test_bad_flags(trained):
+    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--k", "0", cwd=trained), "--k")
+    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--steps", "many", cwd=trained), "--steps")
+    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--bogus", cwd=trained), "--bogus")
+    unknown = trained / "unknown_layout"
+    unknown.mkdir(exist_ok=True)
+    (unknown / "notes.txt").write_text("no audio here")
+    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--data", unknown, cwd=trained), "unknown_layout")
