@@ -48,3 +48,28 @@ def load_vqvae(path, device="cpu"):
         reason = str(error).strip().splitlines()[0][:120]
         raise UserError(f"{path}: VQ-VAE checkpoint does not match this code ({reason})") from None
     return model.to(device).eval()
+
+
+def load_bert(path, vqvae, device="cpu"):
+    """Rebuild a BERT from its checkpoint and check that it was trained on this VQ-VAE's tokens.
+
+    Returns (model, vocabulary). The checkpoint records the fingerprint of the VQ-VAE whose tokens
+    it learned (`tokens.vqvae_fingerprint`); any other tokenizer's codes would mean nothing to it.
+    """
+    from bert import AudioBERT, BERTConfig  # here, not at the top: a VQ-VAE user never needs them
+    from masking import Vocabulary
+    from tokens import vqvae_fingerprint
+
+    checkpoint = load_checkpoint(path, "bert")
+    if checkpoint.get("vqvae_fingerprint") != vqvae_fingerprint(vqvae):
+        raise UserError(f"{path}: this BERT was trained on the tokens of another VQ-VAE "
+                        f"({checkpoint.get('vqvae_path', 'unknown')}); pass that one with --vqvae")
+    try:
+        config = BERTConfig(**checkpoint["config"])
+        model = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach().cpu())
+        model.load_state_dict(checkpoint["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0][:120]
+        raise UserError(f"{path}: BERT checkpoint does not match this code ({reason})") from None
+    vocab = Vocabulary(config.num_codes, tuple(checkpoint["stems"]))
+    return model.to(device).eval(), vocab

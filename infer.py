@@ -1,13 +1,19 @@
-"""Inference with a trained tokenizer: audio -> tokens -> audio.
+"""Inference: audio -> tokens -> audio, and the two BERT tasks, separation and inpainting.
 
     python infer.py reconstruct song.flac          # writes song.recon.wav, prints SI-SDR
     python infer.py encode song.flac -o song.tokens.npy
     python infer.py decode song.tokens.npy -o song.recon.wav
+    python infer.py separate mix.wav               # writes separated/mix/{bass,drums,guitar,piano}.wav
+    python infer.py separate mix.wav --stem bass --out DIR
+    python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
 
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
 resampled to the model's rate. Outputs are written atomically (temporary name, then rename).
-Token files are plain .npy arrays of int16 code indices, one per 2^k samples.
+Token files are plain .npy arrays of int16 code indices, one per 2^k samples. Separated stems
+and inpainted files are written at the model's sample rate, mono. Files of any length work:
+the encoder and decoder run in pieces, BERT in overlapping windows (tasks.py).
 """
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +21,16 @@ import torch
 
 from audio import read_audio, write_audio
 from cli import ArgumentParser, autocast, pick_device, run_main
-from checkpoint import load_vqvae
+from checkpoint import load_bert, load_vqvae
 from files import UserError, atomic_write
 from metrics import mrstft_distance, si_sdr
+from tasks import inpaint_tokens, separate_tokens
+from tokens import encode_waveform
 
 SILENCE_RMS = 1e-5  # about -100 dBFS: nothing to tokenize
+DECODE_PIECE = 16384  # tokens decoded at once by decode_long
+DECODE_MARGIN = 64  # tokens of context on each side of a piece (more than the decoder's reach)
+CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
 
 def load_waveform(path, model):
@@ -88,8 +99,107 @@ def command_reconstruct(args, model, device):
           f"(at {model.config.sample_rate} Hz, mono)")
 
 
+def decode_long(tokens, model, device):
+    """(S,) tokens -> (S * 2^k,) waveform, decoded in pieces with overlapping margins (bounded memory).
+
+    Each piece is decoded with DECODE_MARGIN extra tokens on both sides, which are then cut off,
+    so the pieces join exactly where a single pass would have put the same samples.
+    """
+    hop, S = model.hop, tokens.shape[0]
+    out = []
+    for start in range(0, S, DECODE_PIECE):
+        a, b = max(0, start - DECODE_MARGIN), min(S, start + DECODE_PIECE + DECODE_MARGIN)
+        wave = decode_tokens(tokens[a:b].view(1, -1), model, device)
+        out.append(wave[(start - a) * hop:(min(S, start + DECODE_PIECE) - a) * hop])
+    return np.concatenate(out)
+
+
+def load_pair(args, device):
+    vqvae = load_vqvae(args.vqvae, device)
+    bert, vocab = load_bert(args.bert, vqvae, device)
+    return vqvae, bert, vocab
+
+
+def progress_line(label):
+    def show(done, total):
+        print(f"\r{label}: window {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    return show
+
+
+def command_separate(args, device):
+    vqvae, bert, vocab = load_pair(args, device)
+    stems = [args.stem] if args.stem else list(vocab.stems)
+    unknown = [s for s in stems if s not in vocab.stems]
+    if unknown or not stems:
+        raise UserError(f"{args.bert}: the model separates {', '.join(vocab.stems) or 'no stems'}, "
+                        f"not {', '.join(unknown) or 'anything'}")
+    x = load_waveform(args.input, vqvae)
+    with torch.no_grad(), autocast(device):
+        mixture, features, _ = encode_waveform(vqvae, x[0, 0].numpy(), device)
+    out = Path(args.out) / Path(args.input).stem
+    rate = vqvae.config.sample_rate
+    for stem in stems:
+        with autocast(device):
+            tokens = separate_tokens(bert, vocab, mixture, features, stem, steps=args.steps,
+                                     temperature=args.temperature, progress=progress_line(stem))
+        wave = decode_long(tokens, vqvae, device)[:x.shape[-1]]
+        write_audio(out / f"{stem}.wav", wave, rate)
+        print(f"{args.input}: {stem} -> {out / f'{stem}.wav'} ({len(wave) / rate:.2f} s at {rate} Hz)")
+
+
+def command_inpaint(args, device):
+    vqvae, bert, vocab = load_pair(args, device)
+    x = load_waveform(args.input, vqvae)
+    rate, hop, T = vqvae.config.sample_rate, vqvae.hop, x.shape[-1]
+    first = int(np.floor(args.start * rate / hop))
+    last = int(np.ceil((args.start + args.duration) * rate / hop))  # gap = tokens first..last-1
+    longest = bert.config.max_positions // 2
+    if args.start < 0 or args.duration <= 0 or (args.start + args.duration) * rate > T:
+        raise UserError(f"{args.input}: the gap {args.start:g}-{args.start + args.duration:g} s is not inside "
+                        f"the file ({T / rate:.2f} s)")
+    if last - first > longest:
+        raise UserError(f"{args.input}: a gap of {args.duration:g} s is {last - first} tokens; this model fills at "
+                        f"most {longest} tokens ({longest * hop / rate:.3f} s), half its context")
+    with torch.no_grad(), autocast(device):
+        tokens, _, _ = encode_waveform(vqvae, x[0, 0].numpy(), device)
+        filled = inpaint_tokens(bert, vocab, tokens, first, last - first, steps=args.steps,
+                                temperature=args.temperature)
+    # decode around the gap only, then splice it into the original audio with short cross-fades
+    fade = int(CROSSFADE_SECONDS * rate)
+    margin = DECODE_MARGIN + fade // hop + 1
+    a, b = max(0, first - margin), min(len(filled), last + margin)
+    local = decode_tokens(filled[a:b].view(1, -1), vqvae, device)  # starts at sample a * hop
+    wave = x[0, 0].numpy().copy()
+    lo, hi = max(0, first * hop - fade), min(T, last * hop + fade)
+    weight = np.ones(hi - lo, dtype=np.float32)  # 1 = BERT's audio, 0 = the original
+    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    weight[:first * hop - lo] = ramp[len(ramp) - (first * hop - lo):]
+    weight[len(weight) - (hi - last * hop):] = ramp[::-1][:hi - last * hop]
+    wave[lo:hi] = (1 - weight) * wave[lo:hi] + weight * local[lo - a * hop:hi - a * hop]
+    out = Path(args.output or default_output(args.input, ".inpainted.wav"))
+    write_audio(out, wave, rate)
+    print(f"{args.input}: filled {args.start:g}-{args.start + args.duration:g} s ({last - first} tokens, "
+          f"{args.steps} decoding steps) -> {out} ({rate} Hz)")
+
+
+def add_common(command, with_bert=False):
+    command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
+    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    if with_bert:
+        command.add_argument("--bert", default="runs/bert.pt", help="BERT checkpoint (default runs/bert.pt)")
+        command.add_argument("--steps", type=positive_int, default=8, help="MaskGIT decoding steps (1 = one-shot argmax)")
+        command.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = argmax)")
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def main():
-    parser = ArgumentParser(description="Use a trained audio-mlm tokenizer.")
+    parser = ArgumentParser(description="Use a trained audio-mlm tokenizer and BERT.")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text, input_help in [
             ("encode", "audio file -> token file (.npy)", "audio file to encode"),
@@ -98,10 +208,23 @@ def main():
         command = commands.add_parser(name, help=help_text)
         command.add_argument("input", help=input_help)
         command.add_argument("-o", "--output", default=None, help="output file (default: derived from the input name, in the current folder)")
-        command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
-        command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+        add_common(command)
+    command = commands.add_parser("separate", help="pull stems out of a mixture (Eq. 8)")
+    command.add_argument("input", help="mixture audio file")
+    command.add_argument("--stem", default=None, help="one stem to separate (default: every stem the model knows)")
+    command.add_argument("--out", default="separated", help="output folder; stems go to OUT/<input name>/<stem>.wav")
+    add_common(command, with_bert=True)
+    command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
+    command.add_argument("input", help="audio file")
+    command.add_argument("--start", type=float, required=True, help="gap start in seconds")
+    command.add_argument("--duration", type=float, required=True, help="gap length in seconds (at most half the context)")
+    command.add_argument("-o", "--output", default=None, help="output file (default: <input name>.inpainted.wav)")
+    add_common(command, with_bert=True)
     args = parser.parse_args()
     device = pick_device(args.device)
+    if args.command in ("separate", "inpaint"):
+        {"separate": command_separate, "inpaint": command_inpaint}[args.command](args, device)
+        return
     model = load_vqvae(args.vqvae, device)
     {"encode": command_encode, "decode": command_decode, "reconstruct": command_reconstruct}[args.command](args, model, device)
 

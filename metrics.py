@@ -42,16 +42,16 @@ def mrstft_distance(reference, estimate, fft_sizes=EVAL_STFT_SIZES, eps=1e-7):
     """Multi-resolution STFT distance between two 1-D signals (lower is better, 0 if equal)."""
     x = torch.as_tensor(np.asarray(reference, dtype=np.float32)).view(1, 1, -1)
     y = torch.as_tensor(np.asarray(estimate, dtype=np.float32)).view(1, 1, -1)
-    total, used = 0.0, 0
-    for fft_size in fft_sizes:
-        if x.shape[-1] < fft_size:
-            continue
-        used += 1
+    T = x.shape[-1]
+    # a signal shorter than every FFT size is scored at the largest power of two that fits it
+    sizes = [n for n in fft_sizes if n <= T] or [2 ** max(2, int(math.log2(max(T, 4))))]
+    total = 0.0
+    for fft_size in sizes:
         mag_x, mag_y = stft_magnitude(x, fft_size), stft_magnitude(y, fft_size)
         convergence = torch.linalg.norm(mag_x - mag_y) / (torch.linalg.norm(mag_x) + eps)
         log_l1 = (torch.log(mag_x + eps) - torch.log(mag_y + eps)).abs().mean()
         total += float(convergence + log_l1)
-    return total / max(used, 1)
+    return total / len(sizes)
 
 
 def mean_ci95(values):

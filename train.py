@@ -1,11 +1,13 @@
 """Training entry point.
 
     python train.py vqvae --k 4        # the tokenizer, on the embedded dataset by default
+    python train.py bert               # BERT on its tokens (uses runs/vqvae.pt)
 
 The loop is one readable function in a fixed order (as nanoGPT's): learning rate, evaluation +
 checkpoint, forward/backward, gradient clipping, optimizer step, logging. Two checkpoints are
 kept, both written atomically: `vqvae.pt`, the best so far by *validation* loss (the test split
-is only scored once, at the end), and `vqvae-last.pt`, the latest state for `--resume`.
+is only scored once, at the end), and `vqvae-last.pt`, the latest state for `--resume`
+(likewise `bert.pt` and `bert-last.pt`).
 """
 import math
 import signal
@@ -17,12 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import load_checkpoint, save_checkpoint
+from bert import AudioBERT, BERTConfig
+from checkpoint import load_checkpoint, load_vqvae, save_checkpoint
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
-from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_tracks
+from data import DEFAULT_SAMPLE_RATE, ChunkSampler, dataset_sources, embedded_dataset, find_tracks
 from evaluate import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from files import UserError
 from losses import total_loss
+from masking import Vocabulary
+from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
 from vqvae import VQVAE, VQVAEConfig
 
 
@@ -186,13 +191,184 @@ def train_vqvae(args):
     write_json(out / "vqvae-test.json", {"reconstruction": results, "train_minutes": minutes, "steps": step})
 
 
+# ---- BERT on the tokens ----
+
+def add_bert_arguments(parser):
+    parser.add_argument("--vqvae", default="runs/vqvae.pt", help="trained tokenizer (default runs/vqvae.pt)")
+    parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
+    parser.add_argument("--stems", default=None, help="comma-separated stems to separate (default: every stem of the dataset)")
+    parser.add_argument("--steps", type=int, default=2500, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
+    parser.add_argument("--context", type=int, default=512, help="tokens per sequence (the Eq. 8 layout uses 2M + 1 of them)")
+    parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
+    parser.add_argument("--width", type=int, default=256, help="E: model width")
+    parser.add_argument("--heads", type=int, default=4, help="H: attention heads")
+    parser.add_argument("--masking", default="cosine", choices=["cosine", "bert"],
+                        help="stem masking for separation: MaskGIT cosine ratio up to 100%% or BERT's 15%%")
+    parser.add_argument("--mlm-share", type=float, default=0.25, help="share of each batch that is single-source masked modelling")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/bert.pt, token cache in OUT/token-cache)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/bert-last.pt")
+
+
+def check_bert_arguments(args):
+    for name, value, low in [("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                             ("--context", args.context, 8), ("--layers", args.layers, 1),
+                             ("--heads", args.heads, 1), ("--eval-every", args.eval_every, 1)]:
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if args.width % args.heads or args.width < args.heads:
+        raise UserError(f"--width {args.width} must be a positive multiple of --heads {args.heads}")
+    if not 0 <= args.mlm_share <= 1:
+        raise UserError(f"--mlm-share must be in [0, 1], got {args.mlm_share}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+
+
+@torch.no_grad()
+def validation_loss(model, batches, device):
+    model.eval()
+    losses = []
+    for batch in batches:
+        with autocast(device):
+            _, loss = model(**{key: value.to(device) for key, value in batch.items()})
+        losses.append(loss.item())
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def train_bert(args):
+    check_bert_arguments(args)
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    best_path, last_path = out / "bert.pt", out / "bert-last.pt"
+    vqvae = load_vqvae(args.vqvae, device)
+    fingerprint = vqvae_fingerprint(vqvae)
+
+    # ---- data: tokenize once into a memory-mapped cache ----
+    data_root = Path(args.data) if args.data else embedded_dataset(vqvae.config.sample_rate)
+    available = [s for s in dataset_sources(find_tracks(data_root, "train")) if s != "mix"]
+    stems = args.stems.split(",") if args.stems else available
+    unknown = [s for s in stems if s not in available]
+    if unknown:
+        raise UserError(f"{data_root}: no stem named {', '.join(unknown)} (it has: {', '.join(available) or 'mixtures only'})")
+    mlm_share = args.mlm_share if stems else 1.0  # a folder of mixtures: masked modelling only
+    folder = cache_folder(out, data_root, fingerprint)
+    started = time.time()
+    for split in ("train", "validation"):
+        build_token_cache(vqvae, data_root, split, folder, stems, device)
+    print(f"token cache: {folder} ({time.time() - started:.0f} s)")
+    train_cache, val_cache = TokenCache(folder, "train"), TokenCache(folder, "validation")
+    if train_cache.sources[1:] != stems:  # the cache of another --stems choice
+        raise UserError(f"{folder}: token cache holds stems {train_cache.sources[1:]}; delete it or use another --out")
+    vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
+    batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed, mlm_share=mlm_share, masking=args.masking)
+    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking)
+    val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
+
+    # ---- model, optimizer, state ----
+    config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
+                        num_special=vocab.size - vocab.num_codes, max_positions=args.context,
+                        num_layers=args.layers, num_heads=args.heads, width=args.width)
+    model = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach()).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    step, best_val = 0, float("inf")
+    if args.resume:
+        checkpoint = load_checkpoint(last_path, "bert")
+        if checkpoint["config"] != asdict(config) or checkpoint["vqvae_fingerprint"] != fingerprint:
+            raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "
+                            f"resume with the same flags or use another --out")
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        step, best_val = checkpoint["step"], checkpoint["best_val_loss"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+        batches.rng.bit_generator.state = checkpoint["sampler_rng"]
+        batches.generator.set_state(checkpoint["mask_rng"])
+        print(f"resuming from {last_path} at step {step}")
+
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    hop, rate = vqvae.hop, vqvae.config.sample_rate
+    print(f"config: {asdict(config)}")
+    print(f"stems: {', '.join(stems) or 'none'}; stem masking: {args.masking}; device: {device}, mixed precision: "
+          f"{amp_dtype(device)}; {parameters / 1e6:.2f}M parameters")
+    print(f"context {args.context} tokens = {args.context * hop / rate:.3f} s of one source; separation windows of "
+          f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
+
+    def save(path):
+        save_checkpoint(path, {
+            "kind": "bert", "config": asdict(config), "model": model.state_dict(), "stems": stems,
+            "vqvae_fingerprint": fingerprint, "vqvae_path": str(args.vqvae),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
+            "best_val_loss": best_val, "torch_rng": torch.get_rng_state(),
+            "sampler_rng": batches.rng.bit_generator.state, "mask_rng": batches.generator.get_state(),
+            "args": vars(args)})
+
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+
+    # ---- training loop ----
+    started, last_log = time.time(), time.time()
+    while step < args.steps and not interrupted:
+        lr = learning_rate(step, args.steps, args.lr, args.warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        if step > 0 and step % args.eval_every == 0:
+            val = validation_loss(model, val_batches, device)
+            if val < best_val:
+                best_val = val
+                save(best_path)
+            save(last_path)
+            print(f"step {step}: validation loss {val:.4f} (best {best_val:.4f})", flush=True)
+
+        batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
+        with autocast(device):
+            _, loss = model(**batch)
+        if not torch.isfinite(loss):
+            raise UserError(f"training diverged at step {step} (loss {loss.item()}); "
+                            f"the last good checkpoint is kept in {out}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+
+        if step % 50 == 0 or step == 1:
+            rate_now = 50 / (time.time() - last_log) if step > 1 else 0.0
+            last_log = time.time()
+            print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {model.log_logit_scale.exp().item():.1f} | "
+                  f"lr {lr:.2e} | {rate_now:.2f} steps/s", flush=True)
+
+    val = validation_loss(model, val_batches, device)
+    if val < best_val:
+        best_val = val
+        save(best_path)
+    save(last_path)
+    minutes = (time.time() - started) / 60
+    if interrupted:
+        print(f"interrupted at step {step} after {minutes:.1f} min; checkpoint saved to {last_path}. "
+              f"Continue with the same command plus --resume.")
+        sys.exit(130)
+    print(f"trained {step} steps in {minutes:.1f} min; best validation loss {best_val:.4f}; saved {best_path}")
+    print(f"score it on the test split: python evaluate.py --vqvae {args.vqvae} --bert {best_path}")
+
+
 def main():
     parser = ArgumentParser(description="Train the audio-mlm models.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{vqvae}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{vqvae,bert}")
     add_vqvae_arguments(commands.add_parser("vqvae", help="train the VQ-VAE tokenizer"))
+    add_bert_arguments(commands.add_parser("bert", help="train BERT on the tokens of a trained VQ-VAE"))
     args = parser.parse_args()
-    if args.command == "vqvae":
-        train_vqvae(args)
+    {"vqvae": train_vqvae, "bert": train_bert}[args.command](args)
 
 
 if __name__ == "__main__":

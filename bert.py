@@ -1,0 +1,143 @@
+"""A small BERT (Transformer encoder) over VQ-VAE tokens, that knows the codebook's geometry.
+
+Papers: "Attention Is All You Need", Vaswani et al., 2017 (arXiv:1706.03762); "BERT", Devlin et
+al., 2019 (arXiv:1810.04805); pre-LayerNorm blocks as in GPT-2 / "On Layer Normalization in the
+Transformer Architecture", Xiong et al., 2020 (arXiv:2002.04745). Frozen codebook vectors as input
+embeddings follow "VampNet", Garcia et al., 2023 (arXiv:2307.04686). Read alongside nanoGPT's
+model.py, which this file's layout follows.
+
+Deliberate departures from a text BERT, each because a plain one learned nothing here (the
+prototype predicted the silent code everywhere, see README "Why BERT on audio tokens is hard"):
+- **Code embeddings from the codebook.** A code token's embedding is a learned projection of its
+  frozen, L2-normalised VQ-VAE code vector, so codes that sound alike start alike.
+- **Tied cosine head.** The output scores every code by the cosine between a projection of the
+  hidden state and that same code vector (the head is tied to the input side through the
+  codebook), times a learned logit scale that starts at 50: the codebook is crowded (many code
+  pairs have cosine > 0.5), and a scale of 10 cannot even express the unigram distribution.
+- **Continuous mixture features, frame-local.** Beside tokens, the model takes `features`
+  (B, L, D): the mixture's pre-quantisation encoder latents. They are added at the mixture
+  positions (richer than its token ids) *and* at stem position s from mixture frame s, so the
+  stem prediction at frame s sees the mixture at frame s directly, not only through attention.
+Only codes are predicted: logits are (B, L, K), special tokens are never an output.
+
+Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from masking import IGNORE
+
+
+@dataclass
+class BERTConfig:
+    num_codes: int = 512        # K: codebook size of the VQ-VAE the model reads
+    code_dim: int = 64          # D: its code vector size
+    num_special: int = 7        # PAD, MASK, SEP and one separator per stem (masking.Vocabulary)
+    max_positions: int = 512    # longest sequence (the context, in tokens)
+    num_layers: int = 4
+    num_heads: int = 4          # H
+    width: int = 256            # E
+    dropout: float = 0.0
+    logit_scale: float = 50.0   # initial scale of the cosine head
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through F.scaled_dot_product_attention, with a padding mask."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.qkv = nn.Linear(config.width, 3 * config.width)
+        self.out = nn.Linear(config.width, config.width)
+        self.dropout = config.dropout
+
+    def forward(self, x, attend):
+        B, L, E = x.shape
+        q, k, v = self.qkv(x).split(E, dim=2)  # 3 x (B, L, E)
+        q, k, v = (t.view(B, L, self.num_heads, E // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, L, E/H)
+        # attend: (B, 1, 1, L) True where a key is a real token; padding keys get no attention
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend,
+                                           dropout_p=self.dropout if self.training else 0.0)  # (B, H, L, E/H)
+        return self.out(y.transpose(1, 2).reshape(B, L, E))  # (B, L, E)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block: x + attention(LN(x)), then x + MLP(LN(x)), GELU."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.width)
+        self.attention = SelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.width)
+        self.mlp = nn.Sequential(nn.Linear(config.width, 4 * config.width), nn.GELU(),
+                                 nn.Linear(4 * config.width, config.width), nn.Dropout(config.dropout))
+
+    def forward(self, x, attend):
+        x = x + self.attention(self.norm1(x), attend)
+        return x + self.mlp(self.norm2(x))
+
+
+class AudioBERT(nn.Module):
+    def __init__(self, config, codebook):
+        """codebook: (K, D) the VQ-VAE's code vectors as its decoder uses them (frozen here)."""
+        super().__init__()
+        self.config = config
+        K, D, E = config.num_codes, config.code_dim, config.width
+        if codebook.shape != (K, D):
+            raise ValueError(f"codebook shape {tuple(codebook.shape)} does not match K={K}, D={D}")
+        self.register_buffer("codebook", F.normalize(codebook.detach().float(), dim=-1))  # (K, D), frozen
+        self.code_projection = nn.Linear(D, E)  # code id -> E through its code vector
+        self.special_embedding = nn.Embedding(config.num_special, E)  # PAD, MASK, SEP, stems
+        self.feature_projection = nn.Linear(D, E)  # continuous mixture latents -> E
+        self.position_embedding = nn.Embedding(config.max_positions, E)
+        self.segment_embedding = nn.Embedding(3, E)  # CONTEXT, SEPARATOR, TARGET
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.norm = nn.LayerNorm(E)
+        self.head = nn.Linear(E, D)  # hidden state -> a direction in code space
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale)))
+        self.apply(self.init_weights)
+
+    @staticmethod
+    def init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def embed_tokens(self, tokens):
+        """(B, L) ids -> (B, L, E): codes through their code vectors, specials from a table."""
+        K = self.config.num_codes
+        is_code = tokens < K
+        code_vectors = self.codebook[tokens.clamp(max=K - 1)]  # (B, L, D)
+        codes = self.code_projection(code_vectors)  # (B, L, E)
+        specials = self.special_embedding((tokens - K).clamp(min=0))  # (B, L, E)
+        return torch.where(is_code[..., None], codes, specials)
+
+    def forward(self, tokens, segments, positions, features=None, padding=None, targets=None):
+        """tokens, segments, positions: (B, L) long; features: (B, L, D) mixture latents or None
+        (zeros where a position has none); padding: (B, L) bool, True at PAD positions;
+        targets: (B, L) code ids with -100 where nothing is predicted.
+
+        Returns (logits (B, L, K), loss): loss is the mean cross-entropy over the targeted
+        positions, None without targets.
+        """
+        B, L = tokens.shape
+        if L > self.config.max_positions:
+            raise ValueError(f"sequence of {L} tokens is longer than max_positions {self.config.max_positions}")
+        x = self.embed_tokens(tokens) + self.position_embedding(positions) + self.segment_embedding(segments)  # (B, L, E)
+        if features is not None:
+            x = x + self.feature_projection(features.to(x.dtype))  # frame-local conditioning
+        attend = None if padding is None else ~padding[:, None, None, :]  # (B, 1, 1, L)
+        for block in self.blocks:
+            x = block(x, attend)
+        direction = F.normalize(self.head(self.norm(x)).float(), dim=-1)  # (B, L, D)
+        logits = self.log_logit_scale.exp() * direction @ self.codebook.t()  # (B, L, K) scaled cosine
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(B * L, -1), targets.reshape(B * L), ignore_index=IGNORE)
+        return logits, loss

@@ -1,0 +1,109 @@
+"""End to end through the command line with tiny models: train.py bert, infer.py separate and
+inpaint, evaluate.py with a BERT (the JSON schema of the README), and the BERT's bad inputs."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from synth import write_synthetic_dataset
+from test_cli import RATE, ROOT, TINY_FLAGS, assert_one_line_error, run
+
+BERT_FLAGS = ["--steps", "3", "--context", "48", "--layers", "1", "--width", "16", "--heads", "2",
+              "--batch-size", "4", "--eval-every", "2"]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A tiny dataset, a 3-step VQ-VAE and a 3-step BERT on its tokens, all through the CLI."""
+    work = tmp_path_factory.mktemp("cli_bert")
+    data = write_synthetic_dataset(work / "data", sample_rate=RATE, seed=0, num_tracks=(2, 1, 1))
+    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--steps", "3", "--data", data, "--out", work / "runs",
+                 *TINY_FLAGS, cwd=work)
+    assert result.returncode == 0, result.stderr
+    result = run(ROOT / "train.py", "bert", "--data", data, "--out", work / "runs", *BERT_FLAGS, cwd=work)
+    assert result.returncode == 0, result.stderr
+    sf.write(work / "mix.wav", np.random.default_rng(0).normal(0, 0.1, (int(44100 * 1.5), 2)), 44100)  # stereo 44.1k
+    return work
+
+
+def test_bert_checkpoint_records_its_tokenizer(work):
+    checkpoint = torch.load(work / "runs" / "bert.pt", weights_only=True)
+    assert checkpoint["kind"] == "bert" and checkpoint["stems"] == ["bass", "drums", "guitar", "piano"]
+    assert len(checkpoint["vqvae_fingerprint"]) == 16
+    assert torch.load(work / "runs" / "bert-last.pt", weights_only=True)["step"] == 3
+
+
+def test_resume_bert(work):
+    result = run(ROOT / "train.py", "bert", "--data", work / "data", "--out", work / "runs", "--resume",
+                 *BERT_FLAGS[2:], "--steps", "4", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "at step 3" in result.stdout
+    assert torch.load(work / "runs" / "bert-last.pt", weights_only=True)["step"] == 4
+
+
+def test_separate_writes_every_stem(work):
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--vqvae", "runs/vqvae.pt", "--bert", "runs/bert.pt",
+                 "--steps", "2", cwd=work)
+    assert result.returncode == 0, result.stderr
+    for stem in ("bass", "drums", "guitar", "piano"):
+        audio, rate = sf.read(work / "separated" / "mix" / f"{stem}.wav")
+        assert rate == RATE and len(audio) == int(1.5 * RATE)
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--out", "one", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (work / "one" / "mix").iterdir()] == ["bass.wav"]
+
+
+def test_inpaint_changes_only_the_gap(work):
+    result = run(ROOT / "infer.py", "inpaint", "mix.wav", "--start", "0.5", "--duration", "0.02",
+                 "-o", "filled.wav", cwd=work)
+    assert result.returncode == 0, result.stderr
+    filled, rate = sf.read(work / "filled.wav", dtype="float32")
+    original = sf.read(work / "filled.wav")[0]  # same length, model rate
+    assert rate == RATE and len(filled) == len(original)
+    from audio import read_audio
+    source = read_audio(work / "mix.wav", RATE)
+    fade = int(0.005 * RATE)
+    gap = slice(int(0.5 * RATE) - fade - 8, int(0.52 * RATE) + fade + 8)  # the gap, its fades and a token
+    outside = np.ones(len(source), dtype=bool)
+    outside[gap] = False
+    assert np.allclose(filled[outside], np.clip(source[outside], -1, 1), atol=1e-4)  # 16-bit wav rounding
+    assert not np.allclose(filled[gap], source[gap], atol=1e-3)
+
+
+def test_evaluate_with_bert_writes_the_documented_json(work):
+    result = run(ROOT / "evaluate.py", "--data", "data", "--json", "results.json", cwd=work)
+    assert result.returncode == 0, result.stderr
+    results = json.loads((work / "results.json").read_text())
+    assert {"reconstruction", "mlm", "inpainting", "separation", "separation_steps", "mixture_use"} <= results.keys()
+    for key in ("accuracy", "top5_accuracy", "unigram_accuracy"):
+        assert 0 <= results["mlm"][key] <= 1
+    assert results["mlm"]["top5_accuracy"] >= results["mlm"]["accuracy"]
+    for key in ("mrstft_gap", "mrstft_gap_silence", "mrstft_gap_crossfade"):
+        assert results["inpainting"][key] > 0
+    for stem, values in results["separation"].items():
+        assert stem in ("bass", "drums", "guitar", "piano")
+        assert {"si_sdri_db", "si_sdr_db", "oracle_si_sdr_db", "mixture_si_sdr_db"} <= values.keys()
+        assert values["si_sdri_db"] == pytest.approx(values["si_sdr_db"] - values["mixture_si_sdr_db"], abs=1e-6)
+
+
+def test_bert_bad_inputs(work):
+    other = work / "other"
+    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--steps", "1", "--data", "data", "--out", other,
+                 *TINY_FLAGS, "--seed", "1", cwd=work)
+    assert result.returncode == 0, result.stderr
+    cases = [
+        (["separate", "mix.wav", "--stem", "vocals"], "vocals"),
+        (["separate", "mix.wav", "--bert", "runs/vqvae.pt"], "expected a bert"),
+        (["separate", "mix.wav", "--vqvae", "runs/bert.pt"], "expected a vqvae"),
+        (["separate", "mix.wav", "--vqvae", other / "vqvae.pt"], "another VQ-VAE"),
+        (["separate", "mix.wav", "--steps", "0"], "--steps"),
+        (["inpaint", "mix.wav", "--start", "0.5", "--duration", "1.0"], "at most"),
+        (["inpaint", "mix.wav", "--start", "9", "--duration", "0.01"], "not inside"),
+        (["separate", "missing.wav"], "no such file"),
+    ]
+    for args, words in cases:
+        assert_one_line_error(run(ROOT / "infer.py", *args, cwd=work), words)
+    assert_one_line_error(run(ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs", cwd=work),
+                          "vocals")

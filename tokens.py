@@ -1,0 +1,230 @@
+"""The token cache and BERT training batches: a dataset tokenized once, frame-aligned, memory-mapped.
+
+`build_token_cache` runs the VQ-VAE over every track of a split, for the mixture and each stem
+(a stem a track lacks is encoded as silence), and writes, per split:
+- `{split}-tokens.npy`: (n_sources, N) uint16 code ids, all tracks concatenated (N frames);
+- `{split}-features.npy`: (N, D) float16, the mixture's L2-normalised pre-quantisation latents
+  (what the quantizer compares with the codebook), BERT's continuous mixture input;
+- `{split}-active.npy`: (n_sources, N) bool, frame RMS above -45 dBFS (is the stem playing?);
+- `{split}.json`: track names, their start frame in N, the source order, the VQ-VAE fingerprint.
+Frame s of every source and of the features covers the same 2^k samples, so the stem frame s
+lines up with the mixture frame s. The cache folder is named by a fingerprint of the VQ-VAE
+weights and the dataset path, so a new tokenizer gets a new cache and an old one is never
+silently reused; arrays are opened with `mmap_mode="r"`, so a large dataset is never all in RAM.
+
+`BatchMaker` draws training batches from a cache: separation items in the Eq. 8 layout (a
+window where the wanted stem is playing) and single-source items for plain masked modelling.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data import find_tracks, read_source, track_duration
+from files import UserError, atomic_write
+from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, separation_layout
+
+ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
+
+
+def vqvae_fingerprint(model):
+    """A short hash of the VQ-VAE's weights: which tokenizer a cache or a BERT belongs to."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_waveform(model, wave, device, seconds_per_piece=30.0):
+    """(T,) waveform -> tokens (S,) int64, L2-normalised latents (S, D) float32, active (S,) bool.
+
+    S = ceil(T / 2^k). Long audio goes through the encoder in pieces of 30 s (a multiple of the
+    token length), so memory stays bounded for a file of any length.
+    """
+    rate, hop = model.config.sample_rate, model.hop
+    frames = -(-len(wave) // hop)
+    wave = np.pad(np.asarray(wave, dtype=np.float32), (0, frames * hop - len(wave)))
+    piece = max(1, int(seconds_per_piece * rate) // hop) * hop
+    tokens, features = [], []
+    for start in range(0, len(wave), piece):
+        x = torch.from_numpy(wave[start:start + piece]).view(1, 1, -1).to(device)  # (1, 1, T)
+        h = model.encode_latents(x).float()  # (1, S, D)
+        _, _, indices, _ = model.quantizer(h)
+        tokens.append(indices[0].cpu())
+        features.append(F.normalize(h[0], dim=-1).cpu())
+    rms = np.sqrt(np.mean(wave.reshape(-1, hop) ** 2, axis=1))  # (S,)
+    return torch.cat(tokens), torch.cat(features), 20 * np.log10(rms + 1e-12) > ACTIVE_DB
+
+
+def encode_track(model, track, sources, device):
+    """Tokens (n_sources, S) uint16, mixture features (S, D) float16, activity (n_sources, S) of a track."""
+    rate, hop = model.config.sample_rate, model.hop
+    frames = int(np.ceil(track_duration(track) * rate / hop))
+    tokens = np.zeros((len(sources), frames), dtype=np.uint16)
+    active = np.zeros((len(sources), frames), dtype=bool)
+    for i, source in enumerate(sources):
+        wave = read_source(track, source, rate, 0.0, frames * hop / rate)
+        indices, latents, active[i] = encode_waveform(model, wave, device)
+        tokens[i] = indices.numpy()
+        if source == "mix":
+            features = latents.numpy().astype(np.float16)
+    return tokens, features, active
+
+
+def cache_folder(out, data_root, fingerprint):
+    key = hashlib.sha1(f"{Path(data_root).resolve()}|{fingerprint}".encode()).hexdigest()[:12]
+    return Path(out) / "token-cache" / key
+
+
+def build_token_cache(model, data_root, split, folder, stems, device):
+    """Tokenize one split into `folder` (skipped when already there); returns the folder."""
+    folder = Path(folder)
+    meta_path = folder / f"{split}.json"
+    if meta_path.exists():
+        return folder
+    tracks = find_tracks(data_root, split)
+    sources = ("mix",) + tuple(stems)
+    model.eval()
+    parts = [encode_track(model, track, sources, device) for track in tracks]
+    starts = np.cumsum([0] + [p[0].shape[1] for p in parts])
+    for name, index, axis in (("tokens", 0, 1), ("features", 1, 0), ("active", 2, 1)):
+        with atomic_write(folder / f"{split}-{name}.npy") as tmp:
+            np.save(tmp, np.concatenate([p[index] for p in parts], axis=axis))
+    meta = {"sources": list(sources), "tracks": [t.name for t in tracks], "starts": starts.tolist(),
+            "fingerprint": vqvae_fingerprint(model), "hop": model.hop, "sample_rate": model.config.sample_rate}
+    with atomic_write(meta_path) as tmp:  # written last: its presence means the cache is complete
+        tmp.write_text(json.dumps(meta))
+    return folder
+
+
+class TokenCache:
+    """One split of a token cache, memory-mapped."""
+
+    def __init__(self, folder, split):
+        folder = Path(folder)
+        meta_path = folder / f"{split}.json"
+        if not meta_path.exists():
+            raise UserError(f"{folder}: no token cache for the {split} split")
+        self.meta = json.loads(meta_path.read_text())
+        self.sources = self.meta["sources"]
+        self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N)
+        self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (N, D)
+        self.active = np.load(folder / f"{split}-active.npy", mmap_mode="r")  # (n_sources, N)
+        self.starts = np.asarray(self.meta["starts"])  # track t spans starts[t]:starts[t+1]
+
+    def track_range(self, t):
+        return int(self.starts[t]), int(self.starts[t + 1])
+
+    def code_counts(self, num_codes):
+        """How often each code occurs, over every source: the unigram distribution."""
+        return np.bincount(np.asarray(self.tokens).reshape(-1), minlength=num_codes)
+
+
+def separation_item(mixture, stem, features, separator, vocab, generator, masking):
+    """One batch's separation sequences in the Eq. 8 layout, stem tokens masked for training.
+
+    mixture, stem: (B, M) code ids; features: (B, M, D) mixture latents. The stem part is masked
+    by `masking` ("cosine": MaskGIT ratios up to 100%; "bert": the 15% procedure); the mixture part
+    is never masked. Returns a dict of (B, 2M + 1) tensors for `AudioBERT.forward`.
+    """
+    mask_fn = cosine_mask if masking == "cosine" else bert_mask
+    stem_inputs, stem_labels = mask_fn(stem, vocab, generator)
+    tokens, segments, positions = separation_layout(mixture, stem_inputs, separator)
+    B, M = mixture.shape
+    labels = torch.cat([torch.full((B, M + 1), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
+    zero = torch.zeros(B, 1, features.shape[-1], dtype=features.dtype)
+    # features at mixture frame s and at stem frame s: the frame-local conditioning
+    return {"tokens": tokens, "segments": segments, "positions": positions,
+            "features": torch.cat([features, zero, features], dim=1), "targets": labels}
+
+
+class BatchMaker:
+    """Random training batches from a TokenCache, with their own numpy and torch generators.
+
+    A share `mlm_share` of each batch is single-source masked modelling (BERT's 15% masking or a
+    cosine ratio, half and half), over a window of the whole context; the rest is separation in
+    the Eq. 8 layout, each item a random stem in a window of M = (context - 1) // 2 frames where
+    that stem is playing in at least a quarter of the frames (drawn again up to 20 times), so
+    "silence everywhere" is not a winning guess.
+    """
+
+    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, masking="cosine"):
+        self.cache, self.vocab, self.stems, self.context = cache, vocab, list(stems), context
+        self.frames = (context - 1) // 2  # M
+        self.mlm_share, self.masking = mlm_share, masking
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        lengths = np.diff(cache.starts)
+        self.tracks = [t for t in range(len(lengths)) if lengths[t] >= context]
+        if not self.tracks:
+            raise UserError(f"every track is shorter than the context of {context} tokens")
+
+    def window(self, length):
+        t = self.tracks[self.rng.integers(len(self.tracks))]
+        start, end = self.cache.track_range(t)
+        offset = start + int(self.rng.integers(end - start - length + 1))
+        return offset, offset + length
+
+    def separation_batch(self, batch_size):
+        mixture, stem, features, separators = [], [], [], []
+        mix_row = self.cache.sources.index("mix")
+        for _ in range(batch_size):
+            name = self.stems[self.rng.integers(len(self.stems))]
+            row = self.cache.sources.index(name)
+            for _ in range(20):
+                a, b = self.window(self.frames)
+                if self.cache.active[row, a:b].mean() >= 0.25:
+                    break
+            mixture.append(self.cache.tokens[mix_row, a:b])
+            stem.append(self.cache.tokens[row, a:b])
+            features.append(self.cache.features[a:b])
+            separators.append(self.vocab.stem_separator(name))
+        mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M)
+        stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M)
+        features = torch.from_numpy(np.stack(features).astype(np.float32))  # (B, M, D)
+        items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], separators[i],
+                                 self.vocab, self.generator, self.masking) for i in range(batch_size)]
+        return {key: torch.cat([item[key] for item in items]) for key in items[0]}
+
+    def mlm_batch(self, batch_size):
+        """Single-source windows of the whole context, positions 0..L-1, no mixture features."""
+        rows = self.rng.integers(len(self.cache.sources), size=batch_size)
+        windows = [self.window(self.context) for _ in range(batch_size)]
+        tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
+        half = batch_size // 2
+        bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
+        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator)
+        B, L = tokens.shape
+        return {"tokens": torch.cat([bert_inputs, cos_inputs]),
+                "segments": torch.full((B, L), TARGET, dtype=torch.long),
+                "positions": torch.arange(L).expand(B, L),
+                "features": torch.zeros(B, L, self.cache.features.shape[1]),
+                "targets": torch.cat([bert_labels, cos_labels])}
+
+    def sample(self, batch_size):
+        """A training batch; the separation part is padded to the context length with PAD."""
+        n_mlm = int(round(batch_size * self.mlm_share))
+        parts = []
+        if batch_size - n_mlm > 0:
+            parts.append(pad_to(self.separation_batch(batch_size - n_mlm), self.context, self.vocab.pad))
+        if n_mlm > 0:
+            parts.append(pad_to(self.mlm_batch(n_mlm), self.context, self.vocab.pad))
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
+def pad_to(batch, length, pad_id):
+    """Right-pad every (B, L, ...) tensor of a batch to `length`; adds `padding` (B, length) bool."""
+    B, L = batch["tokens"].shape
+    extra = length - L
+    fill = {"tokens": pad_id, "segments": CONTEXT, "positions": 0, "targets": IGNORE, "features": 0.0}
+    out = {}
+    for key, value in batch.items():
+        widths = (0, 0, 0, extra) if value.dim() == 3 else (0, extra)
+        out[key] = F.pad(value, widths, value=fill[key])
+    out["padding"] = torch.arange(length).expand(B, length) >= L
+    return out
