@@ -1,68 +1,147 @@
-"""Speed benchmark: how many times faster than real time the tokenizer encodes and decodes.
+"""Speed benchmark: tokenizer and BERT training throughput, encode/decode and separation speed.
 
-    python bench.py [--vqvae runs/vqvae.pt] [--seconds 10] [--device auto] [--threads 2]
+    python bench.py [--vqvae runs/vqvae.pt] [--bert runs/bert.pt] [--seconds 10] [--device auto]
+                    [--threads 2] [--json bench.json]
 
-Without a checkpoint it times an untrained model of the default configuration (speed does not
-depend on the weights). Reports the median of several runs, after one warm-up run, of
-encode (waveform -> tokens) and decode (tokens -> waveform) of a `--seconds`-long signal.
-Speed is measured here, never by timed assertions in the tests.
+Without checkpoints it times untrained models of the default configurations (speed does not
+depend on the weights). Each timing is the median of several runs after one warm-up run.
+Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
+tokens/s (batch 16 x 512 tokens), encode and decode real-time factors, separating one stem of a
+30 s mixture with 1 and 8 decoding steps, and peak memory (CUDA: allocator peak; CPU: the
+process's peak resident size). Speed is measured here, never by timed assertions in the tests.
 """
+import json
+import resource
 import time
 from pathlib import Path
 
 import torch
 
-from checkpoint import load_vqvae
+from bert import AudioBERT, BERTConfig
+from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
+from losses import total_loss
+from masking import Vocabulary
+from tasks import separate_tokens
 from vqvae import VQVAE, VQVAEConfig
 
 
-def median_seconds(function, repeats):
-    function()  # warm-up: allocations, oneDNN kernel selection
-    times = []
-    for _ in range(repeats):
+def median_seconds(function, repeats, device):
+    def timed():
         start = time.perf_counter()
         function()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+    timed()  # warm-up: allocations, oneDNN / cuDNN kernel selection
+    return sorted(timed() for _ in range(repeats))[repeats // 2]
+
+
+def peak_memory_mb(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def load_models(args, device):
+    if Path(args.vqvae).exists():
+        vqvae, source = load_vqvae(args.vqvae, device), args.vqvae
+    else:
+        vqvae, source = VQVAE(VQVAEConfig()).to(device).eval(), "untrained default VQ-VAE"
+    if Path(args.bert).exists():
+        bert, vocab = load_bert(args.bert, vqvae, device)
+        source += f", {args.bert}"
+    else:
+        vocab = Vocabulary(vqvae.config.num_codes, ("bass", "drums", "guitar", "piano"))
+        config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
+                            num_special=vocab.size - vocab.num_codes)
+        bert = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach()).to(device).eval()
+        source += ", untrained default BERT"
+    return vqvae, bert, vocab, source
 
 
 def main():
-    parser = ArgumentParser(description="Time the tokenizer's encode + decode against real time.")
-    parser.add_argument("--vqvae", default="runs/vqvae.pt", help="checkpoint to time (default: an untrained default model if missing)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of the test signal in seconds")
+    parser = ArgumentParser(description="Time training and inference of the tokenizer and BERT.")
+    parser.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE to time (default: an untrained default model if missing)")
+    parser.add_argument("--bert", default="runs/bert.pt", help="BERT to time (default: an untrained default model if missing)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the encode/decode test signal in seconds")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
-    parser.add_argument("--fp32", action="store_true", help="disable mixed precision")
+    parser.add_argument("--skip-separation", action="store_true", help="skip the (slow) 30 s separation timing")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    if Path(args.vqvae).exists():
-        model, source = load_vqvae(args.vqvae, device), args.vqvae
-    else:
-        model, source = VQVAE(VQVAEConfig()).to(device).eval(), "untrained default config"
-    sample_rate = model.config.sample_rate
-    x = torch.randn(1, 1, int(args.seconds * sample_rate), device=device) * 0.1
-    precision = None if args.fp32 else amp_dtype(device)
+    vqvae, bert, vocab, source = load_models(args, device)
+    rate, hop = vqvae.config.sample_rate, vqvae.hop
+    print(f"models: {source}; k = {vqvae.config.num_downsamples}, {rate} Hz; device {device} "
+          f"({args.threads} threads), mixed precision {amp_dtype(device) or 'none (fp32)'}")
+    results = {"device": str(device), "threads": args.threads, "precision": str(amp_dtype(device))}
 
-    def run(function):
-        def timed():
-            with torch.inference_mode(), autocast(device) if precision else torch.autocast(device.type, enabled=False):
-                result = function()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            return result
-        return timed
+    # ---- training throughput (one optimizer step each, on random data) ----
+    x = torch.randn(16, 1, 8192, device=device) * 0.1
+    optimizer = torch.optim.Adam(vqvae.parameters(), lr=1e-5)
 
-    indices = run(lambda: model.encode(x))()
-    encode = median_seconds(run(lambda: model.encode(x)), args.repeats)
-    decode = median_seconds(run(lambda: model.decode(indices)), args.repeats)
-    print(f"model: {source}, k = {model.config.num_downsamples}, {sample_rate} Hz; device {device} "
-          f"({args.threads} threads), precision {precision or 'fp32'}; signal {args.seconds:g} s")
-    print(f"encode          {encode * 1000:8.1f} ms   {args.seconds / encode:7.1f}x real time")
-    print(f"decode          {decode * 1000:8.1f} ms   {args.seconds / decode:7.1f}x real time")
-    print(f"encode + decode {(encode + decode) * 1000:8.1f} ms   {args.seconds / (encode + decode):7.1f}x real time")
+    def vqvae_step():
+        with autocast(device):
+            x_hat, vq_loss, _, _ = vqvae(x)
+        loss, _ = total_loss(x, x_hat, vq_loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    vqvae.train()
+    seconds = median_seconds(vqvae_step, args.repeats, device)
+    vqvae.eval()
+    results["vqvae_train_samples_per_s"] = x.numel() / seconds
+    print(f"VQ-VAE training   {x.numel() / seconds:10.0f} samples/s ({1 / seconds:.2f} steps/s of 16 x 8192)")
+
+    L = bert.config.max_positions
+    tokens = torch.randint(0, vocab.num_codes, (16, L), device=device)
+    batch = {"tokens": tokens, "segments": torch.full_like(tokens, 2), "positions": torch.arange(L, device=device).expand(16, L),
+             "targets": tokens}
+    bert_optimizer = torch.optim.AdamW(bert.parameters(), lr=1e-5)
+
+    def bert_step():
+        with autocast(device):
+            _, loss = bert(**batch)
+        bert_optimizer.zero_grad()
+        loss.backward()
+        bert_optimizer.step()
+
+    bert.train()
+    seconds = median_seconds(bert_step, args.repeats, device)
+    bert.eval()
+    results["bert_train_tokens_per_s"] = tokens.numel() / seconds
+    print(f"BERT training     {tokens.numel() / seconds:10.0f} tokens/s ({1 / seconds:.2f} steps/s of 16 x {L})")
+
+    # ---- inference: encode, decode, separate ----
+    signal = torch.randn(1, 1, int(args.seconds * rate), device=device) * 0.1
+    with torch.inference_mode(), autocast(device):
+        indices = vqvae.encode(signal)
+        encode = median_seconds(lambda: vqvae.encode(signal), args.repeats, device)
+        decode = median_seconds(lambda: vqvae.decode(indices), args.repeats, device)
+    for name, value in (("encode", encode), ("decode", decode), ("encode + decode", encode + decode)):
+        results[f"{name.replace(' + ', '_')}_realtime_factor"] = args.seconds / value
+        print(f"{name:<17} {args.seconds / value:10.1f}x real time ({value * 1000:.0f} ms for {args.seconds:g} s)")
+
+    if not args.skip_separation:
+        S = int(30 * rate) // hop
+        mixture = torch.randint(0, vocab.num_codes, (S,))
+        features = torch.nn.functional.normalize(torch.randn(S, vqvae.config.code_dim), dim=-1)
+        for steps in (1, 8):
+            start = time.perf_counter()
+            with autocast(device):
+                separate_tokens(bert, vocab, mixture, features, vocab.stems[0], steps=steps)
+            seconds = time.perf_counter() - start
+            results[f"separate_30s_one_stem_{steps}_steps_seconds"] = seconds
+            print(f"separate 30 s     {seconds:10.1f} s for one stem with {steps} decoding step(s) "
+                  f"({30 / seconds:.2f}x real time)")
+    results["peak_memory_mb"] = peak_memory_mb(device)
+    print(f"peak memory       {results['peak_memory_mb']:10.0f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -257,14 +257,17 @@ def mixture_use_check(bert, vocab, cache, device, per_track=4):
     return {name: float(torch.cat(values).mean()) for name, values in correct.items() if values}
 
 
-def evaluate_bert(bert, vocab, vqvae, data_root, split, cache_root, device, separation_per_track=1):
-    """All BERT figures on one split (tokenized once into the cache beside the BERT checkpoint)."""
+def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device):
+    """(split cache, validation cache, split tracks), tokenized once into the cache beside the BERT."""
     folder = cache_folder(cache_root, data_root, vqvae_fingerprint(vqvae))
     for name in ("validation", split):
         build_token_cache(vqvae, data_root, name, folder, vocab.stems, device)
-    cache, validation = TokenCache(folder, split), TokenCache(folder, "validation")
-    tracks = find_tracks(data_root, split)
-    unigram_code = int(validation.code_counts(vocab.num_codes).argmax())  # never from the test split
+    return TokenCache(folder, split), TokenCache(folder, "validation"), find_tracks(data_root, split)
+
+
+def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=1):
+    """Every BERT figure on one split; the unigram guess comes from the validation split, never the test."""
+    unigram_code = int(validation.code_counts(vocab.num_codes).argmax())
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
                "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device)}
     if vocab.stems:
@@ -314,6 +317,7 @@ def main():
     parser.add_argument("--separation-chunks", type=int, default=1, help="separation chunks (2 s) per track and stem")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few test examples")
     args = parser.parse_args()
     device = pick_device(args.device)
     model = load_vqvae(args.vqvae, device)
@@ -322,11 +326,17 @@ def main():
     results = {"reconstruction": evaluate_reconstruction(model, chunks, device)}
     print_reconstruction(results["reconstruction"], f"reconstruction, {args.split} split")
     bert_path = args.bert or ("runs/bert.pt" if Path("runs/bert.pt").exists() else "none")
+    if bert_path == "none" and args.report:
+        raise UserError(f"{args.report}: the listening page needs a BERT checkpoint (--bert)")
     if bert_path != "none":
         bert, vocab = load_bert(bert_path, model, device)
-        results.update(evaluate_bert(bert, vocab, model, data_root, args.split, Path(bert_path).parent, device,
+        cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, Path(bert_path).parent, device)
+        results.update(evaluate_bert(bert, vocab, model, cache, validation, tracks, device,
                                      separation_per_track=args.separation_chunks))
         print_bert(results)
+        if args.report:
+            from report import write_report  # matplotlib only when pictures are asked for
+            print(f"listening page -> {write_report(args.report, bert, vocab=vocab, vqvae=model, cache=cache, tracks=tracks, device=device)}")
     if args.json:
         write_json(args.json, results)
 

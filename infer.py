@@ -97,6 +97,8 @@ def command_reconstruct(args, model, device):
     print(f"{args.input}: {len(reference) / model.config.sample_rate:.2f} s, {indices.shape[1]} tokens -> {out}")
     print(f"SI-SDR {si_sdr(reference, wave):.2f} dB, MR-STFT distance {mrstft_distance(reference, wave):.3f} "
           f"(at {model.config.sample_rate} Hz, mono)")
+    if args.plot:
+        plot(out.with_suffix(".png"), [("input", reference), ("reconstruction", wave)], model.config.sample_rate)
 
 
 def decode_long(tokens, model, device):
@@ -112,6 +114,12 @@ def decode_long(tokens, model, device):
         wave = decode_tokens(tokens[a:b].view(1, -1), model, device)
         out.append(wave[(start - a) * hop:(min(S, start + DECODE_PIECE) - a) * hop])
     return np.concatenate(out)
+
+
+def plot(path, panels, sample_rate):
+    from plots import spectrogram_figure  # matplotlib only when a picture is asked for
+    spectrogram_figure(panels, sample_rate, path)
+    print(f"spectrograms -> {path}")
 
 
 def load_pair(args, device):
@@ -138,6 +146,12 @@ def command_separate(args, device):
         mixture, features, _ = encode_waveform(vqvae, x[0, 0].numpy(), device)
     out = Path(args.out) / Path(args.input).stem
     rate = vqvae.config.sample_rate
+    reference = None
+    if args.reference:
+        if len(stems) != 1:
+            raise UserError(f"{args.reference}: --reference needs --stem (the stem it is the true audio of)")
+        reference = read_audio(args.reference, rate)[:x.shape[-1]]
+    panels = [("mixture", x[0, 0].numpy())]
     for stem in stems:
         with autocast(device):
             tokens = separate_tokens(bert, vocab, mixture, features, stem, steps=args.steps,
@@ -145,6 +159,13 @@ def command_separate(args, device):
         wave = decode_long(tokens, vqvae, device)[:x.shape[-1]]
         write_audio(out / f"{stem}.wav", wave, rate)
         print(f"{args.input}: {stem} -> {out / f'{stem}.wav'} ({len(wave) / rate:.2f} s at {rate} Hz)")
+        panels.append((f"separated {stem}", wave))
+        if reference is not None:
+            print(f"{stem}: SI-SDR {si_sdr(reference, wave[:len(reference)]):.2f} dB against {args.reference} "
+                  f"(the mixture: {si_sdr(reference, x[0, 0].numpy()[:len(reference)]):.2f} dB)")
+            panels.append((f"reference {stem}", reference))
+    if args.plot:
+        plot(out / "spectrograms.png", panels, rate)
 
 
 def command_inpaint(args, device):
@@ -180,10 +201,18 @@ def command_inpaint(args, device):
     write_audio(out, wave, rate)
     print(f"{args.input}: filled {args.start:g}-{args.start + args.duration:g} s ({last - first} tokens, "
           f"{args.steps} decoding steps) -> {out} ({rate} Hz)")
+    if args.plot:  # half a second around the gap
+        a, b = max(0, first * hop - rate // 2), min(T, last * hop + rate // 2)
+        gapped = x[0, 0].numpy().copy()
+        gapped[first * hop:last * hop] = 0.0
+        plot(out.with_suffix(".png"), [("original", x[0, 0].numpy()[a:b]), ("gap", gapped[a:b]),
+                                       ("filled by BERT", wave[a:b])], rate)
 
 
-def add_common(command, with_bert=False):
+def add_common(command, with_bert=False, with_plot=True):
     command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
+    if with_plot:
+        command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     if with_bert:
         command.add_argument("--bert", default="runs/bert.pt", help="BERT checkpoint (default runs/bert.pt)")
@@ -208,11 +237,12 @@ def main():
         command = commands.add_parser(name, help=help_text)
         command.add_argument("input", help=input_help)
         command.add_argument("-o", "--output", default=None, help="output file (default: derived from the input name, in the current folder)")
-        add_common(command)
+        add_common(command, with_plot=name == "reconstruct")
     command = commands.add_parser("separate", help="pull stems out of a mixture (Eq. 8)")
     command.add_argument("input", help="mixture audio file")
     command.add_argument("--stem", default=None, help="one stem to separate (default: every stem the model knows)")
     command.add_argument("--out", default="separated", help="output folder; stems go to OUT/<input name>/<stem>.wav")
+    command.add_argument("--reference", default=None, help="the true stem's audio (with --stem): print SI-SDR, add it to --plot")
     add_common(command, with_bert=True)
     command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
     command.add_argument("input", help="audio file")

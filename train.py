@@ -9,6 +9,7 @@ kept, both written atomically: `vqvae.pt`, the best so far by *validation* loss 
 is only scored once, at the end), and `vqvae-last.pt`, the latest state for `--resume`
 (likewise `bert.pt` and `bert-last.pt`).
 """
+import csv
 import math
 import signal
 import sys
@@ -29,6 +30,9 @@ from losses import total_loss
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
 from vqvae import VQVAE, VQVAEConfig
+
+VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
+BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
 
 
 def add_vqvae_arguments(parser):
@@ -51,6 +55,18 @@ def add_vqvae_arguments(parser):
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
     parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/vqvae.pt)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/vqvae-last.pt")
+
+
+def append_csv(path, columns, row):
+    """Append one row to a CSV training log (header written when the file is new); plot it with
+    `python plots.py log PATH`. Missing columns are left empty."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
 
 
 def learning_rate(step, total_steps, peak, warmup):
@@ -81,7 +97,7 @@ def train_vqvae(args):
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     out = Path(args.out)
-    best_path, last_path = out / "vqvae.pt", out / "vqvae-last.pt"
+    best_path, last_path, log_path = out / "vqvae.pt", out / "vqvae-last.pt", out / "vqvae-log.csv"
     config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
                          sample_rate=args.sample_rate, use_ema=args.ema,
                          base_channels=args.base_channels, max_channels=args.max_channels)
@@ -98,6 +114,8 @@ def train_vqvae(args):
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
     step, best_val = 0, float("inf")
+    if not args.resume:
+        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
     if args.resume:
         checkpoint = load_checkpoint(last_path, "vqvae")
         if checkpoint["config"] != asdict(config):
@@ -144,6 +162,7 @@ def train_vqvae(args):
                 best_val = val["loss"]
                 save(best_path)
             save(last_path)
+            append_csv(log_path, VQVAE_LOG, {"step": step, "val_loss": val["loss"], "val_si_sdr_db": val["si_sdr_db"]})
             print(f"step {step}: validation loss {val['loss']:.4f}, SI-SDR {val['si_sdr_db']:.2f} dB, "
                   f"codes used {100 * val['codes_used_fraction']:.0f}% (best {best_val:.4f})")
 
@@ -166,6 +185,10 @@ def train_vqvae(args):
         if step % 50 == 0 or step == 1:
             rate = 50 / (time.time() - last_log) if step > 1 else 0.0
             last_log = time.time()
+            append_csv(log_path, VQVAE_LOG, {"step": step, "loss": loss.item(), "recon": parts["recon"].item(),
+                                             "spectral": parts["spectral"].item(), "vq": parts["vq"].item(),
+                                             "perplexity": stats["perplexity"].item(),
+                                             "codes_used": stats["codes_used"].item(), "lr": lr})
             print(f"step {step:5d} | loss {loss.item():.4f} recon {parts['recon']:.4f} "
                   f"spectral {parts['spectral']:.4f} vq {parts['vq']:.4f} | perplexity "
                   f"{stats['perplexity']:.0f} used {100 * stats['codes_used']:.0f}% | lr {lr:.2e} | "
@@ -197,7 +220,7 @@ def add_bert_arguments(parser):
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="trained tokenizer (default runs/vqvae.pt)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--stems", default=None, help="comma-separated stems to separate (default: every stem of the dataset)")
-    parser.add_argument("--steps", type=int, default=2500, help="training steps")
+    parser.add_argument("--steps", type=int, default=2000, help="training steps")
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
     parser.add_argument("--context", type=int, default=512, help="tokens per sequence (the Eq. 8 layout uses 2M + 1 of them)")
     parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
@@ -246,7 +269,7 @@ def train_bert(args):
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     out = Path(args.out)
-    best_path, last_path = out / "bert.pt", out / "bert-last.pt"
+    best_path, last_path, log_path = out / "bert.pt", out / "bert-last.pt", out / "bert-log.csv"
     vqvae = load_vqvae(args.vqvae, device)
     fingerprint = vqvae_fingerprint(vqvae)
 
@@ -279,6 +302,8 @@ def train_bert(args):
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
     step, best_val = 0, float("inf")
+    if not args.resume:
+        log_path.unlink(missing_ok=True)
     if args.resume:
         checkpoint = load_checkpoint(last_path, "bert")
         if checkpoint["config"] != asdict(config) or checkpoint["vqvae_fingerprint"] != fingerprint:
@@ -326,6 +351,7 @@ def train_bert(args):
                 best_val = val
                 save(best_path)
             save(last_path)
+            append_csv(log_path, BERT_LOG, {"step": step, "val_loss": val})
             print(f"step {step}: validation loss {val:.4f} (best {best_val:.4f})", flush=True)
 
         batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
@@ -345,6 +371,8 @@ def train_bert(args):
         if step % 50 == 0 or step == 1:
             rate_now = 50 / (time.time() - last_log) if step > 1 else 0.0
             last_log = time.time()
+            append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(),
+                                            "logit_scale": model.log_logit_scale.exp().item(), "lr": lr})
             print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {model.log_logit_scale.exp().item():.1f} | "
                   f"lr {lr:.2e} | {rate_now:.2f} steps/s", flush=True)
 

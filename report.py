@@ -1,0 +1,106 @@
+"""A static listening page: `evaluate.py --report DIR` writes DIR/index.html, audio and spectrograms.
+
+People judge audio by ear and by eye. For a few held-out examples the page shows, each with an
+audio player, its spectrogram and its metric:
+- separation: the mixture, BERT's separated stem, the true stem, and the oracle (the true stem's
+  tokens decoded: the best any token predictor could do with this tokenizer);
+- inpainting: the original, the gap filled by BERT, and the two baselines (silence, a cross-fade
+  of the neighbouring audio).
+Plain HTML with relative links, no JavaScript and no server: open index.html from disk.
+"""
+import html
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audio import write_audio
+from cli import autocast
+from data import is_silent, read_source
+from decoding import maskgit_fill
+from evaluate import crossfade_fill, decode_batch, evenly_spaced
+from files import atomic_write
+from masking import middle_mask
+from metrics import mrstft_distance, si_sdr
+from plots import spectrogram_figure
+from tasks import separate_tokens, single_source_inputs
+
+SEPARATION_SECONDS = 2.0
+
+
+def clip_row(folder, name, clips, sample_rate):
+    """Write each (label, wave, metric text) clip as wav + png; return an HTML table row."""
+    cells = []
+    for label, wave, metric in clips:
+        stem = f"{name}-{label.replace(' ', '_')}"
+        write_audio(folder / f"{stem}.wav", wave, sample_rate)
+        spectrogram_figure([(label, wave)], sample_rate, folder / f"{stem}.png")
+        cells.append(f"<td><b>{html.escape(label)}</b> {html.escape(metric)}<br><audio controls src='{stem}.wav'></audio>"
+                     f"<br><img src='{stem}.png' width='360'></td>")
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+@torch.no_grad()
+def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, steps=8):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rate, hop = vqvae.config.sample_rate, vqvae.hop
+    mix_row = cache.sources.index("mix")
+    sections = []
+
+    # ---- separation: one chunk per example track, every stem ----
+    frames = int(SEPARATION_SECONDS * rate) // hop
+    rows = []
+    for t, first in evenly_spaced(cache, frames, 1)[:examples]:
+        start = (first - cache.track_range(t)[0]) * hop / rate
+        mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)
+        mixture = torch.from_numpy(cache.tokens[mix_row, first:first + frames].astype(np.int64))
+        features = torch.from_numpy(cache.features[first:first + frames].astype(np.float32))
+        for stem in vocab.stems:
+            reference = read_source(tracks[t], stem, rate, start, frames * hop / rate)
+            if is_silent(reference, -40.0):
+                continue
+            with autocast(device):
+                predicted = separate_tokens(bert, vocab, mixture, features, stem, steps=steps)
+            truth = torch.from_numpy(cache.tokens[cache.sources.index(stem), first:first + frames].astype(np.int64))
+            estimate, oracle = decode_batch(vqvae, torch.stack([predicted, truth]), device)
+            rows.append(f"<tr><th colspan='4'>{html.escape(tracks[t].name)} at {start:.2f} s: {stem}</th></tr>")
+            rows.append(clip_row(folder, f"sep-{t}-{stem}", [
+                ("mixture", mixture_audio, f"SI-SDR {si_sdr(reference, mixture_audio):.1f} dB"),
+                ("separated", estimate, f"SI-SDR {si_sdr(reference, estimate):.1f} dB"),
+                ("true stem", reference, ""),
+                ("oracle tokens", oracle, f"SI-SDR {si_sdr(reference, oracle):.1f} dB")], rate))
+    sections.append(("Separation (Eq. 8), SI-SDR against the true stem", rows))
+
+    # ---- inpainting: a quarter of the context in the middle of a mixture window ----
+    L = bert.config.max_positions
+    P = L // 4
+    a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop
+    rows = []
+    for t, first in evenly_spaced(cache, L, 1)[:examples]:
+        tokens = torch.from_numpy(cache.tokens[mix_row, first:first + L].astype(np.int64))[None]
+        inputs, _ = middle_mask(tokens, P, vocab)
+        with autocast(device):
+            filled = maskgit_fill(bert, single_source_inputs(inputs.to(device)), vocab.mask, steps).cpu()
+        estimate = decode_batch(vqvae, filled, device)[0]
+        start = (first - cache.track_range(t)[0]) * hop / rate
+        original = read_source(tracks[t], "mix", rate, start, L * hop / rate)
+        if is_silent(original[a:b], -50.0):
+            continue
+        candidates = {"BERT": np.concatenate([original[:a], estimate[a:b], original[b:]]),
+                      "silence": np.concatenate([original[:a], np.zeros(b - a, np.float32), original[b:]]),
+                      "cross-fade": np.concatenate([original[:a], crossfade_fill(original[a - (b - a):a], original[b:b + (b - a)]), original[b:]])}
+        rows.append(f"<tr><th colspan='4'>{html.escape(tracks[t].name)} at {start:.2f} s: gap {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
+        rows.append(clip_row(folder, f"inp-{t}", [("original", original, "")] + [
+            (name, wave, f"MR-STFT on the gap {mrstft_distance(original[a:b], wave[a:b]):.2f}")
+            for name, wave in candidates.items()], rate))
+    sections.append(("Inpainting (Eq. 7), MR-STFT distance on the gap (lower is better)", rows))
+
+    body = "".join(f"<h2>{html.escape(title)}</h2><table>{''.join(rows)}</table>" for title, rows in sections)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>audio-mlm listening page</title>"
+            f"<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px}}</style></head><body>"
+            f"<h1>audio-mlm: held-out examples</h1><p>{steps} MaskGIT decoding steps; audio at {rate} Hz.</p>"
+            f"{body}</body></html>\n")
+    with atomic_write(folder / "index.html") as tmp:
+        tmp.write_text(page)
+    return folder / "index.html"
