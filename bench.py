@@ -20,6 +20,7 @@ import torch
 from bert import AudioBERT, BERTConfig
 from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
+from files import atomic_write
 from losses import total_loss
 from masking import Vocabulary
 from tasks import separate_tokens
@@ -141,7 +142,8 @@ def main():
     results["peak_memory_mb"] = peak_memory_mb(device)
     print(f"peak memory       {results['peak_memory_mb']:10.0f} MB")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        with atomic_write(args.json) as tmp:
+            tmp.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

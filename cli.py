@@ -36,21 +36,27 @@ def pick_device(name):
     return torch.device(name)
 
 
-def amp_dtype(device):
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_dtype(device, choice="auto"):
     """The mixed-precision dtype for a device, or None for plain fp32.
 
+    `choice` is "auto", "fp32", "bf16" or "fp16" (the `--dtype` flag of train.py). "auto" picks
     bf16 on CUDA GPUs that compute in it natively (Ampere and later) and on CPUs with bf16
-    units; fp16 on older GPUs such as the T4, where training needs a grad scaler.
+    units; fp16 on older GPUs such as the T4, where training needs a grad scaler; else fp32.
     """
+    if choice != "auto":
+        return DTYPES[choice]
     if device.type == "cuda":
         major, _ = torch.cuda.get_device_capability(device)
         return torch.bfloat16 if major >= 8 else torch.float16
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
-def autocast(device):
-    """An autocast context for `device` with `amp_dtype` (disabled where that is None)."""
-    dtype = amp_dtype(device)
+def autocast(device, choice="auto"):
+    """An autocast context for `device` with `amp_dtype(device, choice)` (disabled where that is None)."""
+    dtype = amp_dtype(device, choice)
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 

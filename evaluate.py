@@ -35,6 +35,8 @@ from tasks import separate_tokens, separation_inputs, single_source_inputs
 from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
 
 EVAL_SECONDS = 1.0  # length of each held-out chunk
+DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
+INPAINT_STEPS = (8, 1)  # decoding steps scored for inpainting; the first is the headline (infer.py's default)
 
 
 def held_out_chunks(data_root, split, sample_rate, chunks_per_track):
@@ -129,9 +131,11 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
     top1, top5, unigram = [], [], []
     for batch in batched(windows, batch_size):
         tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L)
+        features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
         inputs, labels = bert_mask(tokens, vocab, generator)
+        batch_inputs = single_source_inputs(inputs, features, hidden=labels != IGNORE)
         with autocast(device):
-            logits, _ = bert(**single_source_inputs(inputs.to(device)))
+            logits, _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})
         chosen = labels != IGNORE  # (B, L)
         best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, 5)
         for b in range(len(batch)):
@@ -156,31 +160,39 @@ def crossfade_fill(before, after):
 
 
 @torch.no_grad()
-def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps=8, batch_size=16):
+def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16):
     """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
     P = L // 4
     a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
     mix_row = cache.sources.index("mix")
-    scores = {"bert": [], "silence": [], "crossfade": [], "oracle": []}
+    scores = {"silence": [], "crossfade": [], "oracle": [], **{steps: [] for steps in steps_list}}
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
         tokens = rows(cache, mix_row, batch, L)  # (B, L)
         inputs, _ = middle_mask(tokens, P, vocab)
-        with autocast(device):
-            filled = maskgit_fill(bert, single_source_inputs(inputs.to(device)), vocab.mask, steps).cpu()
-        estimates, oracles = decode_batch(vqvae, filled, device), decode_batch(vqvae, tokens, device)
-        for (t, first), estimate, oracle in zip(batch, estimates, oracles):
+        features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
+        batch_inputs = {key: value.to(device) for key, value in
+                        single_source_inputs(inputs, features, hidden=inputs == vocab.mask).items()}
+        estimates = {}
+        for steps in steps_list:
+            with autocast(device):
+                estimates[steps] = decode_batch(vqvae, maskgit_fill(bert, batch_inputs, vocab.mask, steps).cpu(), device)
+        oracles = decode_batch(vqvae, tokens, device)
+        for i, ((t, first), oracle) in enumerate(zip(batch, oracles)):
             frame = first - cache.track_range(t)[0]
             reference = read_source(tracks[t], "mix", rate, frame * hop / rate, L * hop / rate)
             gap = reference[a:b]
             if is_silent(gap, -50.0):
                 continue
-            scores["bert"].append(mrstft_distance(gap, estimate[a:b]))
+            for steps in steps_list:
+                scores[steps].append(mrstft_distance(gap, estimates[steps][i][a:b]))
             scores["silence"].append(mrstft_distance(gap, np.zeros_like(gap)))
             scores["crossfade"].append(mrstft_distance(gap, crossfade_fill(reference[a - (b - a):a], reference[b:b + (b - a)])))
             scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
-    results = {"gaps": len(scores["bert"]), "gap_tokens": P, "gap_seconds": P * hop / rate, "decoding_steps": steps}
-    for name, key in (("bert", "mrstft_gap"), ("silence", "mrstft_gap_silence"),
+    results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
+               "decoding_steps": steps_list[0],
+               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps])[0] for steps in steps_list}}
+    for name, key in ((steps_list[0], "mrstft_gap"), ("silence", "mrstft_gap_silence"),
                       ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle")):
         results[key], results[key + "_ci95"] = mean_ci95(scores[name])
     return results
@@ -198,7 +210,7 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=2.0, 
         start = (first - cache.track_range(t)[0]) * hop / rate
         mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)
         mixture = torch.from_numpy(cache.tokens[mix_row, first:first + frames].astype(np.int64))  # (S,)
-        features = torch.from_numpy(cache.features[first:first + frames].astype(np.float32))  # (S, D)
+        features = cache.latents(mix_row, first, first + frames)  # (S, D)
         for stem in vocab.stems:
             reference = read_source(tracks[t], stem, rate, start, frames * hop / rate)
             if is_silent(reference, -40.0):
@@ -248,7 +260,7 @@ def mixture_use_check(bert, vocab, cache, device, per_track=4):
         truth = rows(cache, row, active, M)  # (B, M)
         for name, source in (("true_mixture", active), ("other_mixture", other)):
             mixture = rows(cache, mix_row, source, M)
-            features = torch.from_numpy(np.stack([cache.features[a:a + M] for _, a in source]).astype(np.float32))
+            features = torch.stack([cache.latents(mix_row, a, a + M) for _, a in source])
             inputs = separation_inputs(mixture, features, vocab.stem_separator(stem), vocab)
             with autocast(device):
                 logits, _ = bert(**{key: value.to(device) for key, value in inputs.items()})
@@ -258,21 +270,23 @@ def mixture_use_check(bert, vocab, cache, device, per_track=4):
 
 
 def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device):
-    """(split cache, validation cache, split tracks), tokenized once into the cache beside the BERT."""
+    """(split cache, validation cache, split tracks), tokenized once into the cache beside the VQ-VAE."""
     folder = cache_folder(cache_root, data_root, vqvae_fingerprint(vqvae))
     for name in ("validation", split):
         build_token_cache(vqvae, data_root, name, folder, vocab.stems, device)
     return TokenCache(folder, split), TokenCache(folder, "validation"), find_tracks(data_root, split)
 
 
-def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=1):
+def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=1,
+                  separation_steps=(1, 4, 8, 16)):
     """Every BERT figure on one split; the unigram guess comes from the validation split, never the test."""
     unigram_code = int(validation.code_counts(vocab.num_codes).argmax())
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
                "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device)}
     if vocab.stems:
         results["separation"], results["separation_steps"] = evaluate_separation(
-            bert, vqvae, vocab, cache, tracks, device, per_track=separation_per_track)
+            bert, vqvae, vocab, cache, tracks, device, per_track=separation_per_track, steps_list=separation_steps,
+            default_steps=DEFAULT_STEPS if DEFAULT_STEPS in separation_steps else separation_steps[0])
         results["mixture_use"] = mixture_use_check(bert, vocab, cache, device)
     return results
 
@@ -283,10 +297,12 @@ def print_bert(results):
     print(f"  top-1 accuracy {mlm['accuracy']:.3f} +- {mlm['accuracy_ci95']:.3f}   top-5 {mlm['top5_accuracy']:.3f}   "
           f"unigram baseline {mlm['unigram_accuracy']:.3f}   ratio {mlm['accuracy'] / max(mlm['unigram_accuracy'], 1e-9):.1f}x")
     inp = results["inpainting"]
-    print(f"inpainting, gap of {inp['gap_tokens']} tokens = {inp['gap_seconds']:.3f} s ({inp['gaps']} gaps), "
+    print(f"inpainting, gap of {inp['gap_tokens']} tokens = {inp['gap_seconds']:.3f} s ({inp['gaps']} gaps, "
+          f"{inp['decoding_steps']} decoding steps), "
           f"MR-STFT distance on the gap (lower is better)")
     print(f"  BERT {inp['mrstft_gap']:.3f} +- {inp['mrstft_gap_ci95']:.3f}   silence {inp['mrstft_gap_silence']:.3f}   "
           f"cross-fade {inp['mrstft_gap_crossfade']:.3f}   oracle tokens {inp['mrstft_gap_oracle']:.3f}")
+    print("  BERT by decoding steps: " + ", ".join(f"{n}: {v:.3f}" for n, v in inp["mrstft_gap_by_steps"].items()))
     if "separation" in results:
         steps = results["separation_steps"]
         print(f"separation, {steps['chunk_seconds']:.2f} s chunks, {steps['default_steps']} decoding steps (SI-SDR in dB)")
@@ -315,10 +331,17 @@ def main():
     parser.add_argument("--split", default="test", choices=["validation", "test"], help="split to score")
     parser.add_argument("--chunks-per-track", type=int, default=4, help="reconstruction chunks per track and source")
     parser.add_argument("--separation-chunks", type=int, default=1, help="separation chunks (2 s) per track and stem")
+    parser.add_argument("--separation-steps", default="1,4,8,16", help="comma-separated decoding steps to score separation with")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few test examples")
     args = parser.parse_args()
+    try:
+        separation_steps = tuple(int(n) for n in args.separation_steps.split(","))
+    except ValueError:
+        raise UserError(f"--separation-steps must be comma-separated integers, got '{args.separation_steps}'") from None
+    if min(separation_steps) < 1:
+        raise UserError(f"--separation-steps must be at least 1, got '{args.separation_steps}'")
     device = pick_device(args.device)
     model = load_vqvae(args.vqvae, device)
     data_root = args.data or embedded_dataset(model.config.sample_rate)
@@ -330,9 +353,9 @@ def main():
         raise UserError(f"{args.report}: the listening page needs a BERT checkpoint (--bert)")
     if bert_path != "none":
         bert, vocab = load_bert(bert_path, model, device)
-        cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, Path(bert_path).parent, device)
+        cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, Path(args.vqvae).parent, device)
         results.update(evaluate_bert(bert, vocab, model, cache, validation, tracks, device,
-                                     separation_per_track=args.separation_chunks))
+                                     separation_per_track=args.separation_chunks, separation_steps=separation_steps))
         print_bert(results)
         if args.report:
             from report import write_report  # matplotlib only when pictures are asked for

@@ -30,6 +30,8 @@ from tokens import encode_waveform
 SILENCE_RMS = 1e-5  # about -100 dBFS: nothing to tokenize
 DECODE_PIECE = 16384  # tokens decoded at once by decode_long
 DECODE_MARGIN = 64  # tokens of context on each side of a piece (more than the decoder's reach)
+SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
+INPAINT_STEPS = 8
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
 
@@ -182,8 +184,8 @@ def command_inpaint(args, device):
         raise UserError(f"{args.input}: a gap of {args.duration:g} s is {last - first} tokens; this model fills at "
                         f"most {longest} tokens ({longest * hop / rate:.3f} s), half its context")
     with torch.no_grad(), autocast(device):
-        tokens, _, _ = encode_waveform(vqvae, x[0, 0].numpy(), device)
-        filled = inpaint_tokens(bert, vocab, tokens, first, last - first, steps=args.steps,
+        tokens, features, _ = encode_waveform(vqvae, x[0, 0].numpy(), device)
+        filled = inpaint_tokens(bert, vocab, tokens, features, first, last - first, steps=args.steps,
                                 temperature=args.temperature)
     # decode around the gap only, then splice it into the original audio with short cross-fades
     fade = int(CROSSFADE_SECONDS * rate)
@@ -209,14 +211,14 @@ def command_inpaint(args, device):
                                        ("filled by BERT", wave[a:b])], rate)
 
 
-def add_common(command, with_bert=False, with_plot=True):
+def add_common(command, with_bert=False, with_plot=True, steps=1):
     command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
     if with_plot:
         command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     if with_bert:
         command.add_argument("--bert", default="runs/bert.pt", help="BERT checkpoint (default runs/bert.pt)")
-        command.add_argument("--steps", type=positive_int, default=8, help="MaskGIT decoding steps (1 = one-shot argmax)")
+        command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot argmax; default {steps})")
         command.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = argmax)")
 
 
@@ -243,13 +245,13 @@ def main():
     command.add_argument("--stem", default=None, help="one stem to separate (default: every stem the model knows)")
     command.add_argument("--out", default="separated", help="output folder; stems go to OUT/<input name>/<stem>.wav")
     command.add_argument("--reference", default=None, help="the true stem's audio (with --stem): print SI-SDR, add it to --plot")
-    add_common(command, with_bert=True)
+    add_common(command, with_bert=True, steps=SEPARATE_STEPS)
     command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
     command.add_argument("input", help="audio file")
     command.add_argument("--start", type=float, required=True, help="gap start in seconds")
     command.add_argument("--duration", type=float, required=True, help="gap length in seconds (at most half the context)")
     command.add_argument("-o", "--output", default=None, help="output file (default: <input name>.inpainted.wav)")
-    add_common(command, with_bert=True)
+    add_common(command, with_bert=True, steps=INPAINT_STEPS)
     args = parser.parse_args()
     device = pick_device(args.device)
     if args.command in ("separate", "inpaint"):

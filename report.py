@@ -41,7 +41,7 @@ def clip_row(folder, name, clips, sample_rate):
 
 
 @torch.no_grad()
-def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, steps=8):
+def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, separate_steps=1, inpaint_steps=8):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rate, hop = vqvae.config.sample_rate, vqvae.hop
@@ -55,13 +55,13 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, 
         start = (first - cache.track_range(t)[0]) * hop / rate
         mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)
         mixture = torch.from_numpy(cache.tokens[mix_row, first:first + frames].astype(np.int64))
-        features = torch.from_numpy(cache.features[first:first + frames].astype(np.float32))
+        features = cache.latents(mix_row, first, first + frames)
         for stem in vocab.stems:
             reference = read_source(tracks[t], stem, rate, start, frames * hop / rate)
             if is_silent(reference, -40.0):
                 continue
             with autocast(device):
-                predicted = separate_tokens(bert, vocab, mixture, features, stem, steps=steps)
+                predicted = separate_tokens(bert, vocab, mixture, features, stem, steps=separate_steps)
             truth = torch.from_numpy(cache.tokens[cache.sources.index(stem), first:first + frames].astype(np.int64))
             estimate, oracle = decode_batch(vqvae, torch.stack([predicted, truth]), device)
             rows.append(f"<tr><th colspan='4'>{html.escape(tracks[t].name)} at {start:.2f} s: {stem}</th></tr>")
@@ -80,8 +80,10 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, 
     for t, first in evenly_spaced(cache, L, 1)[:examples]:
         tokens = torch.from_numpy(cache.tokens[mix_row, first:first + L].astype(np.int64))[None]
         inputs, _ = middle_mask(tokens, P, vocab)
+        batch_inputs = single_source_inputs(inputs, cache.latents(mix_row, first, first + L)[None], inputs == vocab.mask)
         with autocast(device):
-            filled = maskgit_fill(bert, single_source_inputs(inputs.to(device)), vocab.mask, steps).cpu()
+            filled = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
+                                  vocab.mask, inpaint_steps).cpu()
         estimate = decode_batch(vqvae, filled, device)[0]
         start = (first - cache.track_range(t)[0]) * hop / rate
         original = read_source(tracks[t], "mix", rate, start, L * hop / rate)
@@ -99,7 +101,8 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, 
     body = "".join(f"<h2>{html.escape(title)}</h2><table>{''.join(rows)}</table>" for title, rows in sections)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>audio-mlm listening page</title>"
             f"<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px}}</style></head><body>"
-            f"<h1>audio-mlm: held-out examples</h1><p>{steps} MaskGIT decoding steps; audio at {rate} Hz.</p>"
+            f"<h1>audio-mlm: held-out examples</h1><p>Decoding steps: {separate_steps} for separation, "
+            f"{inpaint_steps} for inpainting; audio at {rate} Hz.</p>"
             f"{body}</body></html>\n")
     with atomic_write(folder / "index.html") as tmp:
         tmp.write_text(page)

@@ -7,7 +7,8 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
   prediction of the window whose centre is nearest, so no window edge is ever used where a
   better-centred window exists. The VQ-VAE then decodes the whole stem sequence in one pass,
   so there is no seam to click.
-- inpainting: a window of the context centred on the gap, the gap's tokens masked.
+- inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
+  of the audio around it given (the gap's are hidden).
 
 Shapes: S tokens of a whole file, M frames per window, D code dim.
 """
@@ -62,25 +63,33 @@ def separate_tokens(bert, vocab, mixture, features, stem, steps=8, temperature=0
     return result
 
 
-def single_source_inputs(tokens):
-    """(B, L) tokens of one source (MASKs included) -> model inputs: positions 0..L-1, no features."""
+def single_source_inputs(tokens, features=None, hidden=None):
+    """(B, L) tokens of one source (MASKs included) -> model inputs with positions 0..L-1.
+
+    features (B, L, D): the source's own latents, zeroed where `hidden` (B, L) is True (the
+    positions to predict): what is known of the audio around a gap is given, the gap is not.
+    """
     B, L = tokens.shape
-    return {"tokens": tokens, "segments": torch.full_like(tokens, TARGET),
-            "positions": torch.arange(L, device=tokens.device).expand(B, L)}
+    inputs = {"tokens": tokens, "segments": torch.full_like(tokens, TARGET),
+              "positions": torch.arange(L, device=tokens.device).expand(B, L)}
+    if features is not None:
+        inputs["features"] = features.masked_fill(hidden[..., None], 0.0)  # (B, L, D)
+    return inputs
 
 
 @torch.no_grad()
-def inpaint_tokens(bert, vocab, tokens, gap_start, gap_length, steps=8, temperature=0.0):
-    """(S,) tokens with tokens[gap_start : gap_start + gap_length] unknown -> (S,) filled tokens.
-
-    BERT sees a window of its context centred on the gap (clipped to the file); only the gap changes.
+def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0):
+    """(S,) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
+    (S,) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
+    file), with the latents of the audio around the gap; only the gap changes.
     """
     S, L = tokens.shape[0], min(bert.config.max_positions, tokens.shape[0])
     start = int(np.clip(gap_start + gap_length // 2 - L // 2, 0, S - L))
     window = tokens[start:start + L].clone()
     window[gap_start - start:gap_start - start + gap_length] = vocab.mask
     device = bert.codebook.device
-    filled = maskgit_fill(bert, single_source_inputs(window[None].to(device)), vocab.mask, steps, temperature)
+    inputs = single_source_inputs(window[None], features[None, start:start + L].float(), window[None] == vocab.mask)
+    filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature)
     out = tokens.clone()
     out[start:start + L] = filled[0].cpu()
     return out

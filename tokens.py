@@ -3,8 +3,9 @@
 `build_token_cache` runs the VQ-VAE over every track of a split, for the mixture and each stem
 (a stem a track lacks is encoded as silence), and writes, per split:
 - `{split}-tokens.npy`: (n_sources, N) uint16 code ids, all tracks concatenated (N frames);
-- `{split}-features.npy`: (N, D) float16, the mixture's L2-normalised pre-quantisation latents
-  (what the quantizer compares with the codebook), BERT's continuous mixture input;
+- `{split}-features.npy`: (n_sources, N, D) float16, each source's L2-normalised pre-quantisation
+  latents (what the quantizer compares with the codebook): BERT's continuous input beside the
+  token ids, for the mixture in separation and for the visible positions in masked modelling;
 - `{split}-active.npy`: (n_sources, N) bool, frame RMS above -45 dBFS (is the stem playing?);
 - `{split}.json`: track names, their start frame in N, the source order, the VQ-VAE fingerprint.
 Frame s of every source and of the features covers the same 2^k samples, so the stem frame s
@@ -25,9 +26,11 @@ import torch.nn.functional as F
 
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
-from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, separation_layout
+from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, separation_layout
+from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
+CACHE_VERSION = 2  # part of the cache folder's name: a new layout never reads an old cache
 
 
 def vqvae_fingerprint(model):
@@ -62,23 +65,23 @@ def encode_waveform(model, wave, device, seconds_per_piece=30.0):
 
 
 def encode_track(model, track, sources, device):
-    """Tokens (n_sources, S) uint16, mixture features (S, D) float16, activity (n_sources, S) of a track."""
+    """Tokens (n_sources, S) uint16, features (n_sources, S, D) float16, activity (n_sources, S) of a track."""
     rate, hop = model.config.sample_rate, model.hop
     frames = int(np.ceil(track_duration(track) * rate / hop))
     tokens = np.zeros((len(sources), frames), dtype=np.uint16)
+    features = np.zeros((len(sources), frames, model.config.code_dim), dtype=np.float16)
     active = np.zeros((len(sources), frames), dtype=bool)
     for i, source in enumerate(sources):
         wave = read_source(track, source, rate, 0.0, frames * hop / rate)
         indices, latents, active[i] = encode_waveform(model, wave, device)
-        tokens[i] = indices.numpy()
-        if source == "mix":
-            features = latents.numpy().astype(np.float16)
+        tokens[i], features[i] = indices.numpy(), latents.numpy()
     return tokens, features, active
 
 
-def cache_folder(out, data_root, fingerprint):
-    key = hashlib.sha1(f"{Path(data_root).resolve()}|{fingerprint}".encode()).hexdigest()[:12]
-    return Path(out) / "token-cache" / key
+def cache_folder(root, data_root, fingerprint):
+    """root/token-cache/<hash of the dataset path and the VQ-VAE fingerprint>."""
+    key = hashlib.sha1(f"{Path(data_root).resolve()}|{fingerprint}|{CACHE_VERSION}".encode()).hexdigest()[:12]
+    return Path(root) / "token-cache" / key
 
 
 def build_token_cache(model, data_root, split, folder, stems, device):
@@ -92,9 +95,9 @@ def build_token_cache(model, data_root, split, folder, stems, device):
     model.eval()
     parts = [encode_track(model, track, sources, device) for track in tracks]
     starts = np.cumsum([0] + [p[0].shape[1] for p in parts])
-    for name, index, axis in (("tokens", 0, 1), ("features", 1, 0), ("active", 2, 1)):
+    for name, index in (("tokens", 0), ("features", 1), ("active", 2)):  # frames are axis 1 of each
         with atomic_write(folder / f"{split}-{name}.npy") as tmp:
-            np.save(tmp, np.concatenate([p[index] for p in parts], axis=axis))
+            np.save(tmp, np.concatenate([p[index] for p in parts], axis=1))
     meta = {"sources": list(sources), "tracks": [t.name for t in tracks], "starts": starts.tolist(),
             "fingerprint": vqvae_fingerprint(model), "hop": model.hop, "sample_rate": model.config.sample_rate}
     with atomic_write(meta_path) as tmp:  # written last: its presence means the cache is complete
@@ -113,12 +116,16 @@ class TokenCache:
         self.meta = json.loads(meta_path.read_text())
         self.sources = self.meta["sources"]
         self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N)
-        self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (N, D)
+        self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (n_sources, N, D)
         self.active = np.load(folder / f"{split}-active.npy", mmap_mode="r")  # (n_sources, N)
         self.starts = np.asarray(self.meta["starts"])  # track t spans starts[t]:starts[t+1]
 
     def track_range(self, t):
         return int(self.starts[t]), int(self.starts[t + 1])
+
+    def latents(self, row, start, end):
+        """(end - start, D) float32 features of one source."""
+        return torch.from_numpy(self.features[row, start:end].astype(np.float32))
 
     def code_counts(self, num_codes):
         """How often each code occurs, over every source: the unigram distribution."""
@@ -182,29 +189,28 @@ class BatchMaker:
                     break
             mixture.append(self.cache.tokens[mix_row, a:b])
             stem.append(self.cache.tokens[row, a:b])
-            features.append(self.cache.features[a:b])
+            features.append(self.cache.latents(mix_row, a, b))
             separators.append(self.vocab.stem_separator(name))
         mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M)
         stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M)
-        features = torch.from_numpy(np.stack(features).astype(np.float32))  # (B, M, D)
+        features = torch.stack(features)  # (B, M, D)
         items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], separators[i],
                                  self.vocab, self.generator, self.masking) for i in range(batch_size)]
         return {key: torch.cat([item[key] for item in items]) for key in items[0]}
 
     def mlm_batch(self, batch_size):
-        """Single-source windows of the whole context, positions 0..L-1, no mixture features."""
+        """Single-source windows of the whole context, positions 0..L-1; the features of every
+        chosen position (masked, replaced or kept) are hidden, the others are the source's own."""
         rows = self.rng.integers(len(self.cache.sources), size=batch_size)
         windows = [self.window(self.context) for _ in range(batch_size)]
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
         half = batch_size // 2
         bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
         cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator)
-        B, L = tokens.shape
-        return {"tokens": torch.cat([bert_inputs, cos_inputs]),
-                "segments": torch.full((B, L), TARGET, dtype=torch.long),
-                "positions": torch.arange(L).expand(B, L),
-                "features": torch.zeros(B, L, self.cache.features.shape[1]),
-                "targets": torch.cat([bert_labels, cos_labels])}
+        labels = torch.cat([bert_labels, cos_labels])
+        features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
+        return {**single_source_inputs(torch.cat([bert_inputs, cos_inputs]), features, hidden=labels != IGNORE),
+                "targets": labels}
 
     def sample(self, batch_size):
         """A training batch; the separation part is padded to the context length with PAD."""

@@ -17,8 +17,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
+
+import distributed
 
 from bert import AudioBERT, BERTConfig
 from checkpoint import load_checkpoint, load_vqvae, save_checkpoint
@@ -53,6 +54,8 @@ def add_vqvae_arguments(parser):
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="random seed (model init and chunk sampling)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
     parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/vqvae.pt)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/vqvae-last.pt")
 
@@ -67,6 +70,10 @@ def append_csv(path, columns, row):
         if new:
             writer.writeheader()
         writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
+
+
+def silent(*args, **kwargs):
+    """The `print` of ranks other than 0: only rank 0 logs."""
 
 
 def learning_rate(step, total_steps, peak, warmup):
@@ -94,8 +101,9 @@ def check_vqvae_arguments(args):
 
 def train_vqvae(args):
     check_vqvae_arguments(args)
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
+    rank, world_size, device = distributed.setup(pick_device(args.device))
+    log = print if rank == 0 else silent
+    torch.manual_seed(args.seed)  # the same initial weights on every rank
     out = Path(args.out)
     best_path, last_path, log_path = out / "vqvae.pt", out / "vqvae-last.pt", out / "vqvae-log.csv"
     config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
@@ -106,13 +114,15 @@ def train_vqvae(args):
     data_root = Path(args.data) if args.data else embedded_dataset(args.sample_rate)
     train_tracks = find_tracks(data_root, "train")
     sources = sorted({source for track in train_tracks for source in track.sources})
-    sampler = ChunkSampler(train_tracks, args.sample_rate, args.chunk_length, sources=sources, seed=args.seed)
+    shard = train_tracks[rank::world_size] if len(train_tracks) >= world_size else train_tracks  # this rank's tracks
+    sampler = ChunkSampler(shard, args.sample_rate, args.chunk_length, sources=sources, seed=args.seed + rank)
     val_chunks = held_out_chunks(data_root, "validation", args.sample_rate, chunks_per_track=2)
 
     # ---- model, optimizer, state ----
     model = VQVAE(config).to(device)
+    trained = distributed.wrap(model, device)  # DDP across ranks under torchrun, else the model itself
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.dtype) == torch.float16)
     step, best_val = 0, float("inf")
     if not args.resume:
         log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
@@ -127,15 +137,16 @@ def train_vqvae(args):
         scaler.load_state_dict(checkpoint["scaler"])
         step, best_val = checkpoint["step"], checkpoint["best_val_loss"]
         torch.set_rng_state(checkpoint["torch_rng"])
-        sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
-        print(f"resuming from {last_path} at step {step}")
+        if world_size == 1:
+            sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
+        log(f"resuming from {last_path} at step {step}")
 
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"config: {asdict(config)}")
-    print(f"data: {data_root} ({len(train_tracks)} train tracks, sources {', '.join(sources)}); "
-          f"device: {device}, mixed precision: {amp_dtype(device)}; {parameters / 1e6:.2f}M parameters")
-    print(f"{args.steps} steps x {args.batch_size} chunks x {args.chunk_length} samples; "
-          f"one token = {model.hop} samples = {1000 * model.hop / args.sample_rate:.2f} ms")
+    log(f"config: {asdict(config)}")
+    log(f"data: {data_root} ({len(train_tracks)} train tracks, sources {', '.join(sources)}); "
+        f"device: {device}, mixed precision: {amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters")
+    log(f"{args.steps} steps x {args.batch_size} chunks x {world_size} rank(s) x {args.chunk_length} samples; "
+        f"one token = {model.hop} samples = {1000 * model.hop / args.sample_rate:.2f} ms")
 
     def save(path):
         save_checkpoint(path, {
@@ -150,12 +161,12 @@ def train_vqvae(args):
 
     # ---- training loop ----
     started, last_log = time.time(), time.time()
-    while step < args.steps and not interrupted:
+    while step < args.steps and not distributed.any_rank(bool(interrupted), device):
         lr = learning_rate(step, args.steps, args.lr, args.warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        if step > 0 and step % args.eval_every == 0:
+        if step > 0 and step % args.eval_every == 0 and rank == 0:
             val = evaluate_reconstruction(model, val_chunks, device)
             model.train()
             if val["loss"] < best_val:
@@ -168,10 +179,10 @@ def train_vqvae(args):
 
         model.train()
         x = sampler.sample(args.batch_size).to(device)  # (B, 1, T)
-        with autocast(device):
-            x_hat, vq_loss, _, stats = model(x)
+        with autocast(device, args.dtype):
+            x_hat, vq_loss, _, stats = trained(x)
         loss, parts = total_loss(x, x_hat, vq_loss)  # Eq. 2
-        if not torch.isfinite(loss):
+        if distributed.any_rank(not torch.isfinite(loss), device):
             raise UserError(f"training diverged at step {step} (loss {loss.item()}); "
                             f"the last good checkpoint is kept in {out}")
         optimizer.zero_grad(set_to_none=True)
@@ -180,9 +191,13 @@ def train_vqvae(args):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # keeps late blow-ups away
         scaler.step(optimizer)
         scaler.update()
+        # Data initialisation and dead-code restarts re-seed codes from each rank's own batch:
+        # rank 0's codebook is the one every rank keeps, so the copies never drift apart.
+        for tensor in [*model.quantizer.parameters(), *model.quantizer.buffers()]:
+            distributed.broadcast_from_main(tensor.data)
         step += 1
 
-        if step % 50 == 0 or step == 1:
+        if (step % 50 == 0 or step == 1) and rank == 0:
             rate = 50 / (time.time() - last_log) if step > 1 else 0.0
             last_log = time.time()
             append_csv(log_path, VQVAE_LOG, {"step": step, "loss": loss.item(), "recon": parts["recon"].item(),
@@ -195,6 +210,12 @@ def train_vqvae(args):
                   f"{rate:.2f} steps/s", flush=True)
 
     # ---- end: final checkpoint, then score the best model on the test split ----
+    if world_size > 1:
+        agree = distributed.weights_agree(model)
+        log(f"{world_size} ranks hold identical weights: {agree}")
+        distributed.cleanup()
+        if rank != 0:
+            return
     val = evaluate_reconstruction(model, val_chunks, device)
     if val["loss"] < best_val:
         best_val = val["loss"]
@@ -234,7 +255,9 @@ def add_bert_arguments(parser):
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
-    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/bert.pt, token cache in OUT/token-cache)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
+    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/bert.pt; the token cache goes beside the VQ-VAE)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/bert-last.pt")
 
 
@@ -266,7 +289,8 @@ def validation_loss(model, batches, device):
 
 def train_bert(args):
     check_bert_arguments(args)
-    device = pick_device(args.device)
+    rank, world_size, device = distributed.setup(pick_device(args.device))
+    log = print if rank == 0 else silent
     torch.manual_seed(args.seed)
     out = Path(args.out)
     best_path, last_path, log_path = out / "bert.pt", out / "bert-last.pt", out / "bert-log.csv"
@@ -281,16 +305,19 @@ def train_bert(args):
     if unknown:
         raise UserError(f"{data_root}: no stem named {', '.join(unknown)} (it has: {', '.join(available) or 'mixtures only'})")
     mlm_share = args.mlm_share if stems else 1.0  # a folder of mixtures: masked modelling only
-    folder = cache_folder(out, data_root, fingerprint)
+    folder = cache_folder(Path(args.vqvae).parent, data_root, fingerprint)  # the cache belongs to the tokenizer
     started = time.time()
-    for split in ("train", "validation"):
-        build_token_cache(vqvae, data_root, split, folder, stems, device)
-    print(f"token cache: {folder} ({time.time() - started:.0f} s)")
+    if rank == 0:  # one rank tokenizes, the others wait for it
+        for split in ("train", "validation"):
+            build_token_cache(vqvae, data_root, split, folder, stems, device)
+    distributed.any_rank(False, device)  # a barrier
+    log(f"token cache: {folder} ({time.time() - started:.0f} s)")
     train_cache, val_cache = TokenCache(folder, "train"), TokenCache(folder, "validation")
     if train_cache.sources[1:] != stems:  # the cache of another --stems choice
         raise UserError(f"{folder}: token cache holds stems {train_cache.sources[1:]}; delete it or use another --out")
     vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
-    batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed, mlm_share=mlm_share, masking=args.masking)
+    batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share,
+                         masking=args.masking)  # each rank its own random stream of windows
     val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking)
     val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
 
@@ -299,8 +326,9 @@ def train_bert(args):
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
                         num_layers=args.layers, num_heads=args.heads, width=args.width)
     model = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach()).to(device)
+    trained = distributed.wrap(model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.dtype) == torch.float16)
     step, best_val = 0, float("inf")
     if not args.resume:
         log_path.unlink(missing_ok=True)
@@ -314,16 +342,18 @@ def train_bert(args):
         scaler.load_state_dict(checkpoint["scaler"])
         step, best_val = checkpoint["step"], checkpoint["best_val_loss"]
         torch.set_rng_state(checkpoint["torch_rng"])
-        batches.rng.bit_generator.state = checkpoint["sampler_rng"]
-        batches.generator.set_state(checkpoint["mask_rng"])
-        print(f"resuming from {last_path} at step {step}")
+        if world_size == 1:
+            batches.rng.bit_generator.state = checkpoint["sampler_rng"]
+            batches.generator.set_state(checkpoint["mask_rng"])
+        log(f"resuming from {last_path} at step {step}")
 
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     hop, rate = vqvae.hop, vqvae.config.sample_rate
-    print(f"config: {asdict(config)}")
-    print(f"stems: {', '.join(stems) or 'none'}; stem masking: {args.masking}; device: {device}, mixed precision: "
-          f"{amp_dtype(device)}; {parameters / 1e6:.2f}M parameters")
-    print(f"context {args.context} tokens = {args.context * hop / rate:.3f} s of one source; separation windows of "
+    log(f"config: {asdict(config)}")
+    log(f"stems: {', '.join(stems) or 'none'}; stem masking: {args.masking}; device: {device}, mixed precision: "
+        f"{amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters; {args.batch_size} x {world_size} "
+        f"rank(s) sequences per step")
+    log(f"context {args.context} tokens = {args.context * hop / rate:.3f} s of one source; separation windows of "
           f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
 
     def save(path):
@@ -340,12 +370,12 @@ def train_bert(args):
 
     # ---- training loop ----
     started, last_log = time.time(), time.time()
-    while step < args.steps and not interrupted:
+    while step < args.steps and not distributed.any_rank(bool(interrupted), device):
         lr = learning_rate(step, args.steps, args.lr, args.warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        if step > 0 and step % args.eval_every == 0:
+        if step > 0 and step % args.eval_every == 0 and rank == 0:
             val = validation_loss(model, val_batches, device)
             if val < best_val:
                 best_val = val
@@ -355,9 +385,9 @@ def train_bert(args):
             print(f"step {step}: validation loss {val:.4f} (best {best_val:.4f})", flush=True)
 
         batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
-        with autocast(device):
-            _, loss = model(**batch)
-        if not torch.isfinite(loss):
+        with autocast(device, args.dtype):
+            _, loss = trained(**batch)
+        if distributed.any_rank(not torch.isfinite(loss), device):
             raise UserError(f"training diverged at step {step} (loss {loss.item()}); "
                             f"the last good checkpoint is kept in {out}")
         optimizer.zero_grad(set_to_none=True)
@@ -368,7 +398,7 @@ def train_bert(args):
         scaler.update()
         step += 1
 
-        if step % 50 == 0 or step == 1:
+        if (step % 50 == 0 or step == 1) and rank == 0:
             rate_now = 50 / (time.time() - last_log) if step > 1 else 0.0
             last_log = time.time()
             append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(),
@@ -376,6 +406,12 @@ def train_bert(args):
             print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {model.log_logit_scale.exp().item():.1f} | "
                   f"lr {lr:.2e} | {rate_now:.2f} steps/s", flush=True)
 
+    if world_size > 1:
+        agree = distributed.weights_agree(model)
+        log(f"{world_size} ranks hold identical weights: {agree}")
+        distributed.cleanup()
+        if rank != 0:
+            return
     val = validation_loss(model, val_batches, device)
     if val < best_val:
         best_val = val

@@ -129,5 +129,5 @@ def test_separate_and_inpaint_keep_lengths_and_known_tokens():
     one_shot = separate_tokens(model, VOCAB, mixture, features, "drums", steps=1)
     logits, _ = model(tokens, segments, positions, feats)
     assert torch.equal(one_shot[:4], logits[0, M + 1:M + 5].argmax(-1))
-    filled = inpaint_tokens(model, VOCAB, mixture, gap_start=40, gap_length=10, steps=3)
+    filled = inpaint_tokens(model, VOCAB, mixture, features, gap_start=40, gap_length=10, steps=3)
     assert torch.equal(filled[:40], mixture[:40]) and torch.equal(filled[50:], mixture[50:])

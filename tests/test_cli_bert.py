@@ -107,3 +107,21 @@ def test_bert_bad_inputs(work):
         assert_one_line_error(run(ROOT / "infer.py", *args, cwd=work), words)
     assert_one_line_error(run(ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs", cwd=work),
                           "vocals")
+
+
+def test_pictures_listening_page_and_training_log(work):
+    result = run(ROOT / "evaluate.py", "--data", "data", "--separation-steps", "1", "--report", "page", cwd=work)
+    assert result.returncode == 0, result.stderr
+    page = (work / "page" / "index.html").read_text()
+    for src in page.split("src='")[1:]:  # every player and picture the page links to exists
+        assert (work / "page" / src.split("'")[0]).exists()
+    assert "<audio" in page and "oracle tokens" in page and "cross-fade" in page
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--reference", "mix.wav", "--plot",
+                 "--steps", "1", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert (work / "separated" / "mix" / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
+    result = run(ROOT / "plots.py", "log", "runs/bert-log.csv", "-o", "curve.png", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert (work / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    header = (work / "runs" / "bert-log.csv").read_text().splitlines()[0]
+    assert header == "step,loss,logit_scale,lr,val_loss"

@@ -1,0 +1,69 @@
+"""Data-parallel training across processes and machines with torchrun and DistributedDataParallel.
+
+    torchrun --nproc_per_node=4 train.py vqvae ...        # 4 GPUs (NCCL) or 4 CPU processes (gloo)
+    torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 --nproc_per_node=8 train.py bert ...
+
+Reference: PyTorch's DDP tutorial and "PyTorch Distributed: Experiences on Accelerating Data
+Parallel Training", Li et al., 2020 (arXiv:2006.15704). Every process (rank) holds a full copy of
+the model, trains on its own data (its own shard of the training tracks or windows), and DDP
+averages the gradients across ranks in `backward`, so all copies take the same optimizer step.
+The global batch is `--batch-size` x the number of ranks. Only rank 0 logs, evaluates and saves.
+
+Without torchrun (no WORLD_SIZE in the environment) all of this is a no-op: one process, rank 0.
+"""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def setup(device):
+    """Join the process group if torchrun started us; returns (rank, world_size, device).
+
+    On CUDA each rank takes the GPU of its LOCAL_RANK and talks NCCL; on CPUs, gloo.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world_size, device
+
+
+def wrap(model, device):
+    """The model as DDP sees it (gradients averaged across ranks), or the model itself alone."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def any_rank(flag, device):
+    """True on every rank if `flag` is True on any (e.g. Ctrl-C seen by one), so all stop together."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def broadcast_from_main(tensor):
+    """Overwrite `tensor` on every rank with rank 0's copy (in place)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast(tensor, src=0)
+
+
+def weights_agree(model):
+    """Whether every rank holds exactly the same parameters (all of them gathered and compared)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    mine = torch.nn.utils.parameters_to_vector(model.parameters()).detach().float()
+    gathered = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, mine)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def cleanup():
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
