@@ -9,10 +9,6 @@ kept, both written atomically: `vqvae.pt`, the best so far by *validation* loss 
 is only scored once, at the end), and `vqvae-last.pt`, the latest state for `--resume`
 (likewise `bert.pt` and `bert-last.pt`).
 """
-import csv
-import math
-import signal
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +16,6 @@ from pathlib import Path
 import torch
 
 import distributed
-
 from bert import AudioBERT, BERTConfig
 from checkpoint import load_checkpoint, load_vqvae, save_checkpoint
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
@@ -30,6 +25,8 @@ from files import UserError
 from losses import total_loss
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
+from training import (append_csv, catch_ctrl_c, optimizer_step, report_stop, restore, set_learning_rate, silent,
+                      stop_if_diverged, training_state)
 from vqvae import VQVAE, VQVAEConfig
 
 VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
@@ -58,30 +55,6 @@ def add_vqvae_arguments(parser):
                         help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
     parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/vqvae.pt)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/vqvae-last.pt")
-
-
-def append_csv(path, columns, row):
-    """Append one row to a CSV training log (header written when the file is new); plot it with
-    `python plots.py log PATH`. Missing columns are left empty."""
-    new = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        if new:
-            writer.writeheader()
-        writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
-
-
-def silent(*args, **kwargs):
-    """The `print` of ranks other than 0: only rank 0 logs."""
-
-
-def learning_rate(step, total_steps, peak, warmup):
-    """Linear warmup, then cosine decay to 10% of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def check_vqvae_arguments(args):
@@ -132,11 +105,7 @@ def train_vqvae(args):
             changed = [k for k, v in asdict(config).items() if checkpoint["config"].get(k) != v]
             raise UserError(f"{last_path}: trained with other settings ({', '.join(changed)}); "
                             f"resume with the same flags or use another --out")
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        step, best_val = checkpoint["step"], checkpoint["best_val_loss"]
-        torch.set_rng_state(checkpoint["torch_rng"])
+        step, best_val = restore(checkpoint, model, optimizer, scaler)
         if world_size == 1:
             sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
         log(f"resuming from {last_path} at step {step}")
@@ -149,22 +118,15 @@ def train_vqvae(args):
         f"one token = {model.hop} samples = {1000 * model.hop / args.sample_rate:.2f} ms")
 
     def save(path):
-        save_checkpoint(path, {
-            "kind": "vqvae", "config": asdict(config), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
-            "best_val_loss": best_val, "torch_rng": torch.get_rng_state(),
-            "sampler_rng": sampler.rng.bit_generator.state, "args": vars(args)})
+        save_checkpoint(path, {"kind": "vqvae", "config": asdict(config), "sampler_rng": sampler.rng.bit_generator.state,
+                               "args": vars(args), **training_state(model, optimizer, scaler, step, best_val)})
 
-    # Ctrl-C: finish the current step, save, and say how to resume.
-    interrupted = []
-    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    interrupted = catch_ctrl_c()  # Ctrl-C: finish the current step, save, and say how to resume
 
     # ---- training loop ----
-    started, last_log = time.time(), time.time()
-    while step < args.steps and not distributed.any_rank(bool(interrupted), device):
-        lr = learning_rate(step, args.steps, args.lr, args.warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    started, last_log, stopped = time.time(), time.time(), False
+    while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
+        lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
         if step > 0 and step % args.eval_every == 0 and rank == 0:
             val = evaluate_reconstruction(model, val_chunks, device)
@@ -182,15 +144,8 @@ def train_vqvae(args):
         with autocast(device, args.dtype):
             x_hat, vq_loss, _, stats = trained(x)
         loss, parts = total_loss(x, x_hat, vq_loss)  # Eq. 2
-        if distributed.any_rank(not torch.isfinite(loss), device):
-            raise UserError(f"training diverged at step {step} (loss {loss.item()}); "
-                            f"the last good checkpoint is kept in {out}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # keeps late blow-ups away
-        scaler.step(optimizer)
-        scaler.update()
+        stop_if_diverged(loss, step, out, device)
+        optimizer_step(loss, model, optimizer, scaler)
         # Data initialisation and dead-code restarts re-seed codes from each rank's own batch:
         # rank 0's codebook is the one every rank keeps, so the copies never drift apart.
         for tensor in [*model.quantizer.parameters(), *model.quantizer.buffers()]:
@@ -221,12 +176,7 @@ def train_vqvae(args):
         best_val = val["loss"]
         save(best_path)
     save(last_path)
-    minutes = (time.time() - started) / 60
-    if interrupted:
-        print(f"interrupted at step {step} after {minutes:.1f} min; checkpoint saved to {last_path}. "
-              f"Continue with the same command plus --resume.")
-        sys.exit(130)
-    print(f"trained {step} steps in {minutes:.1f} min; best validation loss {best_val:.4f}; saved {best_path}")
+    minutes = report_stop(stopped, step, started, last_path, best_path, best_val)
     best = load_checkpoint(best_path, "vqvae")
     model.load_state_dict(best["model"])
     test_chunks = held_out_chunks(data_root, "test", args.sample_rate, chunks_per_track=4)
@@ -337,11 +287,7 @@ def train_bert(args):
         if checkpoint["config"] != asdict(config) or checkpoint["vqvae_fingerprint"] != fingerprint:
             raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "
                             f"resume with the same flags or use another --out")
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        step, best_val = checkpoint["step"], checkpoint["best_val_loss"]
-        torch.set_rng_state(checkpoint["torch_rng"])
+        step, best_val = restore(checkpoint, model, optimizer, scaler)
         if world_size == 1:
             batches.rng.bit_generator.state = checkpoint["sampler_rng"]
             batches.generator.set_state(checkpoint["mask_rng"])
@@ -357,23 +303,17 @@ def train_bert(args):
           f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
 
     def save(path):
-        save_checkpoint(path, {
-            "kind": "bert", "config": asdict(config), "model": model.state_dict(), "stems": stems,
-            "vqvae_fingerprint": fingerprint, "vqvae_path": str(args.vqvae),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
-            "best_val_loss": best_val, "torch_rng": torch.get_rng_state(),
-            "sampler_rng": batches.rng.bit_generator.state, "mask_rng": batches.generator.get_state(),
-            "args": vars(args)})
+        save_checkpoint(path, {"kind": "bert", "config": asdict(config), "stems": stems,
+                               "vqvae_fingerprint": fingerprint, "vqvae_path": str(args.vqvae),
+                               "sampler_rng": batches.rng.bit_generator.state, "mask_rng": batches.generator.get_state(),
+                               "args": vars(args), **training_state(model, optimizer, scaler, step, best_val)})
 
-    interrupted = []
-    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    interrupted = catch_ctrl_c()
 
     # ---- training loop ----
-    started, last_log = time.time(), time.time()
-    while step < args.steps and not distributed.any_rank(bool(interrupted), device):
-        lr = learning_rate(step, args.steps, args.lr, args.warmup)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    started, last_log, stopped = time.time(), time.time(), False
+    while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
+        lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
         if step > 0 and step % args.eval_every == 0 and rank == 0:
             val = validation_loss(model, val_batches, device)
@@ -387,15 +327,8 @@ def train_bert(args):
         batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
         with autocast(device, args.dtype):
             _, loss = trained(**batch)
-        if distributed.any_rank(not torch.isfinite(loss), device):
-            raise UserError(f"training diverged at step {step} (loss {loss.item()}); "
-                            f"the last good checkpoint is kept in {out}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(optimizer)
-        scaler.update()
+        stop_if_diverged(loss, step, out, device)
+        optimizer_step(loss, model, optimizer, scaler)
         step += 1
 
         if (step % 50 == 0 or step == 1) and rank == 0:
@@ -417,12 +350,7 @@ def train_bert(args):
         best_val = val
         save(best_path)
     save(last_path)
-    minutes = (time.time() - started) / 60
-    if interrupted:
-        print(f"interrupted at step {step} after {minutes:.1f} min; checkpoint saved to {last_path}. "
-              f"Continue with the same command plus --resume.")
-        sys.exit(130)
-    print(f"trained {step} steps in {minutes:.1f} min; best validation loss {best_val:.4f}; saved {best_path}")
+    report_stop(stopped, step, started, last_path, best_path, best_val)
     print(f"score it on the test split: python evaluate.py --vqvae {args.vqvae} --bert {best_path}")
 
 

@@ -1,0 +1,77 @@
+"""training.py and the interruption paths of train.py: Ctrl-C saves and says how to resume,
+a kill -9 leaves the last checkpoint loadable, a NaN loss stops with a message."""
+import math
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from files import UserError
+from synth import write_synthetic_dataset
+from test_cli import RATE, ROOT, TINY_FLAGS
+from training import learning_rate, set_learning_rate, stop_if_diverged
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    peak, warmup, total = 1e-3, 10, 110
+    assert learning_rate(0, total, peak, warmup) == pytest.approx(peak / warmup)
+    assert learning_rate(9, total, peak, warmup) == pytest.approx(peak)
+    assert learning_rate(60, total, peak, warmup) == pytest.approx(peak * (0.1 + 0.9 * 0.5))  # half way
+    assert learning_rate(total, total, peak, warmup) == pytest.approx(peak * 0.1)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    lr = set_learning_rate(optimizer, 60, SimpleNamespace(steps=total, lr=peak, warmup=warmup))
+    assert optimizer.param_groups[0]["lr"] == lr
+
+
+def test_nan_loss_stops_with_a_message():
+    with pytest.raises(UserError, match="diverged at step 7"):
+        stop_if_diverged(torch.tensor(math.nan), 7, "runs", torch.device("cpu"))
+    stop_if_diverged(torch.tensor(1.0), 7, "runs", torch.device("cpu"))  # a finite loss goes on
+
+
+def start_training(work, data):
+    command = [sys.executable, str(ROOT / "train.py"), "vqvae", "--k", "3", "--steps", "100000", "--data", str(data),
+               "--out", "runs", *TINY_FLAGS[:-2], "--eval-every", "5"]
+    return subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def wait_for_checkpoint(path, timeout=120):
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, "no checkpoint written"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    work = tmp_path_factory.mktemp("interrupt")
+    return work, write_synthetic_dataset(work / "data", sample_rate=RATE, seed=0, num_tracks=(2, 1, 1))
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(data):
+    work, root = data
+    process = start_training(work, root)
+    wait_for_checkpoint(work / "runs" / "vqvae-last.pt")
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "--resume" in out and "Traceback" not in err
+    checkpoint = torch.load(work / "runs" / "vqvae-last.pt", weights_only=True)
+    assert checkpoint["step"] >= 5 and f"interrupted at step {checkpoint['step']}" in out
+
+
+def test_kill_9_leaves_the_last_checkpoint_loadable(data):
+    work, root = data
+    (work / "runs" / "vqvae-last.pt").unlink(missing_ok=True)
+    process = start_training(work, root)
+    wait_for_checkpoint(work / "runs" / "vqvae-last.pt")
+    time.sleep(1.0)  # let it run through more checkpoint writes
+    process.kill()
+    process.communicate(timeout=60)
+    checkpoint = torch.load(work / "runs" / "vqvae-last.pt", weights_only=True)
+    assert checkpoint["kind"] == "vqvae" and checkpoint["step"] > 0

@@ -1,0 +1,101 @@
+"""The pieces of a training loop that the VQ-VAE and BERT loops in train.py share.
+
+Each is one step of the fixed order the loops follow (as nanoGPT's): set the learning rate,
+evaluate + checkpoint, forward, stop on a NaN, backward + clip + step, log. Checkpoints hold
+the whole training state (`training_state`), so `--resume` continues the same loss curve.
+"""
+import csv
+import math
+import signal
+import sys
+import time
+
+import torch
+
+import distributed
+from files import UserError
+
+
+def catch_ctrl_c():
+    """Ctrl-C sets a flag instead of killing the run: the loop finishes its step, saves, and stops."""
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    return interrupted
+
+
+def set_learning_rate(optimizer, step, args):
+    lr = learning_rate(step, args.steps, args.lr, args.warmup)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def append_csv(path, columns, row):
+    """Append one row to a CSV training log (header written when the file is new); plot it with
+    `python plots.py log PATH`. Missing columns are left empty."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
+
+
+def silent(*args, **kwargs):
+    """The `print` of ranks other than 0: only rank 0 logs."""
+
+
+def optimizer_step(loss, model, optimizer, scaler):
+    """Backward (scaled when fp16 needs it), clip the gradient norm to 1, optimizer step.
+
+    Clipping keeps away the late blow-ups that an unclipped run at lr 1e-3 showed while its
+    training loss still looked fine.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def stop_if_diverged(loss, step, out, device):
+    """A NaN or inf loss (on any rank) stops training; the checkpoints written so far are kept."""
+    if distributed.any_rank(not torch.isfinite(loss), device):
+        raise UserError(f"training diverged at step {step} (loss {loss.item()}); "
+                        f"the last good checkpoint is kept in {out}")
+
+
+def training_state(model, optimizer, scaler, step, best_val):
+    """What every checkpoint holds besides its model-specific keys: enough to resume exactly."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "step": step, "best_val_loss": best_val, "torch_rng": torch.get_rng_state()}
+
+
+def restore(checkpoint, model, optimizer, scaler):
+    """Load a `training_state` back; returns (step, best validation loss)."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    return checkpoint["step"], checkpoint["best_val_loss"]
+
+
+def report_stop(stopped, step, started, last_path, best_path, best_val):
+    """The last lines of a run: how to resume after Ctrl-C (exit 130), or where the model is."""
+    minutes = (time.time() - started) / 60
+    if stopped:
+        print(f"interrupted at step {step} after {minutes:.1f} min; checkpoint saved to {last_path}. "
+              f"Continue with the same command plus --resume.")
+        sys.exit(130)
+    print(f"trained {step} steps in {minutes:.1f} min; best validation loss {best_val:.4f}; saved {best_path}")
+    return minutes
+
+
+def learning_rate(step, total_steps, peak, warmup):
+    """Linear warmup, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
