@@ -81,20 +81,29 @@ def main():
     results = {"device": str(device), "threads": args.threads, "precision": str(amp_dtype(device))}
 
     # ---- training throughput (one optimizer step each, on random data) ----
+    def timed_training(model, loss_of):
+        """Median seconds of one forward + backward + optimizer step."""
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+        def step():
+            with autocast(device):
+                loss = loss_of()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        model.train()
+        seconds = median_seconds(step, args.repeats, device)
+        model.eval()
+        return seconds
+
     x = torch.randn(16, 1, 8192, device=device) * 0.1
-    optimizer = torch.optim.Adam(vqvae.parameters(), lr=1e-5)
 
-    def vqvae_step():
-        with autocast(device):
-            x_hat, vq_loss, _, _ = vqvae(x)
-        loss, _ = total_loss(x, x_hat, vq_loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    def vqvae_loss():
+        x_hat, vq_loss, _, _ = vqvae(x)
+        return total_loss(x, x_hat, vq_loss)[0]
 
-    vqvae.train()
-    seconds = median_seconds(vqvae_step, args.repeats, device)
-    vqvae.eval()
+    seconds = timed_training(vqvae, vqvae_loss)
     results["vqvae_train_samples_per_s"] = x.numel() / seconds
     print(f"VQ-VAE training   {x.numel() / seconds:10.0f} samples/s ({1 / seconds:.2f} steps/s of 16 x 8192)")
 
@@ -102,18 +111,7 @@ def main():
     tokens = torch.randint(0, vocab.num_codes, (16, L), device=device)
     batch = {"tokens": tokens, "segments": torch.full_like(tokens, 2), "positions": torch.arange(L, device=device).expand(16, L),
              "targets": tokens}
-    bert_optimizer = torch.optim.AdamW(bert.parameters(), lr=1e-5)
-
-    def bert_step():
-        with autocast(device):
-            _, loss = bert(**batch)
-        bert_optimizer.zero_grad()
-        loss.backward()
-        bert_optimizer.step()
-
-    bert.train()
-    seconds = median_seconds(bert_step, args.repeats, device)
-    bert.eval()
+    seconds = timed_training(bert, lambda: bert(**batch)[1])
     results["bert_train_tokens_per_s"] = tokens.numel() / seconds
     print(f"BERT training     {tokens.numel() / seconds:10.0f} tokens/s ({1 / seconds:.2f} steps/s of 16 x {L})")
 

@@ -18,6 +18,11 @@ prototype predicted the silent code everywhere, see README "Why BERT on audio to
   (B, L, D): the mixture's pre-quantisation encoder latents. They are added at the mixture
   positions (richer than its token ids) *and* at stem position s from mixture frame s, so the
   stem prediction at frame s sees the mixture at frame s directly, not only through attention.
+- **A local convolution before attention.** A depthwise-separable conv (kernel 5) over the embedded
+  sequence gives every position its neighbours directly. At 1 ms per token, a masked code is
+  mostly a function of the latents on either side of it (the nearest code to the sum of its two
+  neighbours' latents is right 5-46% of the time, 3x the unigram guess on average); attention
+  with absolute positions learned that relation too slowly for a CPU budget.
 Only codes are predicted: logits are (B, L, K), special tokens are never an output.
 
 Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size.
@@ -43,6 +48,7 @@ class BERTConfig:
     width: int = 256            # E
     dropout: float = 0.0
     logit_scale: float = 50.0   # initial scale of the cosine head
+    local_kernel: int = 5       # width of the local convolution before attention (0 = none)
 
 
 class SelfAttention(nn.Module):
@@ -95,6 +101,9 @@ class AudioBERT(nn.Module):
         self.feature_projection = nn.Linear(D, E)  # continuous mixture latents -> E
         self.position_embedding = nn.Embedding(config.max_positions, E)
         self.segment_embedding = nn.Embedding(3, E)  # CONTEXT, SEPARATOR, TARGET
+        k = config.local_kernel
+        self.local = nn.Sequential(nn.Conv1d(E, E, k, padding=k // 2, groups=E), nn.GELU(),
+                                   nn.Conv1d(E, E, 1)) if k else None  # depthwise, then pointwise
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(E)
         self.head = nn.Linear(E, D)  # hidden state -> a direction in code space
@@ -108,6 +117,9 @@ class AudioBERT(nn.Module):
             nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
+        elif isinstance(module, nn.Conv1d):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
 
     def embed_tokens(self, tokens):
         """(B, L) ids -> (B, L, E): codes through their code vectors, specials from a table."""
@@ -132,6 +144,10 @@ class AudioBERT(nn.Module):
         x = self.embed_tokens(tokens) + self.position_embedding(positions) + self.segment_embedding(segments)  # (B, L, E)
         if features is not None:
             x = x + self.feature_projection(features.to(x.dtype))  # frame-local conditioning
+        if padding is not None:
+            x = x.masked_fill(padding[..., None], 0.0)  # padding neither attends nor leaks through the conv
+        if self.local is not None:
+            x = x + self.local(x.transpose(1, 2)).transpose(1, 2)  # (B, L, E) neighbours, directly
         attend = None if padding is None else ~padding[:, None, None, :]  # (B, 1, 1, L)
         for block in self.blocks:
             x = block(x, attend)

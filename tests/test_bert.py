@@ -70,7 +70,7 @@ def test_tiny_bert_overfits_one_batch():
     labels = torch.where(inputs == VOCAB.mask, tokens, torch.full_like(tokens, IGNORE))  # the MASKed ones
     batch = single_source_inputs(inputs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(100):
+    for _ in range(200):
         _, loss = model(**batch, targets=labels)
         optimizer.zero_grad()
         loss.backward()
