@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, autocast, pick_device, run_main
@@ -124,11 +125,15 @@ def rows(cache, row, windows, length):
 
 @torch.no_grad()
 def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_size=16):
-    """Plain BERT masking (15%, 80/10/10) of single-source windows of the full context."""
+    """Plain BERT masking (15%, 80/10/10) of single-source windows of the full context.
+
+    Two baselines: the unigram guess (the most frequent code), and the neighbour guess (the code
+    nearest to the sum of the visible latents just before and after: interpolation, no learning).
+    """
     L = bert.config.max_positions
     generator = torch.Generator().manual_seed(0)
     windows = [(row, w) for row in range(len(cache.sources)) for w in evenly_spaced(cache, L, per_track)]
-    top1, top5, unigram = [], [], []
+    top1, top5, unigram, neighbours = [], [], [], []
     for batch in batched(windows, batch_size):
         tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L)
         features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
@@ -138,14 +143,20 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
             logits, _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})
         chosen = labels != IGNORE  # (B, L)
         best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, 5)
+        # neighbour baseline: the code nearest to the sum of the visible latents on either side
+        visible = batch_inputs["features"]  # (B, L, D), zero where hidden
+        around = F.pad(visible, (0, 0, 1, 0))[:, :-1] + F.pad(visible, (0, 0, 0, 1))[:, 1:]  # (B, L, D)
+        neighbour = (around @ bert.codebook.cpu().t()).argmax(-1)  # (B, L)
         for b in range(len(batch)):
             truth = labels[b][chosen[b]]
             top1.append((best5[b][chosen[b]][:, 0] == truth).float().mean().item())
             top5.append((best5[b][chosen[b]] == truth[:, None]).any(-1).float().mean().item())
             unigram.append((truth == unigram_code).float().mean().item())
-    (a1, c1), (a5, c5), (u, cu) = mean_ci95(top1), mean_ci95(top5), mean_ci95(unigram)
+            neighbours.append((neighbour[b][chosen[b]] == truth).float().mean().item())
+    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1, top5, unigram, neighbours))
     return {"windows": len(windows), "accuracy": a1, "accuracy_ci95": c1, "top5_accuracy": a5,
-            "top5_accuracy_ci95": c5, "unigram_accuracy": u, "unigram_accuracy_ci95": cu}
+            "top5_accuracy_ci95": c5, "unigram_accuracy": u, "unigram_accuracy_ci95": cu,
+            "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn}
 
 
 def decode_batch(vqvae, tokens, device):
@@ -295,7 +306,8 @@ def print_bert(results):
     mlm = results["mlm"]
     print(f"masked modelling, 15% BERT masking ({mlm['windows']} windows)")
     print(f"  top-1 accuracy {mlm['accuracy']:.3f} +- {mlm['accuracy_ci95']:.3f}   top-5 {mlm['top5_accuracy']:.3f}   "
-          f"unigram baseline {mlm['unigram_accuracy']:.3f}   ratio {mlm['accuracy'] / max(mlm['unigram_accuracy'], 1e-9):.1f}x")
+          f"unigram baseline {mlm['unigram_accuracy']:.3f} (ratio {mlm['accuracy'] / max(mlm['unigram_accuracy'], 1e-9):.1f}x)   "
+          f"neighbour baseline {mlm['neighbour_accuracy']:.3f}")
     inp = results["inpainting"]
     print(f"inpainting, gap of {inp['gap_tokens']} tokens = {inp['gap_seconds']:.3f} s ({inp['gaps']} gaps, "
           f"{inp['decoding_steps']} decoding steps), "

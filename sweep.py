@@ -40,19 +40,19 @@ def row(k, label, minutes, results):
     return {"k": k, "variant": label, "minutes": minutes, "si_sdr_db": recon["si_sdr_db"], "mrstft": recon["mrstft"],
             "codes_used": recon["codes_used_fraction"], "tokens_per_second": recon["tokens_per_second"],
             "seconds_per_512": recon["seconds_per_512_tokens"], "mlm_accuracy": mlm["accuracy"],
-            "unigram_accuracy": mlm["unigram_accuracy"],
+            "unigram_accuracy": mlm["unigram_accuracy"], "neighbour_accuracy": mlm["neighbour_accuracy"],
             "si_sdri_db": {stem: v["si_sdri_db"] for stem, v in separation.items()}}
 
 
 def markdown(rows):
     stems = sorted({stem for r in rows for stem in r["si_sdri_db"]})
     lines = ["| k | BERT stem masking | tokens/s | s per 512 tokens | recon SI-SDR dB | MR-STFT | codes used | "
-             "MLM acc. (unigram) | " + " | ".join(f"SI-SDRi {s}" for s in stems) + " | wall min |",
+             "MLM acc. (unigram, neighbour) | " + " | ".join(f"SI-SDRi {s}" for s in stems) + " | wall min |",
              "|" + " --- |" * (9 + len(stems))]
     for r in rows:
         lines.append(f"| {r['k']} | {r['variant']} | {r['tokens_per_second']:g} | {r['seconds_per_512']:.2f} | "
                      f"{r['si_sdr_db']:.2f} | {r['mrstft']:.2f} | {100 * r['codes_used']:.0f}% | "
-                     f"{r['mlm_accuracy']:.3f} ({r['unigram_accuracy']:.3f}) | "
+                     f"{r['mlm_accuracy']:.3f} ({r['unigram_accuracy']:.3f}, {r['neighbour_accuracy']:.3f}) | "
                      + " | ".join(f"{r['si_sdri_db'].get(s, float('nan')):+.2f}" for s in stems)
                      + f" | {r['minutes']:.1f} |")
     return "\n".join(lines)
