@@ -152,3 +152,18 @@ def test_bad_flags(trained):
     unknown.mkdir(exist_ok=True)
     (unknown / "notes.txt").write_text("no audio here")
     assert_one_line_error(run(ROOT / "train.py", "vqvae", "--data", unknown, cwd=trained), "unknown_layout")
+
+
+@pytest.mark.parametrize("rate, channels, suffix", [(8000, 1, "wav"), (96000, 2, "flac"), (44100, 8, "wav"),
+                                                    (22050, 3, "ogg"), (44100, 2, "mp3")])
+def test_any_rate_channel_count_and_format_is_accepted(trained, rate, channels, suffix):
+    """Mixed down to mono and resampled to the model's rate: 0.5 s in, 0.5 s out at 8 kHz."""
+    name = f"odd_{rate}_{channels}.{suffix}"
+    t = np.arange(rate // 2) / rate
+    wave = np.stack([0.2 * np.sin(2 * np.pi * (220 + 50 * c) * t) for c in range(channels)], axis=1)
+    sf.write(trained / name, wave, rate)
+    result = run(ROOT / "infer.py", "reconstruct", name, "-o", "odd.wav", "--vqvae", trained / "runs" / "vqvae.pt",
+                 cwd=trained)
+    assert result.returncode == 0, result.stderr
+    audio, out_rate = sf.read(trained / "odd.wav")
+    assert out_rate == RATE and abs(len(audio) - RATE // 2) <= RATE // 100  # mp3 pads a few ms
