@@ -15,6 +15,7 @@ import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bert import AudioBERT, BERTConfig
@@ -24,6 +25,7 @@ from files import atomic_write
 from losses import total_loss
 from masking import Vocabulary
 from tasks import separate_tokens
+from tokens import encode_waveform
 from vqvae import VQVAE, VQVAEConfig
 
 
@@ -116,11 +118,12 @@ def main():
     print(f"BERT training     {tokens.numel() / seconds:10.0f} tokens/s ({1 / seconds:.2f} steps/s of 16 x {L})")
 
     # ---- inference: encode, decode, separate ----
-    signal = torch.randn(1, 1, int(args.seconds * rate), device=device) * 0.1
+    # the paths infer.py takes: overlapping 2 s pieces, batched (VQVAE.encode_in_pieces / decode_in_pieces)
+    signal = np.random.default_rng(0).normal(0, 0.1, int(args.seconds * rate)).astype(np.float32)
     with torch.inference_mode(), autocast(device):
-        indices = vqvae.encode(signal)
-        encode = median_seconds(lambda: vqvae.encode(signal), args.repeats, device)
-        decode = median_seconds(lambda: vqvae.decode(indices), args.repeats, device)
+        indices, _, _ = encode_waveform(vqvae, signal, device)
+        encode = median_seconds(lambda: encode_waveform(vqvae, signal, device), args.repeats, device)
+        decode = median_seconds(lambda: vqvae.decode_in_pieces(indices.to(device)), args.repeats, device)
     for name, value in (("encode", encode), ("decode", decode), ("encode + decode", encode + decode)):
         results[f"{name.replace(' + ', '_')}_realtime_factor"] = args.seconds / value
         print(f"{name:<17} {args.seconds / value:10.1f}x real time ({value * 1000:.0f} ms for {args.seconds:g} s)")

@@ -28,8 +28,7 @@ from tasks import inpaint_tokens, separate_tokens
 from tokens import encode_waveform
 
 SILENCE_RMS = 1e-5  # about -100 dBFS: nothing to tokenize
-DECODE_PIECE = 16384  # tokens decoded at once by decode_long
-DECODE_MARGIN = 64  # tokens of context on each side of a piece (more than the decoder's reach)
+DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
 INPAINT_STEPS = 8
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
@@ -47,9 +46,10 @@ def load_waveform(path, model):
 
 
 def encode_file(path, model, device):
-    x = load_waveform(path, model).to(device)
+    x = load_waveform(path, model)
     with torch.no_grad(), autocast(device):
-        return x, model.encode(x)  # (1, 1, T), (1, S)
+        indices, _, _ = encode_waveform(model, x[0, 0].numpy(), device)
+    return x, indices.view(1, -1)  # (1, 1, T), (1, S)
 
 
 def decode_tokens(indices, model, device, num_samples=None):
@@ -84,7 +84,7 @@ def command_decode(args, model, device):
         raise UserError(f"{path}: code indices outside 0..{model.config.num_codes - 1}; "
                         f"were they made with another tokenizer?")
     indices = torch.from_numpy(tokens.astype(np.int64)).view(1, -1)
-    wave = decode_tokens(indices, model, device)
+    wave = decode_long(indices[0], model, device)
     out = Path(args.output or path.name.removesuffix(".npy").removesuffix(".tokens") + ".recon.wav")
     write_audio(out, wave, model.config.sample_rate)
     print(f"{path}: {len(tokens)} tokens -> {len(wave) / model.config.sample_rate:.2f} s -> {out}")
@@ -92,7 +92,7 @@ def command_decode(args, model, device):
 
 def command_reconstruct(args, model, device):
     x, indices = encode_file(args.input, model, device)
-    wave = decode_tokens(indices, model, device, x.shape[-1])
+    wave = decode_long(indices[0], model, device)[:x.shape[-1]]
     out = Path(args.output or default_output(args.input, ".recon.wav"))
     write_audio(out, wave, model.config.sample_rate)
     reference = x[0, 0].cpu().numpy()
@@ -104,18 +104,9 @@ def command_reconstruct(args, model, device):
 
 
 def decode_long(tokens, model, device):
-    """(S,) tokens -> (S * 2^k,) waveform, decoded in pieces with overlapping margins (bounded memory).
-
-    Each piece is decoded with DECODE_MARGIN extra tokens on both sides, which are then cut off,
-    so the pieces join exactly where a single pass would have put the same samples.
-    """
-    hop, S = model.hop, tokens.shape[0]
-    out = []
-    for start in range(0, S, DECODE_PIECE):
-        a, b = max(0, start - DECODE_MARGIN), min(S, start + DECODE_PIECE + DECODE_MARGIN)
-        wave = decode_tokens(tokens[a:b].view(1, -1), model, device)
-        out.append(wave[(start - a) * hop:(min(S, start + DECODE_PIECE) - a) * hop])
-    return np.concatenate(out)
+    """(S,) tokens -> (S * 2^k,) float32 waveform, decoded in overlapping pieces (bounded memory)."""
+    with torch.no_grad(), autocast(device):
+        return model.decode_in_pieces(tokens.to(device)).float().cpu().numpy()
 
 
 def plot(path, panels, sample_rate):
