@@ -21,7 +21,7 @@ import torch
 from bert import AudioBERT, BERTConfig
 from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
-from files import atomic_write
+from files import UserError, atomic_write
 from losses import total_loss
 from masking import Vocabulary
 from tasks import separate_tokens
@@ -74,6 +74,8 @@ def main():
     parser.add_argument("--skip-separation", action="store_true", help="skip the (slow) 30 s separation timing")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
+    if args.repeats < 1 or args.threads < 1 or args.seconds <= 0:
+        raise UserError("--repeats and --threads must be at least 1 and --seconds positive")
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     vqvae, bert, vocab, source = load_models(args, device)

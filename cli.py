@@ -1,6 +1,6 @@
-"""Shared command-line plumbing: one-line errors with exit code 2, device choice, threads.
+"""Shared command-line plumbing: one-line errors with exit code 2, device and precision choice.
 
-Every entry point (`train.py`, `infer.py`, `bench.py`) runs its `main` through `run_main`, which
+Every entry point (`train.py`, `infer.py`, `evaluate.py`, `bench.py`, `sweep.py`, `plots.py`) runs its `main` through `run_main`, which
 turns a `UserError` (bad file, bad flag, mismatched checkpoint) into a single line on stderr and
 exit code 2, with no traceback. Real bugs still raise with a full traceback.
 """

@@ -211,7 +211,7 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
 
 @torch.no_grad()
 def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=2.0, per_track=1,
-                        steps_list=(1, 4, 8, 16), default_steps=8):
+                        steps_list=(1, 4, 8, 16), default_steps=1):
     """Eq. 8 on held-out chunks of `seconds`, through the same sliding windows as `infer.py separate`."""
     hop, rate = vqvae.hop, vqvae.config.sample_rate
     frames = int(seconds * rate) // hop
@@ -346,8 +346,10 @@ def main():
     parser.add_argument("--separation-steps", default="1,4,8,16", help="comma-separated decoding steps to score separation with")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
-    parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few test examples")
+    parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples of the scored split")
     args = parser.parse_args()
+    if args.chunks_per_track < 1 or args.separation_chunks < 1:
+        raise UserError("--chunks-per-track and --separation-chunks must be at least 1")
     try:
         separation_steps = tuple(int(n) for n in args.separation_steps.split(","))
     except ValueError:

@@ -5,8 +5,8 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
   half overlapping; in each, the layout is mixture, SEP_stem, M MASKs (every stem token masked,
   as at training's 100% end) with the mixture latents at both halves; each frame keeps the
   prediction of the window whose centre is nearest, so no window edge is ever used where a
-  better-centred window exists. The VQ-VAE then decodes the whole stem sequence in one pass,
-  so there is no seam to click.
+  better-centred window exists. The VQ-VAE then decodes the whole stem sequence in overlapping
+  pieces that equal a single pass (`VQVAE.decode_in_pieces`), so there is no seam to click.
 - inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
   of the audio around it given (the gap's are hidden).
 
@@ -38,7 +38,7 @@ def window_starts(total, window):
 
 
 @torch.no_grad()
-def separate_tokens(bert, vocab, mixture, features, stem, steps=8, temperature=0.0, batch_size=16,
+def separate_tokens(bert, vocab, mixture, features, stem, steps=1, temperature=0.0, batch_size=16,
                     progress=None):
     """(S,) mixture tokens and (S, D) latents -> (S,) predicted tokens of `stem`."""
     device = bert.codebook.device
