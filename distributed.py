@@ -11,6 +11,7 @@ The global batch is `--batch-size` x the number of ranks. Only rank 0 logs, eval
 
 Without torchrun (no WORLD_SIZE in the environment) all of this is a no-op: one process, rank 0.
 """
+import gc
 import os
 
 import torch
@@ -65,5 +66,10 @@ def weights_agree(model):
 
 
 def cleanup():
+    """Leave the process group. Drop the DDP wrapper first (`del`): a DDP still alive when the group
+    is destroyed can make the process abort at exit ("terminate called without an active exception").
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # free the dropped wrapper now, while the group still exists
+        dist.barrier()
         dist.destroy_process_group()

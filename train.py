@@ -168,6 +168,7 @@ def train_vqvae(args):
     if world_size > 1:
         agree = distributed.weights_agree(model)
         log(f"{world_size} ranks hold identical weights: {agree}")
+        del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit
         distributed.cleanup()
         if rank != 0:
             return
@@ -342,6 +343,7 @@ def train_bert(args):
     if world_size > 1:
         agree = distributed.weights_agree(model)
         log(f"{world_size} ranks hold identical weights: {agree}")
+        del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit
         distributed.cleanup()
         if rank != 0:
             return
