@@ -6,6 +6,7 @@ asked for (a 1 s chunk of a 5-minute file costs 1 s of decoding), averages the c
 and resamples with a polyphase filter (`scipy.signal.resample_poly`). Anything wrong with the
 file becomes a `UserError` naming it.
 """
+import contextlib
 from math import gcd
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from scipy.signal import resample_poly
 from files import UserError, atomic_write
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
+OUTPUT_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def audio_info(path):
@@ -63,11 +65,25 @@ def read_audio(path, sample_rate, start=0, frames=-1):
     return resample(x, file_rate, sample_rate)
 
 
+def check_output_format(path):
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise UserError(f"{path}: unsupported output format '{suffix}' (use {', '.join(OUTPUT_SUFFIXES)})")
+
+
+@contextlib.contextmanager
+def audio_writer(path, sample_rate):
+    """Write a mono file block by block: yields `write(block)`; each block is clipped to [-1, 1].
+
+    The blocks go to a temporary file that is renamed onto `path` only when the `with` block
+    ends without an error (files.atomic_write): a long output never exists half-written.
+    """
+    check_output_format(path)
+    with atomic_write(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1) as file:
+        yield lambda x: file.write(np.clip(np.asarray(x, dtype=np.float32).reshape(-1), -1.0, 1.0))
+
+
 def write_audio(path, x, sample_rate):
     """Write a mono waveform atomically (temporary file, then rename); clips to [-1, 1]."""
-    x = np.clip(np.asarray(x, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".wav", ".flac", ".ogg"):
-        raise UserError(f"{path}: unsupported output format '{suffix}' (use .wav, .flac or .ogg)")
-    with atomic_write(path) as tmp:
-        sf.write(str(tmp), x, int(sample_rate))
+    with audio_writer(path, sample_rate) as write:
+        write(x)

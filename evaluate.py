@@ -28,7 +28,7 @@ from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, autocast, pick_device, run_main
 from data import embedded_dataset, eval_chunks, find_tracks, is_silent, read_source
 from decoding import maskgit_fill
-from files import UserError, atomic_write
+from files import UserError, atomic_write, refuse_existing
 from losses import reconstruction_loss, spectral_loss
 from masking import IGNORE, bert_mask, middle_mask
 from metrics import mean_ci95, mrstft_distance, si_sdr
@@ -347,7 +347,9 @@ def main():
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples of the scored split")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --json file or --report page if it exists")
     args = parser.parse_args()
+    refuse_existing([p for p in (args.json, args.report and Path(args.report) / "index.html") if p], args.overwrite)
     if args.chunks_per_track < 1 or args.separation_chunks < 1:
         raise UserError("--chunks-per-track and --separation-chunks must be at least 1")
     try:

@@ -5,6 +5,9 @@ Every command of audio-mlm writes its outputs (audio, token files, checkpoints) 
 target only once it is complete, so a crash or a `kill -9` never leaves a partial file and never
 destroys the previous good one (rename is atomic on POSIX file systems).
 
+Nothing is replaced silently either: `refuse_existing` stops a command before it does any work
+when an output it would write already exists, unless the user passed `--overwrite`.
+
 `UserError` is the one exception type the command-line tools turn into a one-line message and
 exit code 2 (see `cli.py`); its text always names the file and the problem.
 """
@@ -33,3 +36,12 @@ def atomic_write(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def refuse_existing(paths, overwrite, hint="pass --overwrite to replace it"):
+    """UserError naming the first of `paths` that exists, unless `overwrite` is set."""
+    if overwrite:
+        return
+    for path in paths:
+        if Path(path).exists():
+            raise UserError(f"{path}: already exists; {hint}")

@@ -37,6 +37,35 @@ def si_sdr(reference, estimate, eps=1e-12):
         return -math.inf
     return float(10 * np.log10(target_energy / noise_energy))
 
+class RunningSISDR:
+    """SI-SDR of a long signal scored block by block, equal to `si_sdr` of the whole.
+
+    It keeps only six sums: n, sum r, sum e, <r, r>, <e, e>, <r, e>. Removing the means and
+    projecting can be done on them: with r, e zero-mean, |target|^2 = <e, r>^2 / <r, r> and
+    |noise|^2 = <e, e> - |target|^2.
+    """
+
+    def __init__(self):
+        self.sums = np.zeros(6)
+
+    def add(self, reference, estimate):
+        r = np.asarray(reference, dtype=np.float64).reshape(-1)
+        e = np.asarray(estimate, dtype=np.float64).reshape(-1)
+        self.sums += [len(r), r.sum(), e.sum(), r @ r, e @ e, r @ e]
+
+    def value(self, eps=1e-12):
+        n, sum_r, sum_e, rr, ee, re = self.sums
+        rr, ee, re = rr - sum_r ** 2 / n, ee - sum_e ** 2 / n, re - sum_r * sum_e / n  # zero-mean
+        if rr <= eps:
+            raise ValueError("SI-SDR is undefined for a silent reference")
+        target_energy = re ** 2 / rr
+        noise_energy = ee - target_energy
+        if noise_energy <= eps * rr * 1e-6:
+            return math.inf
+        if target_energy == 0.0:
+            return -math.inf
+        return float(10 * np.log10(target_energy / noise_energy))
+
 
 def mrstft_distance(reference, estimate, fft_sizes=EVAL_STFT_SIZES, eps=1e-7):
     """Multi-resolution STFT distance between two 1-D signals (lower is better, 0 if equal)."""

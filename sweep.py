@@ -82,15 +82,15 @@ def main():
         folder = out / f"k{k}"
         folder.mkdir(exist_ok=True)
         variants = ["cosine", "bert"] if args.masking_variants and k == ks[0] else ["cosine"]
-        minutes = run([HERE / "train.py", "vqvae", "--k", k, "--steps", args.vqvae_steps, "--eval-every", 100,
+        minutes = run([HERE / "train.py", "vqvae", "--k", k, "--steps", args.vqvae_steps, "--eval-every", 100, "--overwrite",
                        "--out", folder, *data], folder / "vqvae.log")
         for masking in variants:
             bert_folder = folder if masking == "cosine" else folder / f"masking-{masking}"
             bert_minutes = run([HERE / "train.py", "bert", "--vqvae", folder / "vqvae.pt", "--steps", args.bert_steps,
-                                "--eval-every", 100, "--masking", masking, "--out", bert_folder, *data],
+                                "--eval-every", 100, "--overwrite", "--masking", masking, "--out", bert_folder, *data],
                                bert_folder.with_suffix(".log") if masking != "cosine" else folder / "bert.log")
             run([HERE / "evaluate.py", "--vqvae", folder / "vqvae.pt", "--bert", bert_folder / "bert.pt",
-                 "--split", args.split, "--separation-steps", "1", "--json", bert_folder / "results.json", *data],
+                 "--split", args.split, "--separation-steps", "1", "--overwrite", "--json", bert_folder / "results.json", *data],
                 bert_folder / "evaluate.log")
             results = json.loads((bert_folder / "results.json").read_text())
             rows.append(row(k, masking, minutes + bert_minutes, results))

@@ -21,16 +21,17 @@ from checkpoint import load_checkpoint, load_vqvae, save_checkpoint
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
 from data import DEFAULT_SAMPLE_RATE, ChunkSampler, dataset_sources, embedded_dataset, find_tracks
 from evaluate import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
-from files import UserError
+from files import UserError, refuse_existing
 from losses import total_loss
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
-from training import (append_csv, catch_ctrl_c, optimizer_step, report_stop, restore, set_learning_rate, silent,
-                      stop_if_diverged, training_state)
+from training import (append_csv, catch_ctrl_c, changed_flags, optimizer_step, report_stop, restore,
+                      set_learning_rate, silent, stop_if_diverged, training_state)
 from vqvae import VQVAE, VQVAEConfig
 
 VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
 BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
+RERUN_HINT = "pass --resume to continue that run, --overwrite to start over, or use another --out"
 
 
 def add_vqvae_arguments(parser):
@@ -55,6 +56,7 @@ def add_vqvae_arguments(parser):
                         help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
     parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/vqvae.pt)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/vqvae-last.pt")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh even if OUT/vqvae.pt exists (it is replaced)")
 
 
 def check_vqvae_arguments(args):
@@ -79,6 +81,8 @@ def train_vqvae(args):
     torch.manual_seed(args.seed)  # the same initial weights on every rank
     out = Path(args.out)
     best_path, last_path, log_path = out / "vqvae.pt", out / "vqvae-last.pt", out / "vqvae-log.csv"
+    if not args.resume:  # never replace an earlier run's checkpoints by accident
+        refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
     config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
                          sample_rate=args.sample_rate, use_ema=args.ema,
                          base_channels=args.base_channels, max_channels=args.max_channels)
@@ -109,6 +113,8 @@ def train_vqvae(args):
         if world_size == 1:
             sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
         log(f"resuming from {last_path} at step {step}")
+        if changes := changed_flags(checkpoint.get("args", {}), args):
+            log(f"note: resuming with changed flags: {'; '.join(changes)}")
 
     parameters = sum(p.numel() for p in model.parameters())
     log(f"config: {asdict(config)}")
@@ -210,6 +216,7 @@ def add_bert_arguments(parser):
                         help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
     parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/bert.pt; the token cache goes beside the VQ-VAE)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/bert-last.pt")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh even if OUT/bert.pt exists (it is replaced)")
 
 
 def check_bert_arguments(args):
@@ -245,6 +252,8 @@ def train_bert(args):
     torch.manual_seed(args.seed)
     out = Path(args.out)
     best_path, last_path, log_path = out / "bert.pt", out / "bert-last.pt", out / "bert-log.csv"
+    if not args.resume:  # never replace an earlier run's checkpoints by accident
+        refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
     vqvae = load_vqvae(args.vqvae, device)
     fingerprint = vqvae_fingerprint(vqvae)
 
@@ -293,6 +302,8 @@ def train_bert(args):
             batches.rng.bit_generator.state = checkpoint["sampler_rng"]
             batches.generator.set_state(checkpoint["mask_rng"])
         log(f"resuming from {last_path} at step {step}")
+        if changes := changed_flags(checkpoint.get("args", {}), args):
+            log(f"note: resuming with changed flags: {'; '.join(changes)}")
 
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     hop, rate = vqvae.hop, vqvae.config.sample_rate

@@ -82,6 +82,21 @@ def restore(checkpoint, model, optimizer, scaler):
     return checkpoint["step"], checkpoint["best_val_loss"]
 
 
+# flags that may change between a run and its --resume without changing what is trained
+RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "device", "dtype", "eval_every", "out", "command"}
+
+
+def changed_flags(saved_args, args):
+    """Training flags that differ from the run being resumed, as "--lr 0.002 -> 0.001" strings.
+
+    Model flags (k, codebook size, width...) are checked against the saved config and refused;
+    these others (learning rate, batch size, data...) are allowed but worth a word, since the
+    loss curve will not continue smoothly after them.
+    """
+    return [f"--{name.replace('_', '-')} {saved_args.get(name)} -> {value}" for name, value in sorted(vars(args).items())
+            if name not in RESUME_FREE_FLAGS and name in saved_args and saved_args[name] != value]
+
+
 def report_stop(stopped, step, started, last_path, best_path, best_val):
     """The last lines of a run: how to resume after Ctrl-C (exit 130), or where the model is."""
     minutes = (time.time() - started) / 60
