@@ -13,94 +13,80 @@ Token files are plain .npy arrays of int16 code indices, one per 2^k samples. Se
 and inpainted files are written at the model's sample rate, mono. Files of any length work:
 the encoder and decoder run in pieces, BERT in overlapping windows (tasks.py).
 """
+import contextlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from audio import read_audio, write_audio
+from audio import audio_info, audio_writer, check_output_format
 from cli import ArgumentParser, autocast, pick_device, run_main
 from checkpoint import load_bert, load_vqvae
-from files import UserError, atomic_write
-from metrics import mrstft_distance, si_sdr
+from data import read_file_chunk
+from files import UserError, atomic_write, refuse_existing
+from metrics import RunningSISDR, mrstft_distance
+from streaming import audio_segments, model_length, segment_count, spans
 from tasks import inpaint_tokens, separate_tokens
 from tokens import encode_waveform
 
 SILENCE_RMS = 1e-5  # about -100 dBFS: nothing to tokenize
+SEGMENT_SECONDS = 30.0  # files are processed this much at a time (streaming.py): memory does not grow with length
+CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
 INPAINT_STEPS = 8
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
 
-def load_waveform(path, model):
-    """Read a file as a (1, 1, T) tensor at the model's rate; refuse silent or too-short audio."""
-    wave = read_audio(path, model.config.sample_rate)
-    if len(wave) < model.hop:
-        raise UserError(f"{path}: audio is shorter than one token ({len(wave)} samples at "
+# ---- reading in segments ----
+
+def input_length(path, model):
+    """Samples of the input at the model's rate; refuses a file shorter than one token up front."""
+    total = model_length(path, model.config.sample_rate)
+    if total < model.hop:
+        raise UserError(f"{path}: audio is shorter than one token ({total} samples at "
                         f"{model.config.sample_rate} Hz, a token is {model.hop})")
-    if np.sqrt(np.mean(wave.astype(np.float64) ** 2)) < SILENCE_RMS:
-        raise UserError(f"{path}: audio is silent, there is nothing to encode")
-    return torch.from_numpy(wave).view(1, 1, -1)
+    return total
 
 
-def encode_file(path, model, device):
-    x = load_waveform(path, model)
+def segments(args, model, margin_tokens, align_tokens=1):
+    """The input's segments (streaming.Segment), each with `margin_tokens` of context on both sides,
+    starting on multiples of `align_tokens` tokens."""
+    input_length(args.input, model)
+    return audio_segments(args.input, model.config.sample_rate, args.segment_seconds, margin_tokens * model.hop,
+                          align_tokens * model.hop)
+
+
+class Loudness:
+    """Sum of squares of what was read, to refuse a silent input once it has been seen whole."""
+
+    def __init__(self, path):
+        self.path, self.energy, self.count = path, 0.0, 0
+
+    def add(self, x):
+        self.energy += float(np.sum(np.square(x, dtype=np.float64)))
+        self.count += len(x)
+
+    def check(self):
+        if np.sqrt(self.energy / max(1, self.count)) < SILENCE_RMS:
+            raise UserError(f"{self.path}: audio is silent, there is nothing to encode")
+
+
+def encode_segment(segment, model, device):
+    """Tokens (S,) and normalised latents (S, D) of a segment with its margins."""
     with torch.no_grad(), autocast(device):
-        indices, _, _ = encode_waveform(model, x[0, 0].numpy(), device)
-    return x, indices.view(1, -1)  # (1, 1, T), (1, S)
+        tokens, features, _ = encode_waveform(model, segment.audio, device)
+    return tokens, features
 
 
-def decode_tokens(indices, model, device, num_samples=None):
-    with torch.no_grad(), autocast(device):
-        return model.decode(indices.to(device), num_samples).float()[0, 0].cpu().numpy()  # (T,)
+def kept_tokens(segment, hop):
+    """The slice of a segment's tokens that belongs to its kept part."""
+    return slice(segment.offset // hop, -(-(segment.offset + segment.length) // hop))
 
 
-def default_output(input_path, suffix):
-    """song.flac -> ./song<suffix>: outputs go to the current folder, never beside the input."""
-    return Path(Path(input_path).stem + suffix)
-
-
-def command_encode(args, model, device):
-    _, indices = encode_file(args.input, model, device)
-    out = Path(args.output or default_output(args.input, ".tokens.npy"))
-    with atomic_write(out) as tmp:
-        np.save(tmp, indices[0].cpu().numpy().astype(np.int16))
-    print(f"{args.input}: {indices.shape[1]} tokens ({model.config.sample_rate / model.hop:g} tokens/s) -> {out}")
-
-
-def command_decode(args, model, device):
-    path = Path(args.input)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    try:
-        tokens = np.load(path, allow_pickle=False)
-    except Exception:
-        raise UserError(f"{path}: not a token file (.npy of code indices)") from None
-    if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
-        raise UserError(f"{path}: expected a 1-D array of integer code indices, got {tokens.dtype} {tokens.shape}")
-    if tokens.min() < 0 or tokens.max() >= model.config.num_codes:
-        raise UserError(f"{path}: code indices outside 0..{model.config.num_codes - 1}; "
-                        f"were they made with another tokenizer?")
-    indices = torch.from_numpy(tokens.astype(np.int64)).view(1, -1)
-    wave = decode_long(indices[0], model, device)
-    out = Path(args.output or path.name.removesuffix(".npy").removesuffix(".tokens") + ".recon.wav")
-    write_audio(out, wave, model.config.sample_rate)
-    print(f"{path}: {len(tokens)} tokens -> {len(wave) / model.config.sample_rate:.2f} s -> {out}")
-
-
-def command_reconstruct(args, model, device):
-    x, indices = encode_file(args.input, model, device)
-    wave = decode_long(indices[0], model, device)[:x.shape[-1]]
-    out = Path(args.output or default_output(args.input, ".recon.wav"))
-    write_audio(out, wave, model.config.sample_rate)
-    reference = x[0, 0].cpu().numpy()
-    print(f"{args.input}: {len(reference) / model.config.sample_rate:.2f} s, {indices.shape[1]} tokens -> {out}")
-    print(f"SI-SDR {si_sdr(reference, wave):.2f} dB, MR-STFT distance {mrstft_distance(reference, wave):.3f} "
-          f"(at {model.config.sample_rate} Hz, mono)")
-    if args.plot:
-        plot(out.with_suffix(".png"), [("input", reference), ("reconstruction", wave)], model.config.sample_rate)
+def kept_samples(wave, segment):
+    return wave[segment.offset:segment.offset + segment.length]
 
 
 def decode_long(tokens, model, device):
@@ -109,11 +95,91 @@ def decode_long(tokens, model, device):
         return model.decode_in_pieces(tokens.to(device)).float().cpu().numpy()
 
 
+def default_output(input_path, suffix):
+    """song.flac -> ./song<suffix>: outputs go to the current folder, never beside the input."""
+    return Path(Path(input_path).stem + suffix)
+
+
+def check_outputs(args, paths):
+    """Refuse bad output names and existing outputs (without --overwrite) before any work."""
+    for path in paths:
+        if path.suffix.lower() not in (".png", ".npy"):
+            check_output_format(path)
+    refuse_existing(paths, args.overwrite)
+
+
+# ---- the tokenizer alone ----
+
+def command_encode(args, model, device):
+    out = Path(args.output or default_output(args.input, ".tokens.npy"))
+    if out.suffix != ".npy":
+        raise UserError(f"{out}: token files are .npy arrays; name it {out.name}.npy")
+    check_outputs(args, [out])
+    parts, loudness = [], Loudness(args.input)
+    for segment in segments(args, model, CODEC_MARGIN):
+        tokens, _ = encode_segment(segment, model, device)
+        parts.append(tokens[kept_tokens(segment, model.hop)])
+        loudness.add(segment.kept)
+    loudness.check()
+    indices = torch.cat(parts)  # (S,)
+    with atomic_write(out) as tmp:
+        np.save(tmp, indices.numpy().astype(np.int16))
+    print(f"{args.input}: {len(indices)} tokens ({model.config.sample_rate / model.hop:g} tokens/s) -> {out}")
+
+
+def command_decode(args, model, device):
+    path = Path(args.input)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    try:
+        tokens = np.load(path, mmap_mode="r", allow_pickle=False)  # read as it is decoded
+    except Exception:
+        raise UserError(f"{path}: not a token file (.npy of code indices)") from None
+    if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
+        raise UserError(f"{path}: expected a 1-D array of integer code indices, got {tokens.dtype} {tokens.shape}")
+    if tokens.min() < 0 or tokens.max() >= model.config.num_codes:
+        raise UserError(f"{path}: code indices outside 0..{model.config.num_codes - 1}; "
+                        f"were they made with another tokenizer?")
+    out = Path(args.output or path.name.removesuffix(".npy").removesuffix(".tokens") + ".recon.wav")
+    check_outputs(args, [out])
+    rate, hop = model.config.sample_rate, model.hop
+    with audio_writer(out, rate) as write:
+        for a, b, start, length in spans(len(tokens), max(1, round(args.segment_seconds * rate / hop)), CODEC_MARGIN):
+            wave = decode_long(torch.from_numpy(tokens[a:b].astype(np.int64)), model, device)
+            write(wave[(start - a) * hop:(start - a + length) * hop])
+    print(f"{path}: {len(tokens)} tokens -> {len(tokens) * hop / rate:.2f} s -> {out}")
+
+
+def command_reconstruct(args, model, device):
+    out = Path(args.output or default_output(args.input, ".recon.wav"))
+    check_outputs(args, [out] + ([out.with_suffix(".png")] if args.plot else []))
+    rate = model.config.sample_rate
+    score, spectral, loudness, count, first = RunningSISDR(), 0.0, Loudness(args.input), 0, None
+    with audio_writer(out, rate) as write:
+        for segment in segments(args, model, 2 * CODEC_MARGIN):  # room for the encoder and the decoder
+            tokens, _ = encode_segment(segment, model, device)
+            wave = kept_samples(decode_long(tokens, model, device), segment)
+            write(wave)
+            loudness.add(segment.kept)
+            score.add(segment.kept, wave)
+            spectral += mrstft_distance(segment.kept, wave) * segment.length
+            first, count = first or (segment.kept, wave), count + 1
+        loudness.check()
+    seconds = loudness.count / rate
+    print(f"{args.input}: {seconds:.2f} s, {-(-loudness.count // model.hop)} tokens -> {out}")
+    print(f"SI-SDR {score.value():.2f} dB, MR-STFT distance {spectral / loudness.count:.3f} "
+          f"(at {rate} Hz, mono{f'; MR-STFT averaged over {count} segments' if count > 1 else ''})")
+    if args.plot:
+        plot(out.with_suffix(".png"), [("input", first[0]), ("reconstruction", first[1])], rate)
+
+
 def plot(path, panels, sample_rate):
     from plots import spectrogram_figure  # matplotlib only when a picture is asked for
     spectrogram_figure(panels, sample_rate, path)
     print(f"spectrograms -> {path}")
 
+
+# ---- the BERT tasks ----
 
 def load_pair(args, device):
     vqvae = load_vqvae(args.vqvae, device)
@@ -134,72 +200,109 @@ def command_separate(args, device):
     if unknown or not stems:
         raise UserError(f"{args.bert}: the model separates {', '.join(vocab.stems) or 'no stems'}, "
                         f"not {', '.join(unknown) or 'anything'}")
-    x = load_waveform(args.input, vqvae)
-    with torch.no_grad(), autocast(device):
-        mixture, features, _ = encode_waveform(vqvae, x[0, 0].numpy(), device)
-    out = Path(args.out) / Path(args.input).stem
-    rate = vqvae.config.sample_rate
-    reference = None
     if args.reference:
         if len(stems) != 1:
             raise UserError(f"{args.reference}: --reference needs --stem (the stem it is the true audio of)")
-        reference = read_audio(args.reference, rate)[:x.shape[-1]]
-    panels = [("mixture", x[0, 0].numpy())]
-    for stem in stems:
-        with autocast(device):
-            tokens = separate_tokens(bert, vocab, mixture, features, stem, steps=args.steps,
-                                     temperature=args.temperature, progress=progress_line(stem))
-        wave = decode_long(tokens, vqvae, device)[:x.shape[-1]]
-        write_audio(out / f"{stem}.wav", wave, rate)
-        print(f"{args.input}: {stem} -> {out / f'{stem}.wav'} ({len(wave) / rate:.2f} s at {rate} Hz)")
-        panels.append((f"separated {stem}", wave))
-        if reference is not None:
-            print(f"{stem}: SI-SDR {si_sdr(reference, wave[:len(reference)]):.2f} dB against {args.reference} "
-                  f"(the mixture: {si_sdr(reference, x[0, 0].numpy()[:len(reference)]):.2f} dB)")
-            panels.append((f"reference {stem}", reference))
+        audio_info(args.reference)  # a missing or unreadable reference fails now, not after the work
+    out = Path(args.out) / Path(args.input).stem
+    paths = {stem: out / f"{stem}.wav" for stem in stems}
+    check_outputs(args, list(paths.values()) + ([out / "spectrograms.png"] if args.plot else []))
+    rate, hop = vqvae.config.sample_rate, vqvae.hop
+    window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
+    align = max(1, window // 2)
+    total = input_length(args.input, vqvae)
+    count = segment_count(total, max(1, round(args.segment_seconds * rate / (align * hop))) * align * hop)
+    loudness, scores, mixture_score, panels = Loudness(args.input), {}, RunningSISDR(), {}
+    with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
+        writers = {stem: stack.enter_context(audio_writer(path, rate)) for stem, path in paths.items()}
+        for i, segment in enumerate(segments(args, vqvae, window + 2 * CODEC_MARGIN, align)):
+            mixture, features = encode_segment(segment, vqvae, device)
+            loudness.add(segment.kept)
+            reference = read_file_chunk(args.reference, rate, segment.start, segment.length) if args.reference else None
+            if reference is not None:
+                mixture_score.add(reference, segment.kept)
+            panels = panels or {"mixture": segment.kept, **({f"reference {stems[0]}": reference} if args.reference else {})}
+            for stem in stems:
+                with autocast(device):
+                    tokens = separate_tokens(bert, vocab, mixture, features, stem, steps=args.steps,
+                                             temperature=args.temperature,
+                                             progress=progress_line(stem if count == 1 else f"segment {i + 1}/{count}, {stem}"))
+                wave = kept_samples(decode_long(tokens, vqvae, device), segment)
+                writers[stem](wave)
+                panels.setdefault(f"separated {stem}", wave)
+                if reference is not None:
+                    scores.setdefault(stem, RunningSISDR()).add(reference, wave)
+        loudness.check()
+    for stem, path in paths.items():
+        print(f"{args.input}: {stem} -> {path} ({total / rate:.2f} s at {rate} Hz)")
+    for stem, score in scores.items():
+        try:
+            print(f"{stem}: SI-SDR {score.value():.2f} dB against {args.reference} "
+                  f"(the mixture: {mixture_score.value():.2f} dB)")
+        except ValueError:
+            raise UserError(f"{args.reference}: the reference is silent, SI-SDR is undefined "
+                            f"(the stems were written)") from None
     if args.plot:
-        plot(out / "spectrograms.png", panels, rate)
+        plot(out / "spectrograms.png", list(panels.items()), rate)
 
 
 def command_inpaint(args, device):
     vqvae, bert, vocab = load_pair(args, device)
-    x = load_waveform(args.input, vqvae)
-    rate, hop, T = vqvae.config.sample_rate, vqvae.hop, x.shape[-1]
+    total = input_length(args.input, vqvae)
+    rate, hop = vqvae.config.sample_rate, vqvae.hop
     first = int(np.floor(args.start * rate / hop))
     last = int(np.ceil((args.start + args.duration) * rate / hop))  # gap = tokens first..last-1
     longest = bert.config.max_positions // 2
-    if args.start < 0 or args.duration <= 0 or (args.start + args.duration) * rate > T:
+    if args.start < 0 or args.duration <= 0 or (args.start + args.duration) * rate > total:
         raise UserError(f"{args.input}: the gap {args.start:g}-{args.start + args.duration:g} s is not inside "
-                        f"the file ({T / rate:.2f} s)")
+                        f"the file ({total / rate:.2f} s)")
     if last - first > longest:
         raise UserError(f"{args.input}: a gap of {args.duration:g} s is {last - first} tokens; this model fills at "
                         f"most {longest} tokens ({longest * hop / rate:.3f} s), half its context")
-    with torch.no_grad(), autocast(device):
-        tokens, features, _ = encode_waveform(vqvae, x[0, 0].numpy(), device)
-        filled = inpaint_tokens(bert, vocab, tokens, features, first, last - first, steps=args.steps,
-                                temperature=args.temperature)
-    # decode around the gap only, then splice it into the original audio with short cross-fades
+    out = Path(args.output or default_output(args.input, ".inpainted.wav"))
+    check_outputs(args, [out] + ([out.with_suffix(".png")] if args.plot else []))
+    # only the audio around the gap is encoded: BERT's context on each side, the decoder's margin, the encoder's
     fade = int(CROSSFADE_SECONDS * rate)
     margin = DECODE_MARGIN + fade // hop + 1
-    a, b = max(0, first - margin), min(len(filled), last + margin)
-    local = decode_tokens(filled[a:b].view(1, -1), vqvae, device)  # starts at sample a * hop
-    wave = x[0, 0].numpy().copy()
-    lo, hi = max(0, first * hop - fade), min(T, last * hop + fade)
+    reach = max(bert.config.max_positions, margin) + CODEC_MARGIN
+    region_first, region_last = max(0, first - reach), min(-(-total // hop), last + reach)  # in tokens
+    region = read_file_chunk(args.input, rate, region_first * hop, (region_last - region_first) * hop)
+    with torch.no_grad(), autocast(device):
+        tokens, features, _ = encode_waveform(vqvae, region, device)
+        filled = inpaint_tokens(bert, vocab, tokens, features, first - region_first, last - first,
+                                steps=args.steps, temperature=args.temperature)
+    # decode around the gap only, then splice it into the original audio with short cross-fades
+    a, b = max(0, first - region_first - margin), min(len(filled), last - region_first + margin)
+    with torch.no_grad(), autocast(device):
+        local = vqvae.decode(filled[a:b].view(1, -1).to(device)).float()[0, 0].cpu().numpy()  # from token a
+    offset = region_first * hop  # region[i] is sample offset + i of the file
+    lo, hi = max(0, first * hop - fade), min(total, last * hop + fade)
     weight = np.ones(hi - lo, dtype=np.float32)  # 1 = BERT's audio, 0 = the original
     ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
     weight[:first * hop - lo] = ramp[len(ramp) - (first * hop - lo):]
     weight[len(weight) - (hi - last * hop):] = ramp[::-1][:hi - last * hop]
-    wave[lo:hi] = (1 - weight) * wave[lo:hi] + weight * local[lo - a * hop:hi - a * hop]
-    out = Path(args.output or default_output(args.input, ".inpainted.wav"))
-    write_audio(out, wave, rate)
+    original = region.copy()
+    bert_audio = local[lo - offset - a * hop:hi - offset - a * hop]
+    region[lo - offset:hi - offset] = (1 - weight) * region[lo - offset:hi - offset] + weight * bert_audio
+    # the output: the input at the model's rate, copied segment by segment, with the filled region
+    loudness, size = Loudness(args.input), max(1, round(args.segment_seconds * rate / hop)) * hop
+    with audio_writer(out, rate) as write:
+        for _, _, start, length in spans(total, size, 0):
+            x = read_file_chunk(args.input, rate, start, length)
+            loudness.add(x)
+            x_first, x_last = max(start, offset), min(start + length, offset + len(region))
+            if x_first < x_last:
+                x[x_first - start:x_last - start] = region[x_first - offset:x_last - offset]
+            write(x)
+        loudness.check()
     print(f"{args.input}: filled {args.start:g}-{args.start + args.duration:g} s ({last - first} tokens, "
           f"{args.steps} decoding steps) -> {out} ({rate} Hz)")
-    if args.plot:  # half a second around the gap
-        a, b = max(0, first * hop - rate // 2), min(T, last * hop + rate // 2)
-        gapped = x[0, 0].numpy().copy()
-        gapped[first * hop:last * hop] = 0.0
-        plot(out.with_suffix(".png"), [("original", x[0, 0].numpy()[a:b]), ("gap", gapped[a:b]),
-                                       ("filled by BERT", wave[a:b])], rate)
+    if args.plot:  # half a second around the gap, as far as the region reaches
+        a, b = max(0, first * hop - rate // 2 - offset), min(len(region), last * hop + rate // 2 - offset)
+        gapped = original.copy()
+        gapped[first * hop - offset:last * hop - offset] = 0.0
+        plot(out.with_suffix(".png"), [("original", original[a:b]), ("gap", gapped[a:b]),
+                                       ("filled by BERT", region[a:b])], rate)
 
 
 def add_common(command, with_bert=False, with_plot=True, steps=1):
@@ -207,6 +310,9 @@ def add_common(command, with_bert=False, with_plot=True, steps=1):
     if with_plot:
         command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    command.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    command.add_argument("--segment-seconds", type=positive_float, default=SEGMENT_SECONDS,
+                         help=f"process long files this many seconds at a time (bounds memory; default {SEGMENT_SECONDS:g})")
     if with_bert:
         command.add_argument("--bert", default="runs/bert.pt", help="BERT checkpoint (default runs/bert.pt)")
         command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot argmax; default {steps})")
@@ -216,6 +322,13 @@ def add_common(command, with_bert=False, with_plot=True, steps=1):
 def positive_int(text):
     value = int(text)
     if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0 or not np.isfinite(value):
         raise ValueError(text)
     return value
 

@@ -15,7 +15,8 @@ output file, which is written as it goes (`audio.audio_writer`, atomic).
 With a margin wider than what the models look at (the VQ-VAE's pieces, BERT's window), the kept
 middles join without seams. Memory then depends on the segment length, not on the file's.
 Segment starts and margins are whole tokens (multiples of 2^k samples), so the tokens of a
-segment line up with those of the whole file.
+segment line up with those of the whole file, and for separation whole hops of BERT's windows,
+so that they line up too: the output is then the same as from one pass over the whole file.
 """
 from dataclasses import dataclass
 from math import gcd
@@ -56,10 +57,14 @@ def segment_count(total, size):
     return -(-total // size)
 
 
-def audio_segments(path, sample_rate, seconds, margin, hop):
-    """The `Segment`s of an audio file: about `seconds` kept each, `margin` samples read beside them."""
+def audio_segments(path, sample_rate, seconds, margin, unit):
+    """The `Segment`s of an audio file: about `seconds` kept each, `margin` samples read beside them.
+
+    Segment starts and margins are rounded to multiples of `unit` samples: a token (2^k), or the
+    hop of BERT's separation windows, so that the windows of a segment are those of the whole file.
+    """
     total = model_length(path, sample_rate)
-    size = max(1, round(seconds * sample_rate / hop)) * hop  # whole tokens
-    margin = -(-margin // hop) * hop
+    size = max(1, round(seconds * sample_rate / unit)) * unit
+    margin = -(-margin // unit) * unit
     for a, b, start, length in spans(total, size, margin):
         yield Segment(start, length, start - a, read_file_chunk(path, sample_rate, a, b - a))

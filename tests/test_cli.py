@@ -73,11 +73,51 @@ def test_encode_decode_reconstruct(trained):
     assert "SI-SDR" in result.stdout and (trained / "song.recon.wav").exists()
 
 
+def test_long_files_run_in_segments_with_the_bytes_of_one_pass(trained):
+    """--segment-seconds 0.1 cuts the 1 s song into 10 segments (memory bounded by the segment): the
+    margins make encode, decode and reconstruct give exactly what one pass over the file gives."""
+    ckpt = ["--vqvae", trained / "runs" / "vqvae.pt"]
+    outputs = {}
+    for seconds in ("0.1", "100"):
+        for args in (["encode", "song.flac", "-o", f"seg{seconds}.npy"],
+                     ["decode", "song.tokens.npy", "-o", f"dec{seconds}.wav"],
+                     ["reconstruct", "song.flac", "-o", f"rec{seconds}.wav"]):
+            result = run(ROOT / "infer.py", *args, "--segment-seconds", seconds, *ckpt, cwd=trained)
+            assert result.returncode == 0, result.stderr
+            if args[0] == "reconstruct":
+                outputs[seconds] = result.stdout
+        assert (trained / f"dec{seconds}.wav").exists()
+    assert np.array_equal(np.load(trained / "seg0.1.npy"), np.load(trained / "seg100.npy"))
+    for name in ("dec", "rec"):
+        assert np.array_equal(sf.read(trained / f"{name}0.1.wav")[0], sf.read(trained / f"{name}100.wav")[0])
+    assert "averaged over 10 segments" in outputs["0.1"]
+    assert outputs["0.1"].split("SI-SDR")[1][:12] == outputs["100"].split("SI-SDR")[1][:12]  # same score
+
+
+def test_existing_outputs_are_kept_unless_asked_to_overwrite(trained):
+    kept = trained / "kept.wav"
+    kept.write_bytes(b"an earlier result")
+    ckpt = ["--vqvae", trained / "runs" / "vqvae.pt"]
+    assert_one_line_error(run(ROOT / "infer.py", "reconstruct", "song.flac", "-o", "kept.wav", *ckpt, cwd=trained),
+                          "kept.wav", "already exists", "--overwrite")
+    assert kept.read_bytes() == b"an earlier result"
+    result = run(ROOT / "infer.py", "reconstruct", "song.flac", "-o", "kept.wav", "--overwrite", *ckpt, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert sf.read(kept)[1] == RATE
+    # a fresh training run never replaces an earlier run's checkpoint
+    before = (trained / "runs" / "vqvae.pt").read_bytes()
+    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--steps", "1", "--data", trained / "data",
+                 "--out", trained / "runs", *TINY_FLAGS, cwd=trained)
+    assert_one_line_error(result, "vqvae.pt", "--resume", "--overwrite")
+    assert (trained / "runs" / "vqvae.pt").read_bytes() == before
+
+
 def test_resume_continues_from_the_last_step(trained):
     result = run(ROOT / "train.py", "vqvae", "--k", "3", "--steps", "5", "--data", trained / "data",
-                 "--out", trained / "runs", "--resume", *TINY_FLAGS, cwd=trained)
+                 "--out", trained / "runs", "--resume", *TINY_FLAGS, "--lr", "0.001", cwd=trained)
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stdout and "at step 3" in result.stdout
+    assert "note: resuming with changed flags: --lr 0.002 -> 0.001" in result.stdout
     assert torch.load(trained / "runs" / "vqvae-last.pt", weights_only=True)["step"] == 5
 
 
@@ -151,7 +191,8 @@ def test_bad_flags(trained):
     unknown = trained / "unknown_layout"
     unknown.mkdir(exist_ok=True)
     (unknown / "notes.txt").write_text("no audio here")
-    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--data", unknown, cwd=trained), "unknown_layout")
+    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--data", unknown, "--out", "fresh", cwd=trained),
+                          "unknown_layout")
 
 
 @pytest.mark.parametrize("rate, channels, suffix", [(8000, 1, "wav"), (96000, 2, "flac"), (44100, 8, "wav"),
@@ -162,8 +203,8 @@ def test_any_rate_channel_count_and_format_is_accepted(trained, rate, channels, 
     t = np.arange(rate // 2) / rate
     wave = np.stack([0.2 * np.sin(2 * np.pi * (220 + 50 * c) * t) for c in range(channels)], axis=1)
     sf.write(trained / name, wave, rate)
-    result = run(ROOT / "infer.py", "reconstruct", name, "-o", "odd.wav", "--vqvae", trained / "runs" / "vqvae.pt",
-                 cwd=trained)
+    result = run(ROOT / "infer.py", "reconstruct", name, "-o", "odd.wav", "--overwrite", "--vqvae",
+                 trained / "runs" / "vqvae.pt", cwd=trained)
     assert result.returncode == 0, result.stderr
     audio, out_rate = sf.read(trained / "odd.wav")
     assert out_rate == RATE and abs(len(audio) - RATE // 2) <= RATE // 100  # mp3 pads a few ms

@@ -55,9 +55,21 @@ def test_separate_writes_every_stem(work):
     assert [p.name for p in (work / "one" / "mix").iterdir()] == ["bass.wav"]
 
 
+def test_separate_in_segments_gives_the_bytes_of_one_pass(work):
+    """Segments start on whole hops of BERT's windows and read a window and more beside them, so
+    cutting the 1.5 s mixture into 0.2 s segments changes nothing in the output."""
+    for seconds in ("0.2", "100"):
+        result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "drums", "--out", f"seg{seconds}",
+                     "--segment-seconds", seconds, cwd=work)
+        assert result.returncode == 0, result.stderr
+        assert ("segment 8/8" in result.stderr) == (seconds == "0.2")  # 1500 tokens in segments of 198
+    first, last = (sf.read(work / f"seg{s}" / "mix" / "drums.wav")[0] for s in ("0.2", "100"))
+    assert len(first) == int(1.5 * RATE) and np.array_equal(first, last)
+
+
 def test_inpaint_changes_only_the_gap(work):
     result = run(ROOT / "infer.py", "inpaint", "mix.wav", "--start", "0.5", "--duration", "0.02",
-                 "-o", "filled.wav", cwd=work)
+                 "-o", "filled.wav", "--segment-seconds", "0.3", cwd=work)  # the output is copied in 5 pieces
     assert result.returncode == 0, result.stderr
     filled, rate = sf.read(work / "filled.wav", dtype="float32")
     original = sf.read(work / "filled.wav")[0]  # same length, model rate
@@ -105,7 +117,8 @@ def test_bert_bad_inputs(work):
     ]
     for args, words in cases:
         assert_one_line_error(run(ROOT / "infer.py", *args, cwd=work), words)
-    assert_one_line_error(run(ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs", cwd=work),
+    assert_one_line_error(run(ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs",
+                              "--overwrite", cwd=work),
                           "vocals")
 
 
@@ -117,7 +130,7 @@ def test_pictures_listening_page_and_training_log(work):
         assert (work / "page" / src.split("'")[0]).exists()
     assert "<audio" in page and "oracle tokens" in page and "cross-fade" in page
     result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--reference", "mix.wav", "--plot",
-                 "--steps", "1", cwd=work)
+                 "--steps", "1", "--overwrite", cwd=work)
     assert result.returncode == 0, result.stderr
     assert (work / "separated" / "mix" / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
     result = run(ROOT / "plots.py", "log", "runs/bert-log.csv", "-o", "curve.png", cwd=work)

@@ -3,8 +3,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from metrics import mean_ci95, mrstft_distance, si_sdr
+from metrics import RunningSISDR, mean_ci95, mrstft_distance, si_sdr
 
 
 def test_si_sdr_of_a_scaled_copy_is_infinite():
@@ -40,7 +41,9 @@ def test_mrstft_distance_zero_for_equal_and_grows_with_noise():
     rng = np.random.default_rng(2)
     x = rng.standard_normal(16000) * 0.2
     noise = rng.standard_normal(16000)
-    assert mrstft_distance(x, x) == 0.0
+    # not exactly 0: the FFT's rounding can depend on how the two buffers are aligned in memory,
+    # and the log of near-silent bins magnifies it (seen: 1.7e-5)
+    assert mrstft_distance(x, x) == pytest.approx(0.0, abs=1e-3)
     values = [mrstft_distance(x, x + s * noise) for s in (0.01, 0.05, 0.2)]
     assert values[0] < values[1] < values[2]
 
@@ -49,3 +52,27 @@ def test_mean_ci95():
     mean, half = mean_ci95([1.0, 2.0, 3.0, 4.0])
     assert mean == 2.5
     assert half == pytest.approx(1.96 * np.std([1, 2, 3, 4], ddof=1) / 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), cuts=st.lists(st.integers(1, 999), max_size=6), offset=st.floats(-2, 2))
+def test_running_si_sdr_over_blocks_equals_si_sdr_of_the_whole(seed, cuts, offset):
+    rng = np.random.default_rng(seed)
+    reference = rng.standard_normal(1000) + offset  # a DC offset too: both remove the means
+    estimate = 0.7 * reference + 0.3 * rng.standard_normal(1000) - offset
+    running = RunningSISDR()
+    bounds = [0, *sorted(set(cuts)), 1000]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        running.add(reference[a:b], estimate[a:b])
+    assert running.value() == pytest.approx(si_sdr(reference, estimate), abs=1e-9)
+
+
+def test_running_si_sdr_edge_cases():
+    reference = np.random.default_rng(0).standard_normal(500)
+    running = RunningSISDR()
+    running.add(reference, 0.5 * reference)
+    assert running.value() == math.inf
+    silent = RunningSISDR()
+    silent.add(np.zeros(100), np.ones(100))
+    with pytest.raises(ValueError):
+        silent.value()

@@ -35,7 +35,7 @@ def test_nan_loss_stops_with_a_message():
 
 def start_training(work, data):
     command = [sys.executable, str(ROOT / "train.py"), "vqvae", "--k", "3", "--steps", "100000", "--data", str(data),
-               "--out", "runs", *TINY_FLAGS[:-2], "--eval-every", "5"]
+               "--out", "runs", *TINY_FLAGS[:-2], "--eval-every", "5", "--overwrite"]
     return subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
 
@@ -75,3 +75,18 @@ def test_kill_9_leaves_the_last_checkpoint_loadable(data):
     process.communicate(timeout=60)
     checkpoint = torch.load(work / "runs" / "vqvae-last.pt", weights_only=True)
     assert checkpoint["kind"] == "vqvae" and checkpoint["step"] > 0
+
+
+def test_same_seed_gives_the_same_first_losses(data):
+    """Same seed, same machine: the same synthetic bytes (test_synth) and the same losses."""
+    work, root = data
+    logs = {}
+    for out, seed in [("seed-a", "0"), ("seed-b", "0"), ("seed-c", "1")]:
+        command = [sys.executable, str(ROOT / "train.py"), "vqvae", "--k", "3", "--steps", "3", "--data", str(root),
+                   "--out", out, *TINY_FLAGS, "--seed", seed]
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300,
+                                env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr
+        logs[out] = (work / out / "vqvae-log.csv").read_text()
+    assert "step" in logs["seed-a"] and logs["seed-a"] == logs["seed-b"]
+    assert logs["seed-a"] != logs["seed-c"]
