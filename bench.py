@@ -7,23 +7,33 @@ Without checkpoints it times untrained models of the default configurations (spe
 depend on the weights). Each timing is the median of several runs after one warm-up run.
 Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
 tokens/s (batch 16 x 512 tokens), encode and decode real-time factors, separating one stem of a
-30 s mixture with 1 and 8 decoding steps, and peak memory (CUDA: allocator peak; CPU: the
+30 s mixture with 1 and 8 decoding steps, with `--index-tracks N` the time to index a
+Slakh2100-shaped tree of N tracks and to draw batches from it, with `--long-file-minutes M` the
+time and peak memory of `infer.py reconstruct` on an M-minute 44.1 kHz stereo file, and peak memory (CUDA: allocator peak; CPU: the
 process's peak resident size). Speed is measured here, never by timed assertions in the tests.
 """
 import json
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
+import yaml
 
 from bert import AudioBERT, BERTConfig
 from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
+from data import ChunkSampler, find_tracks
 from files import UserError, atomic_write
 from losses import total_loss
 from masking import Vocabulary
+import synth
 from tasks import separate_tokens
 from tokens import encode_waveform
 from vqvae import VQVAE, VQVAEConfig
@@ -63,6 +73,86 @@ def load_models(args, device):
     return vqvae, bert, vocab, source
 
 
+# ---- dataset scale: a tree shaped like Slakh2100, as many tracks as it has ----
+
+SLAKH_LIKE_CLASSES = ("Bass", "Drums", "Guitar", "Piano", "Strings (continued)", "Organ", "Synth Lead", "Brass",
+                      "Guitar", "Piano", "Chromatic Percussion", "Reed")  # 12 stems, two classes twice
+
+
+def fake_slakh(root, num_tracks, seconds=10.0, rate=44100):
+    """train/TrackNNNNN/{mix.flac, stems/S00..S11.flac, metadata.yaml}. Every audio file is a hard
+    link to one FLAC of noise (so the tree costs no disk); the metadata files are all real."""
+    source = root / "noise.flac"
+    sf.write(source, np.random.default_rng(0).normal(0, 0.1, int(seconds * rate)).astype(np.float32), rate)
+    for n in range(num_tracks):
+        folder = root / "train" / f"Track{n + 1:05d}"
+        (folder / "stems").mkdir(parents=True)
+        os.link(source, folder / "mix.flac")
+        stems = {}
+        for i, inst_class in enumerate(SLAKH_LIKE_CLASSES):
+            os.link(source, folder / "stems" / f"S{i:02d}.flac")
+            stems[f"S{i:02d}"] = {"inst_class": inst_class, "is_drum": inst_class == "Drums", "program_num": i,
+                                  "audio_rendered": i != 7, "midi_program_name": inst_class, "plugin_name": "x.nkm"}
+        (folder / "metadata.yaml").write_text(yaml.safe_dump({"audio_dir": "stems", "UUID": f"{n:032x}", "stems": stems}))
+
+
+def time_dataset_index(num_tracks, sample_rate=16000):
+    """Seconds to index a Slakh-sized tree once, and to draw a training batch from it afterwards."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        fake_slakh(root, num_tracks)
+        start = time.perf_counter()
+        tracks = find_tracks(root, "train")  # the index: built once per run, never per step
+        index = time.perf_counter() - start
+        sampler = ChunkSampler(tracks, sample_rate, 16384, seed=0)
+        start = time.perf_counter()
+        sampler.sample(16)  # the first batches also read each drawn file's header once (cached after)
+        first = time.perf_counter() - start
+        batch = median_seconds(lambda: sampler.sample(16), 5, torch.device("cpu"))
+    return {"tracks": num_tracks, "index_seconds": index, "first_batch_seconds": first, "batch_seconds": batch}
+
+
+# ---- long files: infer.py streams them in segments ----
+
+def time_long_file(minutes, vqvae_path):
+    """Reconstruct a `minutes`-long 44.1 kHz stereo FLAC of synthetic music through `infer.py`:
+    returns the wall time and the peak resident memory of that process."""
+    if not Path(vqvae_path).exists():
+        raise UserError(f"{vqvae_path}: --long-file-minutes needs a trained VQ-VAE (python train.py vqvae)")
+    rate, need = 44100, int(minutes * 60 * 44100)
+    rng = np.random.default_rng(0)
+    tracks = [synth.generate_track(rng, rate)["mix"] for _ in range(4)]
+    with tempfile.TemporaryDirectory() as folder:
+        path, written = Path(folder) / "long.flac", 0
+        with sf.SoundFile(path, "w", samplerate=rate, channels=2) as out:  # written block by block too
+            while written < need:
+                x = tracks[(written // len(tracks[0])) % len(tracks)][:need - written]
+                out.write(np.stack([x, 0.8 * x], axis=1))
+                written += len(x)
+        command = [sys.executable, str(Path(__file__).parent / "infer.py"), "reconstruct", str(path),
+                   "-o", str(Path(folder) / "out.wav"), "--vqvae", str(vqvae_path)]
+        start, peak = time.perf_counter(), 0.0
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while process.poll() is None:  # the child's own high-water mark (getrusage would count this process)
+            peak = max(peak, high_water_mb(process.pid))
+            time.sleep(0.2)
+        seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        raise UserError(f"infer.py reconstruct failed on the long file: {process.stderr.read().strip()}")
+    return {"minutes": minutes, "seconds": seconds, "peak_memory_mb": peak}
+
+
+def high_water_mb(pid):
+    """Peak resident memory of a running process so far (Linux: VmHWM in /proc/PID/status)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):  # it just exited, or no /proc
+        pass
+    return 0.0
+
+
 def main():
     parser = ArgumentParser(description="Time training and inference of the tokenizer and BERT.")
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE to time (default: an untrained default model if missing)")
@@ -72,6 +162,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--skip-separation", action="store_true", help="skip the (slow) 30 s separation timing")
+    parser.add_argument("--index-tracks", type=int, default=0,
+                        help="also time indexing a Slakh2100-shaped tree of this many tracks (2100 = Slakh; 0 = skip)")
+    parser.add_argument("--long-file-minutes", type=float, default=0,
+                        help="also time `infer.py reconstruct` on a 44.1 kHz stereo file this long, with its peak memory (0 = skip)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     if args.repeats < 1 or args.threads < 1 or args.seconds <= 0:
@@ -142,6 +236,17 @@ def main():
             results[f"separate_30s_one_stem_{steps}_steps_seconds"] = seconds
             print(f"separate 30 s     {seconds:10.1f} s for one stem with {steps} decoding step(s) "
                   f"({30 / seconds:.2f}x real time)")
+    if args.index_tracks > 0:
+        index = time_dataset_index(args.index_tracks)
+        results["dataset_index"] = index
+        print(f"dataset index     {index['index_seconds']:10.1f} s to index {args.index_tracks} Slakh-style tracks once; "
+              f"then {index['batch_seconds'] * 1000:.0f} ms per batch of 16 x 16384 samples "
+              f"(first batch {index['first_batch_seconds'] * 1000:.0f} ms)")
+    if args.long_file_minutes > 0:
+        long = time_long_file(args.long_file_minutes, args.vqvae)
+        results["long_file"] = long
+        print(f"long file         {long['seconds']:10.1f} s to reconstruct {args.long_file_minutes:g} min of 44.1 kHz stereo, "
+              f"peak memory {long['peak_memory_mb']:.0f} MB ({args.long_file_minutes * 60 / long['seconds']:.0f}x real time)")
     results["peak_memory_mb"] = peak_memory_mb(device)
     print(f"peak memory       {results['peak_memory_mb']:10.0f} MB")
     if args.json:
