@@ -4,6 +4,7 @@ inputs of the tokenizer issue, each of which must give one line on stderr and ex
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,36 @@ def test_long_files_run_in_segments_with_the_bytes_of_one_pass(trained):
         assert np.array_equal(sf.read(trained / f"{name}0.1.wav")[0], sf.read(trained / f"{name}100.wav")[0])
     assert "averaged over 10 segments" in outputs["0.1"]
     assert outputs["0.1"].split("SI-SDR")[1][:12] == outputs["100"].split("SI-SDR")[1][:12]  # same score
+
+
+def peak_memory_mb(command, cwd):
+    """Run a command; its peak resident memory in MB (Linux VmHWM, polled while it runs)."""
+    from bench import high_water_mb
+    process = subprocess.Popen([sys.executable, *map(str, command)], cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, high_water_mb(process.pid))
+        time.sleep(0.05)
+    assert process.returncode == 0, process.stderr.read()
+    return peak
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads peak memory from /proc")
+def test_a_long_file_runs_in_bounded_memory(trained):
+    """10 minutes of 44.1 kHz stereo is 212 MB as float32, more once resampled: read whole, it would
+    raise the peak memory by hundreds of MB. In 5 s segments the peak stays that of a 5 s file."""
+    rate, t = 44100, np.arange(60 * 44100) / 44100
+    minute = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 0.5 * t)).astype(np.float32)
+    with sf.SoundFile(trained / "ten_minutes.flac", "w", samplerate=rate, channels=2) as out:
+        for _ in range(10):
+            out.write(np.stack([minute, minute], axis=1))
+    sf.write(trained / "five_seconds.flac", np.stack([minute[:5 * rate]] * 2, axis=1), rate)
+    peaks = {name: peak_memory_mb([ROOT / "infer.py", "reconstruct", f"{name}.flac", "-o", f"{name}.wav",
+                                   "--segment-seconds", "5", "--vqvae", trained / "runs" / "vqvae.pt"], trained)
+             for name in ("five_seconds", "ten_minutes")}
+    assert sf.info(trained / "ten_minutes.wav").frames == 600 * RATE
+    assert peaks["ten_minutes"] - peaks["five_seconds"] < 80, peaks
 
 
 def test_existing_outputs_are_kept_unless_asked_to_overwrite(trained):
