@@ -10,7 +10,9 @@ codes used, token rate, seconds per 512-token window, MLM accuracy, and separati
 decoding step), on the validation split by default: choosing k and the masking is model selection,
 which must not look at the test split. `--masking-variants` also trains, for the first k only, a BERT per stem-masking
 scheme (cosine ratio vs BERT's 15%), the comparison that picked the default. The table goes to
-stdout and OUT/sweep.md, the numbers to OUT/sweep.json; each run's log sits in its folder.
+stdout and OUT/sweep.md, the numbers to OUT/sweep.json, both rewritten after every run, keeping
+the rows of an earlier sweep into the same folder for the k values this one does not redo (so
+`--ks 5,7` adds two rows to a sweep of 4,6,8); each run's log sits in its folder.
 """
 import json
 import subprocess
@@ -42,6 +44,20 @@ def row(k, label, minutes, results):
             "seconds_per_512": recon["seconds_per_512_tokens"], "mlm_accuracy": mlm["accuracy"],
             "unigram_accuracy": mlm["unigram_accuracy"], "neighbour_accuracy": mlm["neighbour_accuracy"],
             "si_sdri_db": {stem: v["si_sdri_db"] for stem, v in separation.items()}}
+
+
+def merge(previous, new):
+    """The rows of `previous` that `new` does not redo, and `new`; by k, the cosine variant first."""
+    redone = {(r["k"], r["variant"]) for r in new}
+    rows = [r for r in previous if (r["k"], r["variant"]) not in redone] + new
+    return sorted(rows, key=lambda r: (r["k"], r["variant"] != "cosine", r["variant"]))
+
+
+def save(out, rows):
+    with atomic_write(out / "sweep.md") as tmp:
+        tmp.write_text(markdown(rows) + "\n")
+    with atomic_write(out / "sweep.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def markdown(rows):
@@ -77,6 +93,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = ["--data", args.data] if args.data else []
+    previous = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").exists() else []
     rows = []
     for k in ks:
         folder = out / f"k{k}"
@@ -95,12 +112,8 @@ def main():
             results = json.loads((bert_folder / "results.json").read_text())
             rows.append(row(k, masking, minutes + bert_minutes, results))
             print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-    table = markdown(rows)
-    print(table)
-    with atomic_write(out / "sweep.md") as tmp:
-        tmp.write_text(table + "\n")
-    with atomic_write(out / "sweep.json") as tmp:
-        tmp.write_text(json.dumps(rows, indent=2) + "\n")
+            save(out, merge(previous, rows))  # an interrupted sweep keeps the runs it finished
+    print(markdown(merge(previous, rows)))
 
 
 if __name__ == "__main__":
