@@ -8,10 +8,13 @@
     python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
 
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
-resampled to the model's rate. Outputs are written atomically (temporary name, then rename).
-Token files are plain .npy arrays of int16 code indices, one per 2^k samples. Separated stems
-and inpainted files are written at the model's sample rate, mono. Files of any length work:
-the encoder and decoder run in pieces, BERT in overlapping windows (tasks.py).
+resampled to the model's rate. Token files are plain .npy arrays of int16 code indices, one per
+2^k samples. Separated stems and inpainted files are written at the model's sample rate, mono.
+
+Files of any length work in bounded memory: every command reads, processes and writes its file
+in segments of `--segment-seconds` (streaming.py), with margins that make the result the same
+as one pass. Outputs are written atomically (temporary name, then rename), and an existing
+output is never replaced without `--overwrite`.
 """
 import contextlib
 import sys
