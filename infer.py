@@ -29,7 +29,7 @@ from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
 from files import UserError, atomic_write, refuse_existing
 from metrics import RunningSISDR, mrstft_distance
-from streaming import audio_segments, model_length, segment_count, spans
+from streaming import audio_segments, model_length, segment_count, segment_size, spans
 from tasks import inpaint_tokens, separate_tokens
 from tokens import encode_waveform
 
@@ -147,7 +147,8 @@ def command_decode(args, model, device):
     check_outputs(args, [out])
     rate, hop = model.config.sample_rate, model.hop
     with audio_writer(out, rate) as write:
-        for a, b, start, length in spans(len(tokens), max(1, round(args.segment_seconds * rate / hop)), CODEC_MARGIN):
+        size = segment_size(args.segment_seconds, rate / hop, CODEC_MARGIN, 1)  # in tokens
+        for a, b, start, length in spans(len(tokens), size, CODEC_MARGIN):
             wave = decode_long(torch.from_numpy(tokens[a:b].astype(np.int64)), model, device)
             write(wave[(start - a) * hop:(start - a + length) * hop])
     print(f"{path}: {len(tokens)} tokens -> {len(tokens) * hop / rate:.2f} s -> {out}")
@@ -212,13 +213,13 @@ def command_separate(args, device):
     check_outputs(args, list(paths.values()) + ([out / "spectrograms.png"] if args.plot else []))
     rate, hop = vqvae.config.sample_rate, vqvae.hop
     window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
-    align = max(1, window // 2)
+    align, margin = max(1, window // 2), window + 2 * CODEC_MARGIN  # in tokens
     total = input_length(args.input, vqvae)
-    count = segment_count(total, max(1, round(args.segment_seconds * rate / (align * hop))) * align * hop)
+    count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness, scores, mixture_score, panels = Loudness(args.input), {}, RunningSISDR(), {}
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, rate)) for stem, path in paths.items()}
-        for i, segment in enumerate(segments(args, vqvae, window + 2 * CODEC_MARGIN, align)):
+        for i, segment in enumerate(segments(args, vqvae, margin, align)):
             mixture, features = encode_segment(segment, vqvae, device)
             loudness.add(segment.kept)
             reference = read_file_chunk(args.reference, rate, segment.start, segment.length) if args.reference else None
@@ -288,7 +289,7 @@ def command_inpaint(args, device):
     bert_audio = local[lo - offset - a * hop:hi - offset - a * hop]
     region[lo - offset:hi - offset] = (1 - weight) * region[lo - offset:hi - offset] + weight * bert_audio
     # the output: the input at the model's rate, copied segment by segment, with the filled region
-    loudness, size = Loudness(args.input), max(1, round(args.segment_seconds * rate / hop)) * hop
+    loudness, size = Loudness(args.input), segment_size(args.segment_seconds, rate, 0, hop)
     with audio_writer(out, rate) as write:
         for _, _, start, length in spans(total, size, 0):
             x = read_file_chunk(args.input, rate, start, length)

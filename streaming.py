@@ -53,18 +53,24 @@ def spans(total, size, margin):
         yield max(0, start - margin), min(total, start + size + margin), start, min(size, total - start)
 
 
+def segment_size(seconds, sample_rate, margin, unit):
+    """Samples kept per segment: about `seconds`, a multiple of `unit`, and never shorter than the
+    margin; tinier segments would spend nearly all their work on the margins."""
+    return max(1, round(seconds * sample_rate / unit), -(-margin // unit)) * unit
+
+
 def segment_count(total, size):
     return -(-total // size)
 
 
 def audio_segments(path, sample_rate, seconds, margin, unit):
-    """The `Segment`s of an audio file: about `seconds` kept each, `margin` samples read beside them.
+    """The `Segment`s of an audio file: about `seconds` kept each (`segment_size`), `margin` samples
+    read beside them.
 
     Segment starts and margins are rounded to multiples of `unit` samples: a token (2^k), or the
     hop of BERT's separation windows, so that the windows of a segment are those of the whole file.
     """
-    total = model_length(path, sample_rate)
-    size = max(1, round(seconds * sample_rate / unit)) * unit
+    total, size = model_length(path, sample_rate), segment_size(seconds, sample_rate, margin, unit)
     margin = -(-margin // unit) * unit
     for a, b, start, length in spans(total, size, margin):
         yield Segment(start, length, start - a, read_file_chunk(path, sample_rate, a, b - a))
