@@ -25,6 +25,9 @@ def run_main(main):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # (training catches Ctrl-C itself, to save a checkpoint first)
+        print("\ninterrupted: outputs not yet complete were not written", file=sys.stderr)
+        sys.exit(130)
 
 
 def pick_device(name):

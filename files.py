@@ -2,8 +2,10 @@
 
 Every command of audio-mlm writes its outputs (audio, token files, checkpoints) through
 `atomic_write`: the data goes to a temporary name in the same folder and is renamed over the
-target only once it is complete, so a crash or a `kill -9` never leaves a partial file and never
-destroys the previous good one (rename is atomic on POSIX file systems).
+target only once it is complete, so a crash or a `kill -9` never leaves a partial file under the
+target's name and never destroys the previous good one (rename is atomic on POSIX file systems).
+What a `kill -9` can leave is the hidden temporary file, `.<name>.<pid>.tmp<suffix>`; the next
+write of the same output removes it.
 
 Nothing is replaced silently either: `refuse_existing` stops a command before it does any work
 when an output it would write already exists, unless the user passed `--overwrite`.
@@ -12,6 +14,7 @@ when an output it would write already exists, unless the user passed `--overwrit
 exit code 2 (see `cli.py`); its text always names the file and the problem.
 """
 import contextlib
+import glob
 import os
 from pathlib import Path
 
@@ -29,6 +32,7 @@ def atomic_write(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp
@@ -36,6 +40,38 @@ def atomic_write(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files a killed process (`kill -9`, power loss) left for `path`.
+
+    They are named .<stem>.<pid>.tmp<suffix>; one whose process is gone is removed, one whose
+    process still runs (another command writing the same output) is left alone.
+    """
+    for tmp in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
+        pid = tmp.name[len(path.stem) + 2:-len(".tmp" + path.suffix)]
+        if pid.isdigit() and not process_exists(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True
+
+
+def check_writable(paths):
+    """UserError for an output path that is a folder, or lies under a file, before any work."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise UserError(f"{path}: is a directory, not an output file")
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                raise UserError(f"{parent}: is a file, so {path} cannot be written there")
 
 
 def refuse_existing(paths, overwrite, hint="pass --overwrite to replace it"):

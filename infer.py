@@ -27,8 +27,8 @@ from audio import audio_info, audio_writer, check_output_format
 from cli import ArgumentParser, autocast, pick_device, run_main
 from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
-from files import UserError, atomic_write, refuse_existing
-from metrics import RunningSISDR, mrstft_distance
+from files import UserError, atomic_write, check_writable, refuse_existing
+from metrics import RunningMRSTFT, RunningSISDR
 from streaming import audio_segments, model_length, segment_count, segment_size, spans
 from tasks import inpaint_tokens, separate_tokens
 from tokens import encode_waveform
@@ -105,6 +105,7 @@ def default_output(input_path, suffix):
 
 def check_outputs(args, paths):
     """Refuse bad output names and existing outputs (without --overwrite) before any work."""
+    check_writable(paths)
     for path in paths:
         if path.suffix.lower() not in (".png", ".npy"):
             check_output_format(path)
@@ -134,6 +135,8 @@ def command_decode(args, model, device):
     path = Path(args.input)
     if not path.exists():
         raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a token file")
     try:
         tokens = np.load(path, mmap_mode="r", allow_pickle=False)  # read as it is decoded
     except Exception:
@@ -158,7 +161,7 @@ def command_reconstruct(args, model, device):
     out = Path(args.output or default_output(args.input, ".recon.wav"))
     check_outputs(args, [out] + ([out.with_suffix(".png")] if args.plot else []))
     rate = model.config.sample_rate
-    score, spectral, loudness, count, first = RunningSISDR(), 0.0, Loudness(args.input), 0, None
+    score, spectral, loudness, first = RunningSISDR(), RunningMRSTFT(), Loudness(args.input), None
     with audio_writer(out, rate) as write:
         for segment in segments(args, model, 2 * CODEC_MARGIN):  # room for the encoder and the decoder
             tokens, _ = encode_segment(segment, model, device)
@@ -166,13 +169,12 @@ def command_reconstruct(args, model, device):
             write(wave)
             loudness.add(segment.kept)
             score.add(segment.kept, wave)
-            spectral += mrstft_distance(segment.kept, wave) * segment.length
-            first, count = first or (segment.kept, wave), count + 1
+            spectral.add(segment.kept, wave)
+            first = first or (segment.kept, wave)
         loudness.check()
     seconds = loudness.count / rate
     print(f"{args.input}: {seconds:.2f} s, {-(-loudness.count // model.hop)} tokens -> {out}")
-    print(f"SI-SDR {score.value():.2f} dB, MR-STFT distance {spectral / loudness.count:.3f} "
-          f"(at {rate} Hz, mono{f'; MR-STFT averaged over {count} segments' if count > 1 else ''})")
+    print(f"SI-SDR {score.value():.2f} dB, MR-STFT distance {spectral.value():.3f} (at {rate} Hz, mono)")
     if args.plot:
         plot(out.with_suffix(".png"), [("input", first[0]), ("reconstruction", first[1])], rate)
 
@@ -258,8 +260,8 @@ def command_inpaint(args, device):
     last = int(np.ceil((args.start + args.duration) * rate / hop))  # gap = tokens first..last-1
     longest = bert.config.max_positions // 2
     if args.start < 0 or args.duration <= 0 or (args.start + args.duration) * rate > total:
-        raise UserError(f"{args.input}: the gap {args.start:g}-{args.start + args.duration:g} s is not inside "
-                        f"the file ({total / rate:.2f} s)")
+        raise UserError(f"{args.input}: the gap from {args.start:g} s to {args.start + args.duration:g} s is not "
+                        f"inside the file ({total / rate:.2f} s)")
     if last - first > longest:
         raise UserError(f"{args.input}: a gap of {args.duration:g} s is {last - first} tokens; this model fills at "
                         f"most {longest} tokens ({longest * hop / rate:.3f} s), half its context")
@@ -280,11 +282,12 @@ def command_inpaint(args, device):
     with torch.no_grad(), autocast(device):
         local = vqvae.decode(filled[a:b].view(1, -1).to(device)).float()[0, 0].cpu().numpy()  # from token a
     offset = region_first * hop  # region[i] is sample offset + i of the file
-    lo, hi = max(0, first * hop - fade), min(total, last * hop + fade)
+    gap_lo, gap_hi = first * hop, min(total, last * hop)  # the last token may run past the end of the file
+    lo, hi = max(0, gap_lo - fade), min(total, gap_hi + fade)
     weight = np.ones(hi - lo, dtype=np.float32)  # 1 = BERT's audio, 0 = the original
     ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-    weight[:first * hop - lo] = ramp[len(ramp) - (first * hop - lo):]
-    weight[len(weight) - (hi - last * hop):] = ramp[::-1][:hi - last * hop]
+    weight[:gap_lo - lo] = ramp[len(ramp) - (gap_lo - lo):]
+    weight[len(weight) - (hi - gap_hi):] = ramp[::-1][:hi - gap_hi]
     original = region.copy()
     bert_audio = local[lo - offset - a * hop:hi - offset - a * hop]
     region[lo - offset:hi - offset] = (1 - weight) * region[lo - offset:hi - offset] + weight * bert_audio
@@ -330,9 +333,16 @@ def positive_int(text):
     return value
 
 
-def positive_float(text):
+def finite_float(text):
     value = float(text)
-    if not value > 0 or not np.isfinite(value):
+    if not np.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text):
+    value = finite_float(text)
+    if not value > 0:
         raise ValueError(text)
     return value
 
@@ -356,8 +366,8 @@ def main():
     add_common(command, with_bert=True, steps=SEPARATE_STEPS)
     command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
     command.add_argument("input", help="audio file")
-    command.add_argument("--start", type=float, required=True, help="gap start in seconds")
-    command.add_argument("--duration", type=float, required=True, help="gap length in seconds (at most half the context)")
+    command.add_argument("--start", type=finite_float, required=True, help="gap start in seconds")
+    command.add_argument("--duration", type=finite_float, required=True, help="gap length in seconds (at most half the context)")
     command.add_argument("-o", "--output", default=None, help="output file (default: <input name>.inpainted.wav)")
     add_common(command, with_bert=True, steps=INPAINT_STEPS)
     args = parser.parse_args()

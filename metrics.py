@@ -67,20 +67,42 @@ class RunningSISDR:
         return float(10 * np.log10(target_energy / noise_energy))
 
 
-def mrstft_distance(reference, estimate, fft_sizes=EVAL_STFT_SIZES, eps=1e-7):
+def mrstft_distance(reference, estimate, fft_sizes=EVAL_STFT_SIZES):
     """Multi-resolution STFT distance between two 1-D signals (lower is better, 0 if equal)."""
-    x = torch.as_tensor(np.asarray(reference, dtype=np.float32)).view(1, 1, -1)
-    y = torch.as_tensor(np.asarray(estimate, dtype=np.float32)).view(1, 1, -1)
-    T = x.shape[-1]
-    # a signal shorter than every FFT size is scored at the largest power of two that fits it
-    sizes = [n for n in fft_sizes if n <= T] or [2 ** max(2, int(math.log2(max(T, 4))))]
-    total = 0.0
-    for fft_size in sizes:
-        mag_x, mag_y = stft_magnitude(x, fft_size), stft_magnitude(y, fft_size)
-        convergence = torch.linalg.norm(mag_x - mag_y) / (torch.linalg.norm(mag_x) + eps)
-        log_l1 = (torch.log(mag_x + eps) - torch.log(mag_y + eps)).abs().mean()
-        total += float(convergence + log_l1)
-    return total / len(sizes)
+    return RunningMRSTFT(fft_sizes).add(reference, estimate).value()
+
+
+class RunningMRSTFT:
+    """The MR-STFT distance of a long signal scored block by block, from sums kept per FFT size:
+    |X - Y|^2 and |X|^2 (spectral convergence), sum |log X - log Y| and the bin count (log-magnitude
+    L1). One block gives `mrstft_distance` exactly; many give the distance of the whole, not a mean
+    of per-block distances (which a near-silent block, with its tiny |X|, would blow up).
+    """
+
+    def __init__(self, fft_sizes=EVAL_STFT_SIZES, eps=1e-7):
+        self.fft_sizes, self.eps = fft_sizes, eps
+        self.sums = {}  # fft size -> [diff^2, ref^2, |log diff|, bins]
+
+    def add(self, reference, estimate):
+        x = torch.as_tensor(np.asarray(reference, dtype=np.float32)).view(1, 1, -1)
+        y = torch.as_tensor(np.asarray(estimate, dtype=np.float32)).view(1, 1, -1)
+        T = x.shape[-1]
+        # a signal shorter than every FFT size is scored at the largest power of two that fits it
+        sizes = [n for n in self.fft_sizes if n <= T] or [2 ** max(2, int(math.log2(max(T, 4))))]
+        for fft_size in sizes:
+            mag_x, mag_y = stft_magnitude(x, fft_size), stft_magnitude(y, fft_size)
+            log_diff = (torch.log(mag_x + self.eps) - torch.log(mag_y + self.eps)).abs()
+            sums = self.sums.setdefault(fft_size, np.zeros(4))
+            sums += [float(((mag_x - mag_y) ** 2).sum()), float((mag_x ** 2).sum()), float(log_diff.sum()),
+                     log_diff.numel()]
+        return self
+
+    def value(self):
+        """Mean over FFT sizes of spectral convergence + log-magnitude L1."""
+        total = 0.0
+        for diff, ref, log_l1, bins in self.sums.values():
+            total += math.sqrt(diff) / (math.sqrt(ref) + self.eps) + log_l1 / bins
+        return total / len(self.sums)
 
 
 def mean_ci95(values):

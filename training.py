@@ -104,7 +104,7 @@ def report_stop(stopped, step, started, last_path, best_path, best_val):
         print(f"interrupted at step {step} after {minutes:.1f} min; checkpoint saved to {last_path}. "
               f"Continue with the same command plus --resume.")
         sys.exit(130)
-    print(f"trained {step} steps in {minutes:.1f} min; best validation loss {best_val:.4f}; saved {best_path}")
+    print(f"trained to step {step} in {minutes:.1f} min; best validation loss {best_val:.4f}, that model is {best_path}")
     return minutes
 
 

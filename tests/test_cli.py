@@ -75,11 +75,11 @@ def test_encode_decode_reconstruct(trained):
 
 
 def test_long_files_run_in_segments_with_the_bytes_of_one_pass(trained):
-    """--segment-seconds 0.1 cuts the 1 s song into 10 segments (memory bounded by the segment): the
+    """--segment-seconds 0.3 cuts the 1 s song into 4 segments (memory bounded by the segment): the
     margins make encode, decode and reconstruct give exactly what one pass over the file gives."""
     ckpt = ["--vqvae", trained / "runs" / "vqvae.pt"]
     outputs = {}
-    for seconds in ("1e-9", "0.1", "100"):  # 1e-9: segments as short as their margins, no shorter
+    for seconds in ("1e-9", "0.3", "100"):  # 1e-9: segments as short as their margins, no shorter
         for args in (["encode", "song.flac", "-o", f"seg{seconds}.npy"],
                      ["decode", f"seg{seconds}.npy", "-o", f"dec{seconds}.wav"],
                      ["reconstruct", "song.flac", "-o", f"rec{seconds}.wav"]):
@@ -88,12 +88,15 @@ def test_long_files_run_in_segments_with_the_bytes_of_one_pass(trained):
             if args[0] == "reconstruct":
                 outputs[seconds] = result.stdout
         assert (trained / f"dec{seconds}.wav").exists()
-    for seconds in ("1e-9", "0.1"):
+    for seconds in ("1e-9", "0.3"):
         assert np.array_equal(np.load(trained / f"seg{seconds}.npy"), np.load(trained / "seg100.npy"))
         for name in ("dec", "rec"):
             assert np.array_equal(sf.read(trained / f"{name}{seconds}.wav")[0], sf.read(trained / f"{name}100.wav")[0])
-    assert "averaged over 10 segments" in outputs["0.1"]
-    assert outputs["0.1"].split("SI-SDR")[1][:12] == outputs["100"].split("SI-SDR")[1][:12]  # same score
+    scores = {seconds: [float(text.split(word)[1].split()[0]) for word in ("SI-SDR", "MR-STFT distance")]
+              for seconds, text in outputs.items()}
+    assert scores["0.3"][0] == scores["100"][0]  # SI-SDR: the same sums, block by block
+    # MR-STFT: STFT frames at segment edges differ (segments shorter than an FFT size, 2048, leave it out)
+    assert scores["0.3"][1] == pytest.approx(scores["100"][1], rel=0.1)
 
 
 def peak_memory_mb(command, cwd):

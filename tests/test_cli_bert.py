@@ -67,6 +67,19 @@ def test_separate_in_segments_gives_the_bytes_of_one_pass(work):
     assert len(first) == int(1.5 * RATE) and np.array_equal(first, last)
 
 
+def test_inpaint_a_gap_in_the_last_partial_token(work):
+    """12005 samples = 1500 tokens of 8 and 5 samples: a gap that ends at the end of the file lies
+    partly in a token that runs past the end (a review found a crash there)."""
+    x = np.random.default_rng(1).normal(0, 0.1, 12005)
+    sf.write(work / "odd_length.wav", x, RATE, subtype="FLOAT")
+    result = run(ROOT / "infer.py", "inpaint", "odd_length.wav", "--start", "1.49", "--duration", "0.0106",
+                 "-o", "odd_filled.wav", cwd=work)
+    assert result.returncode == 0, result.stderr
+    filled = sf.read(work / "odd_filled.wav")[0]
+    assert len(filled) == 12005 and not np.allclose(filled[11920:], x[11920:], atol=1e-3)
+    np.testing.assert_allclose(filled[:11920 - 40 - 8], x[:11920 - 40 - 8], atol=1e-4)  # before gap, fade, token
+
+
 def test_inpaint_changes_only_the_gap(work):
     result = run(ROOT / "infer.py", "inpaint", "mix.wav", "--start", "0.5", "--duration", "0.02",
                  "-o", "filled.wav", "--segment-seconds", "0.3", cwd=work)  # the output is copied in 5 pieces
@@ -114,6 +127,11 @@ def test_bert_bad_inputs(work):
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "1.0"], "at most"),
         (["inpaint", "mix.wav", "--start", "9", "--duration", "0.01"], "not inside"),
         (["separate", "missing.wav"], "no such file"),
+        (["inpaint", "mix.wav", "--start", "nan", "--duration", "0.1"], "--start"),
+        (["inpaint", "mix.wav", "--start", "0.5", "--duration", "inf"], "--duration"),
+        (["inpaint", "mix.wav", "--start", "-1", "--duration", "0.1"], "from -1 s to -0.9 s"),
+        (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "-o", "runs"], "is a directory"),
+        (["separate", "mix.wav", "--out", "mix.wav"], "is a file"),
     ]
     for args, words in cases:
         assert_one_line_error(run(ROOT / "infer.py", *args, cwd=work), words)

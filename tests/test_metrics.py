@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from metrics import RunningSISDR, mean_ci95, mrstft_distance, si_sdr
+from metrics import RunningMRSTFT, RunningSISDR, mean_ci95, mrstft_distance, si_sdr
 
 
 def test_si_sdr_of_a_scaled_copy_is_infinite():
@@ -76,3 +76,20 @@ def test_running_si_sdr_edge_cases():
     silent.add(np.zeros(100), np.ones(100))
     with pytest.raises(ValueError):
         silent.value()
+
+
+def test_running_mrstft_scores_the_whole_not_a_mean_of_blocks():
+    """A near-silent block has a tiny |X|: a mean of per-block distances explodes on it (a review
+    saw 12570 instead of 2.2), the running sums do not."""
+    rng = np.random.default_rng(3)
+    reference = rng.standard_normal(48000) * 0.2
+    reference[40000:] = 1e-6 * rng.standard_normal(8000)  # digital near-silence at the end
+    estimate = reference + 0.02 * rng.standard_normal(48000)
+    whole = mrstft_distance(reference, estimate)
+    running, blocks = RunningMRSTFT(), []
+    for a in range(0, 48000, 8000):
+        running.add(reference[a:a + 8000], estimate[a:a + 8000])
+        blocks.append(mrstft_distance(reference[a:a + 8000], estimate[a:a + 8000]))
+    assert running.value() == pytest.approx(whole, rel=0.1)
+    assert np.mean(blocks) > 10 * whole  # what averaging per block would have printed
+    assert RunningMRSTFT().add(reference, estimate).value() == whole
