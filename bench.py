@@ -106,7 +106,7 @@ def time_dataset_index(num_tracks, sample_rate=16000):
         index = time.perf_counter() - start
         sampler = ChunkSampler(tracks, sample_rate, 16384, seed=0)
         start = time.perf_counter()
-        sampler.sample(16)  # the first batches also read each drawn file's header once (cached after)
+        sampler.sample(16)  # the first batch also reads each drawn track's length (then cached on the track)
         first = time.perf_counter() - start
         batch = median_seconds(lambda: sampler.sample(16), 5, torch.device("cpu"))
     return {"tracks": num_tracks, "index_seconds": index, "first_batch_seconds": first, "batch_seconds": batch}
@@ -123,23 +123,35 @@ def time_long_file(minutes, vqvae_path):
     rng = np.random.default_rng(0)
     tracks = [synth.generate_track(rng, rate)["mix"] for _ in range(4)]
     with tempfile.TemporaryDirectory() as folder:
-        path, written = Path(folder) / "long.flac", 0
+        path, written, i = Path(folder) / "long.flac", 0, 0
         with sf.SoundFile(path, "w", samplerate=rate, channels=2) as out:  # written block by block too
             while written < need:
-                x = tracks[(written // len(tracks[0])) % len(tracks)][:need - written]
+                x = tracks[i % len(tracks)][:need - written]
                 out.write(np.stack([x, 0.8 * x], axis=1))
-                written += len(x)
-        command = [sys.executable, str(Path(__file__).parent / "infer.py"), "reconstruct", str(path),
-                   "-o", str(Path(folder) / "out.wav"), "--vqvae", str(vqvae_path)]
-        start, peak = time.perf_counter(), 0.0
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        while process.poll() is None:  # the child's own high-water mark (getrusage would count this process)
-            peak = max(peak, high_water_mb(process.pid))
-            time.sleep(0.2)
-        seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        raise UserError(f"infer.py reconstruct failed on the long file: {process.stderr.read().strip()}")
+                written, i = written + len(x), i + 1
+        code, errors, seconds, peak = run_measured([sys.executable, Path(__file__).parent / "infer.py", "reconstruct",
+                                                    path, "-o", Path(folder) / "out.wav", "--vqvae", vqvae_path])
+    if code != 0:
+        raise UserError(f"infer.py reconstruct failed on the long file: {errors.strip()}")
     return {"minutes": minutes, "seconds": seconds, "peak_memory_mb": peak}
+
+
+def run_measured(command, cwd=None, env=None):
+    """Run a command: (exit code, its stderr, wall seconds, its peak resident memory in MB).
+
+    The peak is the child's own high-water mark, polled from /proc while it runs; getrusage's
+    RUSAGE_CHILDREN would report this process's size at the fork instead, if larger.
+    """
+    with tempfile.TemporaryFile("w+") as errors:
+        start, peak = time.perf_counter(), 0.0
+        process = subprocess.Popen(list(map(str, command)), cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=errors, text=True)
+        while process.poll() is None:
+            peak = max(peak, high_water_mb(process.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        errors.seek(0)
+        return process.returncode, errors.read(), seconds, peak
 
 
 def high_water_mb(pid):

@@ -227,7 +227,10 @@ def command_separate(args, device):
             reference = read_file_chunk(args.reference, rate, segment.start, segment.length) if args.reference else None
             if reference is not None:
                 mixture_score.add(reference, segment.kept)
-            panels = panels or {"mixture": segment.kept, **({f"reference {stems[0]}": reference} if args.reference else {})}
+            if i == 0:  # the pictures show the first segment
+                panels["mixture"] = segment.kept
+                if reference is not None:
+                    panels[f"reference {stems[0]}"] = reference
             for stem in stems:
                 with autocast(device):
                     tokens = separate_tokens(bert, vocab, mixture, features, stem, steps=args.steps,

@@ -4,7 +4,6 @@ inputs of the tokenizer issue, each of which must give one line on stderr and ex
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +99,11 @@ def test_long_files_run_in_segments_with_the_bytes_of_one_pass(trained):
 
 
 def peak_memory_mb(command, cwd):
-    """Run a command; its peak resident memory in MB (Linux VmHWM, polled while it runs)."""
-    from bench import high_water_mb
-    process = subprocess.Popen([sys.executable, *map(str, command)], cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
-    peak = 0.0
-    while process.poll() is None:
-        peak = max(peak, high_water_mb(process.pid))
-        time.sleep(0.05)
-    assert process.returncode == 0, process.stderr.read()
+    """Run a command; its peak resident memory in MB (bench.run_measured: Linux VmHWM, polled)."""
+    from bench import run_measured
+    code, errors, _, peak = run_measured([sys.executable, *command], cwd=cwd,
+                                         env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert code == 0, errors
     return peak
 
 
