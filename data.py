@@ -18,8 +18,9 @@ each track mapping source names to the audio file(s) of that source:
   hash of its relative path (about 90% train, 5% validation, 5% test). With 3 files or more
   every split gets at least one; with fewer, every split is all of the files.
 
-Without a dataset the project trains on synthetic music (`synth.py`) written once in the Slakh
-layout to `data/synthetic-sr{rate}-seed{seed}` (`embedded_dataset`).
+Without a dataset the project trains on its embedded one (`synth.py`: composed music rendered with
+the sampled instruments of a General MIDI SoundFont, non-target parts in the mix), written once in
+the Slakh layout to `data/synthetic-v{version}-sr{rate}-seed{seed}` (`embedded_dataset`).
 Reading is always partial (`read_source` decodes only the chunk it returns), mono, resampled.
 """
 import hashlib
@@ -48,16 +49,19 @@ FOLDER_SHARES = (0.90, 0.05, 0.05)  # train, validation, test for a plain folder
 # ---- the embedded default dataset ----
 
 def default_data_dir(sample_rate, seed=0):
-    """Cache folder of the synthetic dataset: <repo>/data/, or $AUDIO_MLM_DATA_CACHE if set."""
+    """Cache folder of the synthetic dataset: <repo>/data/, or $AUDIO_MLM_DATA_CACHE if set.
+
+    The generator's version is in the name, so a dataset written by an older generator is never reused.
+    """
     parent = os.environ.get("AUDIO_MLM_DATA_CACHE") or Path(__file__).resolve().parent / "data"
-    return Path(parent) / f"synthetic-sr{int(sample_rate)}-seed{int(seed)}"
+    return Path(parent) / f"synthetic-v{synth.GENERATOR_VERSION}-sr{int(sample_rate)}-seed{int(seed)}"
 
 
 def embedded_dataset(sample_rate=DEFAULT_SAMPLE_RATE, seed=0, num_tracks=synth.DEFAULT_NUM_TRACKS):
     """Path of the synthetic dataset (Slakh layout) at `sample_rate`, generating it on first use."""
     root = default_data_dir(sample_rate, seed)
     if not synth.is_complete(root, sample_rate, seed, num_tracks):
-        print(f"data: generating the synthetic dataset in {root} (first use) ...", end="", flush=True)
+        print(f"data: rendering the embedded dataset in {root} (first use, about 2 minutes) ...", end="", flush=True)
         start = time.time()
         synth.write_synthetic_dataset(root, sample_rate, seed, num_tracks)
         print(f" done in {time.time() - start:.1f} s", flush=True)
