@@ -5,12 +5,15 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
   half overlapping; in each, the layout is mixture, SEP_stem, M MASKs (every stem token masked,
   as at training's 100% end) with the mixture latents at both halves; each frame keeps the
   prediction of the window whose centre is nearest, so no window edge is ever used where a
-  better-centred window exists. The VQ-VAE then decodes the whole stem sequence in overlapping
-  pieces that equal a single pass (`VQVAE.decode_in_pieces`), so there is no seam to click.
+  better-centred window exists. Every stem is separated in the same pass: the sequences of all
+  stems of a window sit in the same batch (one BERT call for the stems of a few windows, not one
+  per stem; the tokens are those of one stem at a time). The VQ-VAE then decodes each stem
+  sequence in overlapping pieces that equal a single pass (`VQVAE.decode_in_pieces`), so there is
+  no seam to click, and `refine.py` (Eq. 10) shares the mixture among the decoded stems.
 - inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
   of the audio around it given (the gap's are hidden).
 
-Shapes: S tokens of a whole file, M frames per window, D code dim.
+Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch.
 """
 import numpy as np
 import torch
@@ -20,9 +23,14 @@ from masking import TARGET, separation_layout
 
 
 def separation_inputs(mixture, features, separator, vocab):
-    """Inference inputs for (B, M) mixture tokens and (B, M, D) latents: every stem token MASK."""
+    """Inference inputs for (B, M) mixture tokens and (B, M, D) latents: every stem token MASK.
+
+    separator: the SEP_stem id of one stem for every row, or a (B,) tensor of one id per row.
+    """
+    B, M = mixture.shape
     stem = torch.full_like(mixture, vocab.mask)
-    tokens, segments, positions = separation_layout(mixture, stem, separator)
+    tokens, segments, positions = separation_layout(mixture, stem, vocab.sep)
+    tokens[:, M] = torch.as_tensor(separator, device=tokens.device)  # (B, 2M + 1) Eq. 8, SEP_stem per row
     zero = torch.zeros_like(features[:, :1])
     return {"tokens": tokens, "segments": segments, "positions": positions,
             "features": torch.cat([features, zero, features], dim=1)}
@@ -38,29 +46,39 @@ def window_starts(total, window):
 
 
 @torch.no_grad()
-def separate_tokens(bert, vocab, mixture, features, stem, steps=1, temperature=0.0, batch_size=16,
-                    progress=None):
-    """(S,) mixture tokens and (S, D) latents -> (S,) predicted tokens of `stem`."""
+def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None):
+    """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`.
+
+    The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
+    sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
+    is called with windows done.
+    """
     device = bert.codebook.device
-    S = mixture.shape[0]
+    S, J = mixture.shape[0], len(stems)
     M = min((bert.config.max_positions - 1) // 2, S)
     starts = window_starts(S, M)
     centres = np.array(starts) + M / 2
     owner = np.abs(np.arange(S)[:, None] - centres[None, :]).argmin(axis=1)  # (S,) best window per frame
-    result = torch.empty(S, dtype=torch.long)
-    separator = vocab.stem_separator(stem)
-    for first in range(0, len(starts), batch_size):
-        batch_starts = starts[first:first + batch_size]
-        mix = torch.stack([mixture[a:a + M] for a in batch_starts]).to(device)  # (B, M)
-        feats = torch.stack([features[a:a + M] for a in batch_starts]).to(device).float()  # (B, M, D)
-        filled = maskgit_fill(bert, separation_inputs(mix, feats, separator, vocab), vocab.mask, steps,
-                              temperature)[:, M + 1:].cpu()  # (B, M) the stem half
-        for i, a in enumerate(batch_starts):
-            frames = np.nonzero(owner[a:a + M] == first + i)[0]
-            result[a + frames] = filled[i, frames]
+    separators = torch.tensor([vocab.stem_separator(stem) for stem in stems])  # (J,)
+    items = [(w, j) for w in range(len(starts)) for j in range(J)]  # (window, stem) pairs
+    result = torch.empty(J, S, dtype=torch.long)
+    for first in range(0, len(items), batch_size):
+        batch = items[first:first + batch_size]
+        mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
+        feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
+        inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
+        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature)[:, M + 1:].cpu()  # (B, M) the stem half
+        for i, (w, j) in enumerate(batch):
+            frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
+            result[j, starts[w] + frames] = filled[i, frames]
         if progress:
-            progress(min(first + batch_size, len(starts)), len(starts))
+            progress(-(-(first + len(batch)) // J), len(starts))
     return result
+
+
+def separate_tokens(bert, vocab, mixture, features, stem, **options):
+    """(S,) mixture tokens and (S, D) latents -> (S,) predicted tokens of one `stem` (`separate_all`)."""
+    return separate_all(bert, vocab, mixture, features, [stem], **options)[0]
 
 
 def single_source_inputs(tokens, features=None, hidden=None):
