@@ -258,3 +258,16 @@ def test_drums_repeat_every_bar(seed):
 
     one_bar, off_grid = at(bar), at(bar + bar / 32)  # half a sixteenth off: between the hits
     assert one_bar > 0.35 and one_bar > off_grid + 0.15, (one_bar, off_grid)
+
+
+def test_the_command_line_renders_a_variant_and_refuses_bad_flags(tmp_path):
+    run = lambda *flags: subprocess.run([sys.executable, "synth.py", *map(str, flags)], cwd=REPO,
+                                        capture_output=True, text=True)
+    done = run(tmp_path / "other", "--seed", 3, "--tracks", "0,1,1", "--sample-rate", RATE)
+    assert done.returncode == 0 and "2 tracks rendered with TimGM6mb.sf2" in done.stdout
+    assert synth.is_complete(tmp_path / "other", RATE, 3, (0, 1, 1))
+    for flags, message in [(["--tracks", "1,2"], "--tracks must be three counts"),
+                           (["--soundfont", tmp_path / "none.sf2"], "none.sf2: no such SoundFont")]:
+        failed = run(tmp_path / "bad", *flags)
+        assert failed.returncode == 2 and message in failed.stderr and len(failed.stderr.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
