@@ -5,11 +5,15 @@
     python infer.py decode song.tokens.npy -o song.recon.wav
     python infer.py separate mix.wav               # writes separated/mix/{bass,drums,guitar,piano}.wav
     python infer.py separate mix.wav --stem bass --out DIR
+    python infer.py separate mix.wav --refine none # BERT's tokens decoded, without refinement by the mixture
     python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
 
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
-resampled to the model's rate. Token files are plain .npy arrays of int16 code indices, one per
+resampled to the model's rate; a float file whose samples reach beyond +-1 is scaled to a peak of
+1, with a line saying so. Token files are plain .npy arrays of int16 code indices, one per
 2^k samples. Separated stems and inpainted files are written at the model's sample rate, mono.
+`separate` separates every stem in one batched pass and, by default, refines the decoded stems
+by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them.
 
 Files of any length work in bounded memory: every command reads, processes and writes its file
 in segments of `--segment-seconds` (streaming.py), with margins that make the result the same
@@ -17,10 +21,13 @@ as one pass. Outputs are written atomically (temporary name, then rename), and a
 output is never replaced without `--overwrite`.
 """
 import contextlib
+import dataclasses
+import functools
 import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from audio import audio_info, audio_writer, check_output_format
@@ -30,7 +37,8 @@ from data import read_file_chunk
 from files import UserError, atomic_write, check_writable, refuse_existing
 from metrics import RunningMRSTFT, RunningSISDR
 from streaming import audio_segments, model_length, segment_count, segment_size, spans
-from tasks import inpaint_tokens, separate_tokens
+from refine import context_samples, refine
+from tasks import inpaint_tokens, separate_all
 from tokens import encode_waveform
 
 SILENCE_RMS = 1e-5  # about -100 dBFS: nothing to tokenize
@@ -38,6 +46,7 @@ SEGMENT_SECONDS = 30.0  # files are processed this much at a time (streaming.py)
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
+REFINE_CHOICES = ("wiener", "none")  # separate --refine: Eq. 10 soft masks (refine.py), or BERT's tokens decoded as they are
 INPAINT_STEPS = 8
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
@@ -53,27 +62,61 @@ def input_length(path, model):
     return total
 
 
+@functools.lru_cache
+def input_gain(path):
+    """1, or 1 / peak for a float file whose samples reach beyond +-1 (saying so, once).
+
+    Integer PCM cannot exceed full scale; a float WAV can hold anything, and the models were
+    trained on [-1, 1]. Such a file is read once more, in blocks, to find its peak first.
+    """
+    audio_info(path)  # a missing or unreadable file is refused here, with its own message
+    if sf.info(str(path)).subtype not in ("FLOAT", "DOUBLE"):
+        return 1.0
+    peak = max((float(np.abs(block).max()) for block in sf.blocks(str(path), blocksize=1 << 16, dtype="float32")),
+               default=0.0)
+    if not np.isfinite(peak) or peak <= 1.0:
+        return 1.0  # (NaN and inf are refused when the audio is read, with their own message)
+    print(f"{path}: float samples reach +-{peak:g}, beyond full scale (+-1); scaled by 1/{peak:g} to a peak of 1",
+          file=sys.stderr)
+    return 1.0 / peak
+
+
+def read_input(path, sample_rate, start, length):
+    """Samples [start, start + length) of the input at `sample_rate`, scaled by `input_gain`."""
+    return read_file_chunk(path, sample_rate, start, length) * np.float32(input_gain(path))
+
+
 def segments(args, model, margin_tokens, align_tokens=1):
     """The input's segments (streaming.Segment), each with `margin_tokens` of context on both sides,
-    starting on multiples of `align_tokens` tokens."""
+    starting on multiples of `align_tokens` tokens, scaled by `input_gain`."""
     input_length(args.input, model)
-    return audio_segments(args.input, model.config.sample_rate, args.segment_seconds, margin_tokens * model.hop,
-                          align_tokens * model.hop)
+    gain = np.float32(input_gain(args.input))
+    found = audio_segments(args.input, model.config.sample_rate, args.segment_seconds, margin_tokens * model.hop,
+                           align_tokens * model.hop)
+    return found if gain == 1 else (dataclasses.replace(segment, audio=segment.audio * gain) for segment in found)
 
 
 class Loudness:
-    """Sum of squares of what was read, to refuse a silent input once it has been seen whole."""
+    """Sums of what was read, to refuse a silent input once it has been seen whole.
+
+    Silence is judged after removing the mean, as SI-SDR does: a constant (pure DC) is no sound either.
+    """
 
     def __init__(self, path):
-        self.path, self.energy, self.count = path, 0.0, 0
+        self.path, self.total, self.energy, self.count = path, 0.0, 0.0, 0
 
     def add(self, x):
+        self.total += float(np.sum(x, dtype=np.float64))
         self.energy += float(np.sum(np.square(x, dtype=np.float64)))
         self.count += len(x)
 
     def check(self):
-        if np.sqrt(self.energy / max(1, self.count)) < SILENCE_RMS:
-            raise UserError(f"{self.path}: audio is silent, there is nothing to encode")
+        mean = self.total / max(1, self.count)
+        if np.sqrt(max(0.0, self.energy / max(1, self.count) - mean ** 2)) >= SILENCE_RMS:
+            return
+        if abs(mean) >= SILENCE_RMS:
+            raise UserError(f"{self.path}: audio is a constant {mean:.3g} (pure DC), there is no sound to encode")
+        raise UserError(f"{self.path}: audio is silent, there is nothing to encode")
 
 
 def encode_segment(segment, model, device):
@@ -213,9 +256,12 @@ def command_separate(args, device):
     out = Path(args.out) / Path(args.input).stem
     paths = {stem: out / f"{stem}.wav" for stem in stems}
     check_outputs(args, list(paths.values()) + ([out / "spectrograms.png"] if args.plot else []))
+    refining = args.refine == "wiener"
+    separated = list(vocab.stems) if refining else stems  # Eq. 10 shares the mixture among every stem's estimate
     rate, hop = vqvae.config.sample_rate, vqvae.hop
     window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
-    align, margin = max(1, window // 2), window + 2 * CODEC_MARGIN  # in tokens
+    refine_margin = -(-context_samples() // hop) if refining else 0  # what the refinement of a sample looks at
+    align, margin = max(1, window // 2), window + 2 * CODEC_MARGIN + refine_margin  # in tokens
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness, scores, mixture_score, panels = Loudness(args.input), {}, RunningSISDR(), {}
@@ -231,14 +277,20 @@ def command_separate(args, device):
                 panels["mixture"] = segment.kept
                 if reference is not None:
                     panels[f"reference {stems[0]}"] = reference
+            with autocast(device):  # every stem in one batched pass
+                tokens = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
+                                      temperature=args.temperature,
+                                      progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
+            waves = np.stack([decode_long(t, vqvae, device)[:len(segment.audio)] for t in tokens])  # (J, samples)
+            refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
+                             offset=segment.start - segment.offset).numpy() if refining else waves  # Eq. 10
             for stem in stems:
-                with autocast(device):
-                    tokens = separate_tokens(bert, vocab, mixture, features, stem, steps=args.steps,
-                                             temperature=args.temperature,
-                                             progress=progress_line(stem if count == 1 else f"segment {i + 1}/{count}, {stem}"))
-                wave = kept_samples(decode_long(tokens, vqvae, device), segment)
+                j = separated.index(stem)
+                wave = kept_samples(refined[j], segment)
                 writers[stem](wave)
-                panels.setdefault(f"separated {stem}", wave)
+                panels.setdefault(f"separated {stem}" + (", BERT's tokens" if refining else ""), kept_samples(waves[j], segment))
+                if refining:
+                    panels.setdefault(f"separated {stem}, refined (Eq. 10)", wave)
                 if reference is not None:
                     scores.setdefault(stem, RunningSISDR()).add(reference, wave)
         loudness.check()
@@ -275,7 +327,7 @@ def command_inpaint(args, device):
     margin = DECODE_MARGIN + fade // hop + 1
     reach = max(bert.config.max_positions, margin) + CODEC_MARGIN
     region_first, region_last = max(0, first - reach), min(-(-total // hop), last + reach)  # in tokens
-    region = read_file_chunk(args.input, rate, region_first * hop, (region_last - region_first) * hop)
+    region = read_input(args.input, rate, region_first * hop, (region_last - region_first) * hop)
     with torch.no_grad(), autocast(device):
         tokens, features, _ = encode_waveform(vqvae, region, device)
         filled = inpaint_tokens(bert, vocab, tokens, features, first - region_first, last - first,
@@ -298,7 +350,7 @@ def command_inpaint(args, device):
     loudness, size = Loudness(args.input), segment_size(args.segment_seconds, rate, 0, hop)
     with audio_writer(out, rate) as write:
         for _, _, start, length in spans(total, size, 0):
-            x = read_file_chunk(args.input, rate, start, length)
+            x = read_input(args.input, rate, start, length)
             loudness.add(x)
             x_first, x_last = max(start, offset), min(start + length, offset + len(region))
             if x_first < x_last:
@@ -366,6 +418,9 @@ def main():
     command.add_argument("--stem", default=None, help="one stem to separate (default: every stem the model knows)")
     command.add_argument("--out", default="separated", help="output folder; stems go to OUT/<input name>/<stem>.wav")
     command.add_argument("--reference", default=None, help="the true stem's audio (with --stem): print SI-SDR, add it to --plot")
+    command.add_argument("--refine", default="wiener", choices=REFINE_CHOICES,
+                         help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
+                              "stem is separated, even with --stem); none: BERT's tokens decoded as they are")
     add_common(command, with_bert=True, steps=SEPARATE_STEPS)
     command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
     command.add_argument("input", help="audio file")

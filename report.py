@@ -2,8 +2,9 @@
 
 People judge audio by ear and by eye. For a few held-out examples the page shows, each with an
 audio player, its spectrogram and its metric:
-- separation: the mixture, BERT's separated stem, the true stem, and the oracle (the true stem's
-  tokens decoded: the best any token predictor could do with this tokenizer);
+- separation: the mixture, BERT's separated stem (its tokens decoded), the same refined by the
+  mixture (Eq. 10), the true stem, and the oracle (the true stem's tokens decoded: the best any
+  token predictor could do with this tokenizer);
 - inpainting: the original, the gap filled by BERT, and the two baselines (silence, a cross-fade
   of the neighbouring audio).
 Plain HTML with relative links, no JavaScript and no server: open index.html from disk.
@@ -18,14 +19,13 @@ from audio import write_audio
 from cli import autocast
 from data import is_silent, read_source
 from decoding import maskgit_fill
-from evaluate import crossfade_fill, decode_batch, evenly_spaced
+from evaluation import SEPARATION_SECONDS, STEM_SILENCE_DB, crossfade_fill, decode_batch, evenly_spaced
 from files import atomic_write
 from masking import middle_mask
 from metrics import mrstft_distance, si_sdr
 from plots import spectrogram_figure
-from tasks import separate_tokens, single_source_inputs
-
-SEPARATION_SECONDS = 2.0
+from refine import refine
+from tasks import separate_all, single_source_inputs
 
 
 def clip_row(folder, name, clips, sample_rate):
@@ -48,29 +48,32 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, 
     mix_row = cache.sources.index("mix")
     sections = []
 
-    # ---- separation: one chunk per example track, every stem ----
+    # ---- separation: one chunk per example track, every stem in one pass, then refined (Eq. 10) ----
     frames = int(SEPARATION_SECONDS * rate) // hop
-    rows = []
+    stems, rows = list(vocab.stems), []
     for t, first in evenly_spaced(cache, frames, 1)[:examples]:
         start = (first - cache.track_range(t)[0]) * hop / rate
         mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)
         mixture = torch.from_numpy(cache.tokens[mix_row, first:first + frames].astype(np.int64))
         features = cache.latents(mix_row, first, first + frames)
-        for stem in vocab.stems:
+        with autocast(device):
+            predicted = separate_all(bert, vocab, mixture, features, stems, steps=separate_steps)  # (J, S)
+        truth = torch.from_numpy(np.stack([cache.tokens[cache.sources.index(stem), first:first + frames]
+                                           for stem in stems]).astype(np.int64))  # (J, S)
+        estimates, oracles = decode_batch(vqvae, predicted, device), decode_batch(vqvae, truth, device)  # (J, T)
+        refined = refine(torch.from_numpy(mixture_audio), torch.from_numpy(estimates)).numpy()  # (J + 1, T)
+        for j, stem in enumerate(stems):
             reference = read_source(tracks[t], stem, rate, start, frames * hop / rate)
-            if is_silent(reference, -40.0):
+            if is_silent(reference, STEM_SILENCE_DB):
                 continue
-            with autocast(device):
-                predicted = separate_tokens(bert, vocab, mixture, features, stem, steps=separate_steps)
-            truth = torch.from_numpy(cache.tokens[cache.sources.index(stem), first:first + frames].astype(np.int64))
-            estimate, oracle = decode_batch(vqvae, torch.stack([predicted, truth]), device)
-            rows.append(f"<tr><th colspan='4'>{html.escape(tracks[t].name)} at {start:.2f} s: {stem}</th></tr>")
+            rows.append(f"<tr><th colspan='5'>{html.escape(tracks[t].name)} at {start:.2f} s: {stem}</th></tr>")
             rows.append(clip_row(folder, f"sep-{t}-{stem}", [
                 ("mixture", mixture_audio, f"SI-SDR {si_sdr(reference, mixture_audio):.1f} dB"),
-                ("separated", estimate, f"SI-SDR {si_sdr(reference, estimate):.1f} dB"),
+                ("separated", estimates[j], f"SI-SDR {si_sdr(reference, estimates[j]):.1f} dB"),
+                ("refined", refined[j], f"SI-SDR {si_sdr(reference, refined[j]):.1f} dB"),
                 ("true stem", reference, ""),
-                ("oracle tokens", oracle, f"SI-SDR {si_sdr(reference, oracle):.1f} dB")], rate))
-    sections.append(("Separation (Eq. 8), SI-SDR against the true stem", rows))
+                ("oracle tokens", oracles[j], f"SI-SDR {si_sdr(reference, oracles[j]):.1f} dB")], rate))
+    sections.append(("Separation (Eq. 8, then Eq. 10), SI-SDR against the true stem", rows))
 
     # ---- inpainting: a quarter of the context in the middle of a mixture window ----
     L = bert.config.max_positions

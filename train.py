@@ -20,7 +20,7 @@ from bert import AudioBERT, BERTConfig
 from checkpoint import load_checkpoint, load_vqvae, save_checkpoint
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
 from data import DEFAULT_SAMPLE_RATE, ChunkSampler, dataset_sources, embedded_dataset, find_tracks
-from evaluate import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
+from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from files import UserError, refuse_existing
 from losses import total_loss
 from masking import Vocabulary

@@ -55,16 +55,29 @@ def test_separate_writes_every_stem(work):
     assert [p.name for p in (work / "one" / "mix").iterdir()] == ["bass.wav"]
 
 
-def test_separate_in_segments_gives_the_bytes_of_one_pass(work):
-    """Segments start on whole hops of BERT's windows and read a window and more beside them, so
-    cutting the 1.5 s mixture into 0.2 s segments changes nothing in the output."""
+@pytest.mark.parametrize("refine, count", [("none", 8), ("wiener", 5)])
+def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
+    """Segments start on whole hops of BERT's windows and read a window and more beside them (and,
+    when refining, the STFT frames' reach), so cutting the 1.5 s mixture into 0.2 s segments
+    changes nothing in the output."""
     for seconds in ("0.2", "100"):
-        result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "drums", "--out", f"seg{seconds}",
-                     "--segment-seconds", seconds, cwd=work)
+        result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "drums", "--out", f"seg{seconds}{refine}",
+                     "--segment-seconds", seconds, "--refine", refine, cwd=work)
         assert result.returncode == 0, result.stderr
-        assert ("segment 8/8" in result.stderr) == (seconds == "0.2")  # 1500 tokens in segments of 198
-    first, last = (sf.read(work / f"seg{s}" / "mix" / "drums.wav")[0] for s in ("0.2", "100"))
+        # 1500 tokens in segments of 198 tokens, or of 352 with refinement's margin (2048 samples = 256 tokens)
+        assert (f"segment {count}/{count}" in result.stderr) == (seconds == "0.2")
+    first, last = (sf.read(work / f"seg{s}{refine}" / "mix" / "drums.wav")[0] for s in ("0.2", "100"))
     assert len(first) == int(1.5 * RATE) and np.array_equal(first, last)
+
+
+def test_separate_refines_by_default_with_every_stem(work):
+    """Eq. 10 needs every stem's estimate: --stem bass writes the bass that the all-stems run writes;
+    --refine none writes BERT's tokens decoded, which differ."""
+    for args, out in ((["--refine", "wiener"], "all"), (["--stem", "bass"], "bass"), (["--stem", "bass", "--refine", "none"], "raw")):
+        result = run(ROOT / "infer.py", "separate", "mix.wav", "--out", out, *args, cwd=work)
+        assert result.returncode == 0, result.stderr
+    refined, alone, raw = (sf.read(work / out / "mix" / "bass.wav")[0] for out in ("all", "bass", "raw"))
+    assert np.array_equal(refined, alone) and not np.allclose(refined, raw, atol=1e-3)
 
 
 def test_inpaint_a_gap_in_the_last_partial_token(work):
@@ -101,7 +114,8 @@ def test_evaluate_with_bert_writes_the_documented_json(work):
     result = run(ROOT / "evaluate.py", "--data", "data", "--json", "results.json", cwd=work)
     assert result.returncode == 0, result.stderr
     results = json.loads((work / "results.json").read_text())
-    assert {"reconstruction", "mlm", "inpainting", "separation", "separation_steps", "mixture_use"} <= results.keys()
+    assert {"reconstruction", "mlm", "inpainting", "separation", "separation_steps", "separation_refinement",
+            "mixture_use"} <= results.keys()
     for key in ("accuracy", "top5_accuracy", "unigram_accuracy"):
         assert 0 <= results["mlm"][key] <= 1
     assert results["mlm"]["top5_accuracy"] >= results["mlm"]["accuracy"]
@@ -111,6 +125,16 @@ def test_evaluate_with_bert_writes_the_documented_json(work):
         assert stem in ("bass", "drums", "guitar", "piano")
         assert {"si_sdri_db", "si_sdr_db", "oracle_si_sdr_db", "mixture_si_sdr_db"} <= values.keys()
         assert values["si_sdri_db"] == pytest.approx(values["si_sdr_db"] - values["mixture_si_sdr_db"], abs=1e-6)
+        assert {"refined_si_sdri_db", "refined_si_sdri_db_ci95", "refined_si_sdr_db", "oracle_refined_si_sdri_db"} <= values.keys()
+        assert values["metrics"].keys() == {"tokens", "refined", "mixture", "oracle", "oracle_refined"}
+        for name, metrics in values["metrics"].items():
+            assert {"si_sdr_db", "bss_sdr_db", "mrstft", "log_mel_distance", "bss_sdr_db_ci95"} <= metrics.keys()
+            assert ("si_sdri_db" in metrics) == (name != "mixture")
+        assert values["refined_si_sdri_db"] == values["metrics"]["refined"]["si_sdri_db"]
+    refinement = results["separation_refinement"]
+    assert refinement["default"] in refinement["si_sdri_db"] and refinement["variants"].keys() == refinement["si_sdri_db"].keys()
+    assert refinement["si_sdri_db"][refinement["default"]] == pytest.approx(
+        {stem: v["refined_si_sdri_db"] for stem, v in results["separation"].items()})
 
 
 def test_bert_bad_inputs(work):

@@ -1,0 +1,384 @@
+"""Held-out evaluation against honest baselines and an oracle ceiling: the functions behind every figure.
+
+`evaluate.py` (the command) prints and saves them; `train.py` scores the tokenizer on the validation
+and test splits with `evaluate_reconstruction`; `report.py` draws its listening page from the same
+chunks and helpers. Commands import this module, never each other.
+
+- reconstruction (the tokenizer): SI-SDR, MR-STFT distance, codebook use, token rate, bitrate.
+- mlm (BERT, plain 15% masking of single-source windows): top-1 / top-5 accuracy, beside the
+  unigram baseline (always guess the most frequent code of the *validation* split).
+- inpainting (Eq. 7, a gap a quarter of the context long, in mixtures): MR-STFT distance on the
+  gap for BERT, for silence, for a cross-fade of the neighbouring audio, and for the oracle
+  (decoding the true tokens: the tokenizer's own floor).
+- separation (Eq. 8, every stem of a chunk in one batched pass, then Eq. 10): per stem, SI-SDR,
+  SI-SDRi, BSS Eval SDR, MR-STFT and log-mel distances of BERT's tokens decoded (token-only, the
+  honest measure of BERT), of those refined by the mixture, of the unprocessed mixture (the
+  baseline), of the true stem tokens decoded (the oracle) and of the oracle refined; SI-SDRi
+  against the number of decoding steps and for several refinement settings; and the mixture-use
+  check: accuracy of the fully masked stem tokens given the true mixture vs another track's.
+Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
+"""
+import json
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cli import autocast
+from data import eval_chunks, find_tracks, is_silent, read_source
+from decoding import maskgit_fill
+from files import UserError, atomic_write
+from losses import reconstruction_loss, spectral_loss
+from masking import IGNORE, bert_mask, middle_mask
+from metrics import bss_sdr, log_mel_distance, mean_ci95, mrstft_distance, si_sdr
+from refine import FFT_SIZE, ITERATIONS, POWER, RESIDUAL, refine
+from tasks import separate_all, separation_inputs, single_source_inputs
+from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
+
+EVAL_SECONDS = 1.0  # length of each held-out chunk
+DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
+INPAINT_STEPS = (8, 1)  # decoding steps scored for inpainting; the first is the headline (infer.py's default)
+SEPARATION_SECONDS = 2.0  # length of each separation chunk
+STEM_SILENCE_DB = -40.0  # a stem quieter than this in a chunk is not scored there (SI-SDR is undefined)
+
+
+def held_out_chunks(data_root, split, sample_rate, chunks_per_track):
+    """(track, source, waveform) chunks of EVAL_SECONDS from one split, mixture and stems."""
+    tracks = find_tracks(data_root, split)
+    sources = sorted({source for track in tracks for source in track.sources})
+    length = int(EVAL_SECONDS * sample_rate)
+    return eval_chunks(tracks, sample_rate, length, sources, chunks_per_track=chunks_per_track)
+
+
+@torch.no_grad()
+def evaluate_reconstruction(model, chunks, device, batch_size=16):
+    """Encode + decode each chunk; return a dict of metrics (see README, 'Results')."""
+    model.eval()
+    per_source, all_sdr, all_mrstft, losses = {}, [], [], []
+    counts = torch.zeros(model.config.num_codes)
+    for start in range(0, len(chunks), batch_size):
+        batch = chunks[start:start + batch_size]
+        x = torch.from_numpy(np.stack([wave for _, _, wave in batch])).unsqueeze(1).to(device)  # (B, 1, T)
+        with autocast(device):
+            indices = model.encode(x)  # (B, S)
+            x_hat = model.decode(indices, x.shape[-1]).float()  # (B, 1, T)
+        losses.append(float(reconstruction_loss(x, x_hat) + spectral_loss(x, x_hat)) * len(batch))
+        counts += torch.bincount(indices.flatten().cpu(), minlength=model.config.num_codes).float()
+        for (_, source, wave), recon in zip(batch, x_hat[:, 0].cpu().numpy()):
+            sdr, distance = si_sdr(wave, recon), mrstft_distance(wave, recon)
+            all_sdr.append(sdr)
+            all_mrstft.append(distance)
+            per_source.setdefault(source, []).append(sdr)
+    probs = counts / counts.sum()
+    sample_rate, hop = model.config.sample_rate, model.hop
+    sdr_mean, sdr_ci = mean_ci95(all_sdr)
+    mrstft_mean, mrstft_ci = mean_ci95(all_mrstft)
+    return {
+        "chunks": len(chunks),
+        "loss": sum(losses) / len(chunks),
+        "si_sdr_db": sdr_mean, "si_sdr_db_ci95": sdr_ci,
+        "si_sdr_db_by_source": {s: mean_ci95(v)[0] for s, v in sorted(per_source.items())},
+        "mrstft": mrstft_mean, "mrstft_ci95": mrstft_ci,
+        "codes_used_fraction": float((counts > 0).float().mean()),
+        "perplexity": float(torch.exp(-(probs * torch.log(probs + 1e-10)).sum())),
+        "tokens_per_second": sample_rate / hop,
+        "bitrate_kbps": sample_rate / hop * math.log2(model.config.num_codes) / 1000,
+        "seconds_per_512_tokens": 512 * hop / sample_rate,
+    }
+
+
+def print_reconstruction(metrics, title):
+    print(f"{title} ({metrics['chunks']} chunks of {EVAL_SECONDS:g} s)")
+    print(f"  SI-SDR           {metrics['si_sdr_db']:6.2f} dB +- {metrics['si_sdr_db_ci95']:.2f} (95% CI)")
+    for source, value in metrics["si_sdr_db_by_source"].items():
+        print(f"    {source:<14} {value:6.2f} dB")
+    print(f"  MR-STFT distance {metrics['mrstft']:6.3f} +- {metrics['mrstft_ci95']:.3f}")
+    print(f"  codes used       {100 * metrics['codes_used_fraction']:5.1f} %   perplexity {metrics['perplexity']:.1f}")
+    print(f"  {metrics['tokens_per_second']:g} tokens/s, {metrics['bitrate_kbps']:.2f} kbit/s, "
+          f"512 tokens = {metrics['seconds_per_512_tokens']:.3f} s of audio")
+
+
+# ---- BERT: masked modelling, inpainting ----
+
+def evenly_spaced(cache, length, per_track):
+    """[(track index, first frame in the cache)] of `per_track` windows of `length` frames per track."""
+    windows = []
+    for t in range(len(cache.starts) - 1):
+        start, end = cache.track_range(t)
+        if end - start < length:
+            continue
+        for k in range(per_track):
+            centre = start + (k + 0.5) * (end - start) / per_track
+            windows.append((t, int(np.clip(centre - length / 2, start, end - length))))
+    if not windows:
+        raise UserError(f"every track of the {len(cache.starts) - 1} held-out tracks is shorter than {length} tokens")
+    return windows
+
+
+def batched(items, size):
+    for first in range(0, len(items), size):
+        yield items[first:first + size]
+
+
+def rows(cache, row, windows, length):
+    """(B, length) int64 tokens of one source at the given windows."""
+    return torch.from_numpy(np.stack([cache.tokens[row, a:a + length] for _, a in windows]).astype(np.int64))
+
+
+@torch.no_grad()
+def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_size=16):
+    """Plain BERT masking (15%, 80/10/10) of single-source windows of the full context.
+
+    Two baselines: the unigram guess (the most frequent code), and the neighbour guess (the code
+    nearest to the sum of the visible latents just before and after: interpolation, no learning).
+    """
+    L = bert.config.max_positions
+    generator = torch.Generator().manual_seed(0)
+    windows = [(row, w) for row in range(len(cache.sources)) for w in evenly_spaced(cache, L, per_track)]
+    top1, top5, unigram, neighbours = [], [], [], []
+    for batch in batched(windows, batch_size):
+        tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L)
+        features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
+        inputs, labels = bert_mask(tokens, vocab, generator)
+        batch_inputs = single_source_inputs(inputs, features, hidden=labels != IGNORE)
+        with autocast(device):
+            logits, _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})
+        chosen = labels != IGNORE  # (B, L)
+        best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, 5)
+        # neighbour baseline: the code nearest to the sum of the visible latents on either side
+        visible = batch_inputs["features"]  # (B, L, D), zero where hidden
+        around = F.pad(visible, (0, 0, 1, 0))[:, :-1] + F.pad(visible, (0, 0, 0, 1))[:, 1:]  # (B, L, D)
+        neighbour = (around @ bert.codebook.cpu().t()).argmax(-1)  # (B, L)
+        for b in range(len(batch)):
+            truth = labels[b][chosen[b]]
+            top1.append((best5[b][chosen[b]][:, 0] == truth).float().mean().item())
+            top5.append((best5[b][chosen[b]] == truth[:, None]).any(-1).float().mean().item())
+            unigram.append((truth == unigram_code).float().mean().item())
+            neighbours.append((neighbour[b][chosen[b]] == truth).float().mean().item())
+    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1, top5, unigram, neighbours))
+    return {"windows": len(windows), "accuracy": a1, "accuracy_ci95": c1, "top5_accuracy": a5,
+            "top5_accuracy_ci95": c5, "unigram_accuracy": u, "unigram_accuracy_ci95": cu,
+            "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn}
+
+
+def decode_batch(vqvae, tokens, device):
+    with torch.no_grad(), autocast(device):
+        return vqvae.decode(tokens.to(device)).float()[:, 0].cpu().numpy()  # (B, T)
+
+
+def crossfade_fill(before, after):
+    """Baseline gap filler: the audio just before the gap fading out into the audio just after it."""
+    weight = np.linspace(0.0, 1.0, len(before), dtype=np.float32)
+    return (1 - weight) * before + weight * after
+
+
+@torch.no_grad()
+def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16):
+    """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle."""
+    L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
+    P = L // 4
+    a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
+    mix_row = cache.sources.index("mix")
+    scores = {"silence": [], "crossfade": [], "oracle": [], **{steps: [] for steps in steps_list}}
+    for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
+        tokens = rows(cache, mix_row, batch, L)  # (B, L)
+        inputs, _ = middle_mask(tokens, P, vocab)
+        features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
+        batch_inputs = {key: value.to(device) for key, value in
+                        single_source_inputs(inputs, features, hidden=inputs == vocab.mask).items()}
+        estimates = {}
+        for steps in steps_list:
+            with autocast(device):
+                estimates[steps] = decode_batch(vqvae, maskgit_fill(bert, batch_inputs, vocab.mask, steps).cpu(), device)
+        oracles = decode_batch(vqvae, tokens, device)
+        for i, ((t, first), oracle) in enumerate(zip(batch, oracles)):
+            frame = first - cache.track_range(t)[0]
+            reference = read_source(tracks[t], "mix", rate, frame * hop / rate, L * hop / rate)
+            gap = reference[a:b]
+            if is_silent(gap, -50.0):
+                continue
+            for steps in steps_list:
+                scores[steps].append(mrstft_distance(gap, estimates[steps][i][a:b]))
+            scores["silence"].append(mrstft_distance(gap, np.zeros_like(gap)))
+            scores["crossfade"].append(mrstft_distance(gap, crossfade_fill(reference[a - (b - a):a], reference[b:b + (b - a)])))
+            scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
+    results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
+               "decoding_steps": steps_list[0],
+               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps])[0] for steps in steps_list}}
+    for name, key in ((steps_list[0], "mrstft_gap"), ("silence", "mrstft_gap_silence"),
+                      ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle")):
+        results[key], results[key + "_ci95"] = mean_ci95(scores[name])
+    return results
+
+
+
+# ---- separation (Eq. 8), refined by the mixture (Eq. 10) ----
+
+CANDIDATES = ("tokens", "refined", "mixture", "oracle", "oracle_refined")  # what is scored against each stem
+SEPARATION_METRICS = ("si_sdr_db", "bss_sdr_db", "mrstft", "log_mel_distance")
+# Eq. 10 settings scored side by side on the same token estimates (`separation_refinement`); choose
+# among them on the validation split, never the test split. The first is refine.py's default.
+def variant_name(options):
+    return f"p{options['power']:g}_{options['residual']}_it{options['iterations']}_fft{options['fft_size']}"
+
+
+REFINE_VARIANTS = {variant_name(v): v for v in [
+    dict(power=POWER, residual=RESIDUAL, iterations=ITERATIONS, fft_size=FFT_SIZE),  # the default
+    *(dict(power=power, residual=residual, iterations=1, fft_size=FFT_SIZE)
+      for power in (1.0, 2.0) for residual in ("leftover", "difference")),
+    dict(power=POWER, residual=RESIDUAL, iterations=ITERATIONS + 1, fft_size=FFT_SIZE),
+    dict(power=POWER, residual=RESIDUAL, iterations=ITERATIONS, fft_size=FFT_SIZE // 2)]}
+
+
+def separation_scores(reference, estimate, sample_rate):
+    """Every separation metric of one estimate against its true stem (1-D arrays)."""
+    return {"si_sdr_db": si_sdr(reference, estimate), "bss_sdr_db": bss_sdr(reference, estimate),
+            "mrstft": mrstft_distance(reference, estimate),
+            "log_mel_distance": log_mel_distance(reference, estimate, sample_rate)}
+
+
+def summary(scores, mixture_si_sdr):
+    """{metric: [per chunk]} -> {metric: mean, metric_ci95: half-width}, with SI-SDRi paired per chunk."""
+    out = {}
+    for metric, values in scores.items():
+        out[metric], out[metric + "_ci95"] = mean_ci95(values)
+    out["si_sdri_db"], out["si_sdri_db_ci95"] = mean_ci95(np.array(scores["si_sdr_db"]) - mixture_si_sdr)
+    return out
+
+
+@torch.no_grad()
+def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPARATION_SECONDS, per_track=4,
+                        steps_list=(1, 4, 8, 16), default_steps=1, steps_per_track=1):
+    """Eq. 8 and Eq. 10 on held-out chunks of `seconds`, `per_track` per track, through the sliding
+    windows of `infer.py separate`: every stem of a chunk in one batched pass, decoded, refined.
+
+    A stem silent in a chunk (or missing from the track) is not scored there. The SI-SDRi by
+    decoding steps is scored on the first `steps_per_track` chunks of each track only (8 and 16
+    steps cost 8 and 16 passes).
+    """
+    hop, rate = vqvae.hop, vqvae.config.sample_rate
+    frames = int(seconds * rate) // hop
+    stems, mix_row = list(vocab.stems), cache.sources.index("mix")
+    scores = {stem: {c: {m: [] for m in SEPARATION_METRICS} for c in CANDIDATES} for stem in stems}
+    by_steps = {stem: {steps: [] for steps in steps_list} for stem in stems}  # SI-SDRi per chunk
+    by_variant = {name: {stem: [] for stem in stems} for name in REFINE_VARIANTS}
+    chunk_of_track = {}
+    for t, first in evenly_spaced(cache, frames, per_track):
+        chunk_of_track[t] = chunk_of_track.get(t, -1) + 1
+        start = (first - cache.track_range(t)[0]) * hop / rate
+        mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)  # (T,)
+        references = [read_source(tracks[t], stem, rate, start, frames * hop / rate) for stem in stems]
+        active = [j for j, reference in enumerate(references) if not is_silent(reference, STEM_SILENCE_DB)]
+        if not active:
+            continue
+        mixture = torch.from_numpy(cache.tokens[mix_row, first:first + frames].astype(np.int64))  # (S,)
+        features = cache.latents(mix_row, first, first + frames)  # (S, D)
+        truth = torch.from_numpy(np.stack([cache.tokens[cache.sources.index(stem), first:first + frames]
+                                           for stem in stems]).astype(np.int64))  # (J, S)
+        with autocast(device):
+            predicted = separate_all(bert, vocab, mixture, features, stems, steps=default_steps)  # (J, S)
+        estimates = decode_batch(vqvae, predicted, device)  # (J, T)
+        oracles = decode_batch(vqvae, truth, device)  # (J, T)
+        mix = torch.from_numpy(mixture_audio)
+        candidates = {"tokens": estimates, "refined": refine(mix, torch.from_numpy(estimates)).numpy(),
+                      "mixture": np.broadcast_to(mixture_audio, estimates.shape), "oracle": oracles,
+                      "oracle_refined": refine(mix, torch.from_numpy(oracles)).numpy()}
+        baseline = {j: si_sdr(references[j], mixture_audio) for j in active}
+        for j in active:
+            for name, waves in candidates.items():
+                for metric, value in separation_scores(references[j], waves[j], rate).items():
+                    scores[stems[j]][name][metric].append(value)
+        for name, options in REFINE_VARIANTS.items():
+            refined = refine(mix, torch.from_numpy(estimates), **options).numpy()
+            for j in active:
+                by_variant[name][stems[j]].append(si_sdr(references[j], refined[j]) - baseline[j])
+        if chunk_of_track[t] < steps_per_track:
+            for steps in steps_list:
+                waves = estimates
+                if steps != default_steps:
+                    with autocast(device):
+                        waves = decode_batch(vqvae, separate_all(bert, vocab, mixture, features, stems, steps=steps), device)
+                for j in active:
+                    by_steps[stems[j]][steps].append(si_sdr(references[j], waves[j]) - baseline[j])
+    separation = {}
+    for stem in stems:
+        mixture_si_sdr = np.array(scores[stem]["mixture"]["si_sdr_db"])
+        if not len(mixture_si_sdr):
+            continue
+        metrics = {name: summary(values, mixture_si_sdr) for name, values in scores[stem].items()}
+        del metrics["mixture"]["si_sdri_db"], metrics["mixture"]["si_sdri_db_ci95"]  # 0 by definition
+        tokens, refined = metrics["tokens"], metrics["refined"]
+        separation[stem] = {"chunks": len(mixture_si_sdr),
+                            "si_sdri_db": tokens["si_sdri_db"], "si_sdri_db_ci95": tokens["si_sdri_db_ci95"],
+                            "si_sdr_db": tokens["si_sdr_db"], "mixture_si_sdr_db": metrics["mixture"]["si_sdr_db"],
+                            "oracle_si_sdr_db": metrics["oracle"]["si_sdr_db"],
+                            "oracle_si_sdri_db": metrics["oracle"]["si_sdri_db"],
+                            "refined_si_sdri_db": refined["si_sdri_db"], "refined_si_sdri_db_ci95": refined["si_sdri_db_ci95"],
+                            "refined_si_sdr_db": refined["si_sdr_db"],
+                            "oracle_refined_si_sdri_db": metrics["oracle_refined"]["si_sdri_db"], "metrics": metrics}
+    steps = {"chunk_seconds": frames * hop / rate, "default_steps": default_steps, "chunks_per_track": steps_per_track,
+             "si_sdri_db": {str(n): {stem: mean_ci95(by_steps[stem][n])[0] for stem in separation} for n in steps_list}}
+    refinement = {"default": next(iter(REFINE_VARIANTS)), "variants": REFINE_VARIANTS,
+                  "si_sdri_db": {name: {stem: mean_ci95(values[stem])[0] for stem in separation}
+                                 for name, values in by_variant.items()}}
+    return separation, steps, refinement
+
+@torch.no_grad()
+def mixture_use_check(bert, vocab, cache, device, per_track=4):
+    """One-shot accuracy on fully masked stem tokens with the true mixture vs another track's.
+
+    If BERT ignored the mixture (the failure of the first prototype), both would be equal.
+    """
+    M = (bert.config.max_positions - 1) // 2
+    windows = evenly_spaced(cache, M, per_track)
+    tracks = sorted({t for t, _ in windows})
+    first_window = {t: a for t, a in reversed(windows)}
+    mix_row = cache.sources.index("mix")
+    correct = {"true_mixture": [], "other_mixture": []}
+    for stem in vocab.stems:
+        row = cache.sources.index(stem)
+        active = [(t, a) for t, a in windows if cache.active[row, a:a + M].mean() >= 0.25]
+        if not active:
+            continue
+        other = [(None, first_window[tracks[(tracks.index(t) + 1) % len(tracks)]]) for t, _ in active]
+        truth = rows(cache, row, active, M)  # (B, M)
+        for name, source in (("true_mixture", active), ("other_mixture", other)):
+            mixture = rows(cache, mix_row, source, M)
+            features = torch.stack([cache.latents(mix_row, a, a + M) for _, a in source])
+            inputs = separation_inputs(mixture, features, vocab.stem_separator(stem), vocab)
+            with autocast(device):
+                logits, _ = bert(**{key: value.to(device) for key, value in inputs.items()})
+            guess = logits[:, M + 1:].argmax(-1).cpu()  # (B, M)
+            correct[name].append((guess == truth).float().mean(dim=1))
+    return {name: float(torch.cat(values).mean()) for name, values in correct.items() if values}
+
+
+def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device):
+    """(split cache, validation cache, split tracks), tokenized once into the cache beside the VQ-VAE."""
+    folder = cache_folder(cache_root, data_root, vqvae_fingerprint(vqvae))
+    for name in ("validation", split):
+        build_token_cache(vqvae, data_root, name, folder, vocab.stems, device)
+    return TokenCache(folder, split), TokenCache(folder, "validation"), find_tracks(data_root, split)
+
+
+def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=4,
+                  separation_steps=(1, 4, 8, 16), steps_per_track=1):
+    """Every BERT figure on one split; the unigram guess comes from the validation split, never the test."""
+    unigram_code = int(validation.code_counts(vocab.num_codes).argmax())
+    results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
+               "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device)}
+    if vocab.stems:
+        results["separation"], results["separation_steps"], results["separation_refinement"] = evaluate_separation(
+            bert, vqvae, vocab, cache, tracks, device, per_track=separation_per_track, steps_list=separation_steps,
+            default_steps=DEFAULT_STEPS if DEFAULT_STEPS in separation_steps else separation_steps[0],
+            steps_per_track=steps_per_track)
+        results["mixture_use"] = mixture_use_check(bert, vocab, cache, device)
+    return results
+
+
+def write_json(path, results):
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+
+
