@@ -47,6 +47,16 @@ def add_vqvae_arguments(parser):
     parser.add_argument("--base-channels", type=int, default=16, help="channels at full time resolution")
     parser.add_argument("--max-channels", type=int, default=256, help="cap on channels as time shrinks")
     parser.add_argument("--ema", action="store_true", help="EMA codebook update instead of the codebook loss")
+    parser.add_argument("--codebooks", type=int, default=1,
+                        help="Q: residual quantization levels (Eq. 9), Q codes per frame; 1 = one codebook (default)")
+    parser.add_argument("--level-dim", type=int, default=0,
+                        help="with Q > 1: 0 = every level looks up in code space; d > 0 = each level projects to d "
+                             "dims and looks up by cosine there (DAC)")
+    parser.add_argument("--quantizer-dropout", type=float, default=None,
+                        help="share of training items decoded from a random prefix of levels (SoundStream); "
+                             "default 0.5 when Q > 1")
+    parser.add_argument("--stage-blocks", type=int, default=1,
+                        help="residual blocks per resolution stage of the encoder and decoder (capacity for high k)")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam)")
     parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
@@ -63,9 +73,17 @@ def check_vqvae_arguments(args):
     for name, value, low in [("--k", args.k, 1), ("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
                              ("--sample-rate", args.sample_rate, 1000), ("--codebook-size", args.codebook_size, 2),
                              ("--code-dim", args.code_dim, 1), ("--eval-every", args.eval_every, 1),
-                             ("--base-channels", args.base_channels, 1), ("--max-channels", args.max_channels, 1)]:
+                             ("--base-channels", args.base_channels, 1), ("--max-channels", args.max_channels, 1),
+                             ("--codebooks", args.codebooks, 1), ("--level-dim", args.level_dim, 0),
+                             ("--stage-blocks", args.stage_blocks, 1)]:
         if value < low:
             raise UserError(f"{name} must be at least {low}, got {value}")
+    if args.level_dim and args.codebooks == 1:
+        raise UserError("--level-dim needs --codebooks above 1")
+    if args.quantizer_dropout is None:
+        args.quantizer_dropout = 0.5 if args.codebooks > 1 else 0.0
+    if not 0 <= args.quantizer_dropout <= 1:
+        raise UserError(f"--quantizer-dropout must be in [0, 1], got {args.quantizer_dropout}")
     if args.k > 12:
         raise UserError(f"--k must be at most 12, got {args.k}")
     if args.chunk_length < 2 ** args.k:
@@ -85,7 +103,9 @@ def train_vqvae(args):
         refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
     config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
                          sample_rate=args.sample_rate, use_ema=args.ema,
-                         base_channels=args.base_channels, max_channels=args.max_channels)
+                         base_channels=args.base_channels, max_channels=args.max_channels,
+                         codebooks=args.codebooks, level_dim=args.level_dim,
+                         quantizer_dropout=args.quantizer_dropout, stage_blocks=args.stage_blocks)
 
     # ---- data ----
     data_root = Path(args.data) if args.data else embedded_dataset(args.sample_rate)
@@ -105,8 +125,9 @@ def train_vqvae(args):
         log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
     if args.resume:
         checkpoint = load_checkpoint(last_path, "vqvae")
-        if checkpoint["config"] != asdict(config):
-            changed = [k for k, v in asdict(config).items() if checkpoint["config"].get(k) != v]
+        saved = asdict(VQVAEConfig(**checkpoint["config"]))  # fields added since it was saved take their defaults
+        if saved != asdict(config):
+            changed = [k for k, v in asdict(config).items() if saved.get(k) != v]
             raise UserError(f"{last_path}: trained with other settings ({', '.join(changed)}); "
                             f"resume with the same flags or use another --out")
         step, best_val = restore(checkpoint, model, optimizer, scaler)
@@ -165,9 +186,11 @@ def train_vqvae(args):
                                              "spectral": parts["spectral"].item(), "vq": parts["vq"].item(),
                                              "perplexity": stats["perplexity"].item(),
                                              "codes_used": stats["codes_used"].item(), "lr": lr})
+            by_level = stats.get("codes_used_by_level")  # Q > 1: the share of each level's codes in use
+            levels = "" if by_level is None else " (by level " + " ".join(f"{100 * u:.0f}" for u in by_level.tolist()) + ")"
             print(f"step {step:5d} | loss {loss.item():.4f} recon {parts['recon']:.4f} "
                   f"spectral {parts['spectral']:.4f} vq {parts['vq']:.4f} | perplexity "
-                  f"{stats['perplexity']:.0f} used {100 * stats['codes_used']:.0f}% | lr {lr:.2e} | "
+                  f"{stats['perplexity']:.0f} used {100 * stats['codes_used']:.0f}%{levels} | lr {lr:.2e} | "
                   f"{rate:.2f} steps/s", flush=True)
 
     # ---- end: final checkpoint, then score the best model on the test split ----

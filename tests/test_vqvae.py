@@ -1,5 +1,6 @@
 """Tests for vqvae.py: any length and any k, gradients to the encoder, checkpoint round trip,
-and an overfit-one-batch check that the whole tokenizer can learn."""
+an overfit-one-batch check that the whole tokenizer can learn; Q = 1 equal to the single-codebook
+model as it was before residual quantization, and (S, Q) tokens for Q > 1."""
 import math
 
 import torch
@@ -98,3 +99,55 @@ def test_pieces_match_a_single_pass_away_from_the_file_edges(k, length):
     single = model.decode(indices[None])[0, 0]
     assert wave.shape == single.shape == (S * 2 ** k,)
     assert torch.allclose(wave[12 * 2 ** k:(S - 12) * 2 ** k], single[12 * 2 ** k:(S - 12) * 2 ** k], atol=1e-5)
+
+
+# ---- codebooks: Q = 1 unchanged, Q > 1 residual ----
+
+def test_one_codebook_is_the_model_as_it_was():
+    """Numbers of the single-codebook code before residual quantization existed (commit 36e19e1),
+    same seed: state-dict names (old checkpoints load), training loss, tokens and decoded audio."""
+    torch.manual_seed(0)
+    model = VQVAE(VQVAEConfig(num_downsamples=3, **TINY))
+    keys = model.state_dict().keys()
+    assert len(keys) == 55 and {"quantizer.codebook", "quantizer.steps_unused", "quantizer.initialized"} <= set(keys)
+    assert not any("levels" in key for key in keys)
+    x = torch.randn(2, 1, 400, generator=torch.Generator().manual_seed(1)) * 0.3
+    _, loss, indices, _ = model.train()(x)
+    assert abs(loss.item() - 0.4414820969104767) < 1e-5
+    assert indices[0, :10].tolist() == [12, 4, 1, 3, 6, 5, 3, 3, 8, 6]
+    model.eval()
+    indices = model.encode(x)
+    assert indices.shape == (2, 50)
+    assert indices[0].tolist() == [12, 4, 1, 3, 6, 5, 3, 3, 8, 6, 7, 1, 0, 1, 1, 10, 9, 7, 3, 1, 0, 5, 14, 14, 10, 10,
+                                   14, 2, 7, 12, 7, 9, 10, 8, 3, 1, 3, 1, 9, 2, 3, 9, 9, 8, 3, 0, 2, 6, 12, 0]
+    assert abs(model.decode(indices, 400).abs().sum().item() - 318.6041564941406) < 1e-3
+
+
+def test_codebooks_give_frames_of_q_tokens_and_round_trip(tmp_path):
+    for level_dim in (0, 3):
+        model = tiny_model(4, codebooks=3, level_dim=level_dim, quantizer_dropout=0.5, stage_blocks=2)
+        model.train()(torch.randn(2, 1, 512))  # data init of every level
+        model.eval()
+        x = torch.randn(1, 1, 1000) * 0.3
+        indices = model.encode(x)
+        assert indices.shape == (1, 63, 3) and indices.max() < 16
+        assert model.decode(indices, 1000).shape == (1, 1, 1000)
+        coarse = model.decode(indices, 1000, levels=1)
+        assert not torch.allclose(coarse, model.decode(indices, 1000))
+        x_hat, _, forward_indices, stats = model(x)
+        assert torch.equal(forward_indices, indices) and stats["codes_used_by_level"].shape == (3,)
+        assert torch.allclose(x_hat, model.decode(indices, 1000), atol=1e-5)
+        assert model.decode_in_pieces(indices[0], piece=7, margin=12).shape == (63 * 16,)
+        path = tmp_path / f"vqvae{level_dim}.pt"
+        save_checkpoint(path, {"kind": "vqvae", "config": asdict(model.config), "model": model.state_dict()})
+        loaded = load_vqvae(path)
+        assert loaded.config.codebooks == 3 and torch.equal(loaded.encode(x), indices)
+
+
+def test_projected_levels_need_several_codebooks():
+    try:
+        tiny_model(4, codebooks=1, level_dim=3)
+    except ValueError as error:
+        assert "level_dim" in str(error)
+    else:
+        raise AssertionError("codebooks 1 with level_dim accepted")
