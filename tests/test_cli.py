@@ -194,6 +194,34 @@ def test_bad_audio_input(trained, name, problem):
     assert not list(trained.glob(".out*"))  # no temporary leftovers
 
 
+def test_a_constant_input_is_refused_like_silence(trained):
+    """Pure DC (0.5) passes an RMS check but is no sound, and SI-SDR (which removes the mean) is
+    undefined for it: one line, exit 2, no output (it was a traceback after writing)."""
+    sf.write(trained / "dc.wav", np.full(RATE, 0.5), RATE)
+    result = run(ROOT / "infer.py", "reconstruct", "dc.wav", "-o", "dc_out.wav", "--vqvae",
+                 trained / "runs" / "vqvae.pt", cwd=trained)
+    assert_one_line_error(result, "dc.wav", "constant 0.5", "DC")
+    assert not (trained / "dc_out.wav").exists() and not list(trained.glob(".dc_out*"))
+
+
+def test_a_float_file_beyond_full_scale_is_scaled_to_peak_1_with_a_line(trained):
+    """A float WAV reaching +-100 is read as the same music at peak 1, and the user is told."""
+    t = np.arange(RATE) / RATE
+    music = (np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 1.5 * t)).astype(np.float32)
+    music /= np.abs(music).max()  # peak 1
+    sf.write(trained / "loud.wav", 100 * music, RATE, subtype="FLOAT")
+    sf.write(trained / "unit.wav", music, RATE, subtype="FLOAT")
+    ckpt = ["--vqvae", trained / "runs" / "vqvae.pt", "--overwrite"]
+    loud = run(ROOT / "infer.py", "reconstruct", "loud.wav", "-o", "loud_out.wav", *ckpt, cwd=trained)
+    unit = run(ROOT / "infer.py", "reconstruct", "unit.wav", "-o", "unit_out.wav", *ckpt, cwd=trained)
+    assert loud.returncode == 0 and unit.returncode == 0, loud.stderr + unit.stderr
+    assert loud.stderr.strip().splitlines() == [
+        "loud.wav: float samples reach +-100, beyond full scale (+-1); scaled by 1/100 to a peak of 1"]
+    assert unit.stderr.strip() == ""
+    np.testing.assert_allclose(sf.read(trained / "loud_out.wav")[0], sf.read(trained / "unit_out.wav")[0], atol=1e-3)
+    assert loud.stdout.split("SI-SDR")[1].split(",")[0] == unit.stdout.split("SI-SDR")[1].split(",")[0]
+
+
 @pytest.mark.parametrize("name, problem", [("tokens_text.npy", "not a token file"),
                                            ("tokens_range.npy", "outside")])
 def test_bad_token_file(trained, name, problem):
