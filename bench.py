@@ -6,8 +6,9 @@
 Without checkpoints it times untrained models of the default configurations (speed does not
 depend on the weights). Each timing is the median of several runs after one warm-up run.
 Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
-tokens/s (batch 16 x 512 tokens), encode and decode real-time factors, separating one stem of a
-30 s mixture with 1 and 8 decoding steps, with `--index-tracks N` the time to index a
+tokens/s (batch 16 x 512 tokens), encode and decode real-time factors, separating every stem of a
+30 s mixture as `infer.py separate` does (one batched BERT pass, decoding, Eq. 10 refinement) with 1
+and 8 decoding steps, with `--index-tracks N` the time to index a
 Slakh2100-shaped tree of N tracks and to draw batches from it, with `--long-file-minutes M` the
 time and peak memory of `infer.py reconstruct` on an M-minute 44.1 kHz stereo file, and peak memory (CUDA: allocator peak; CPU: the
 process's peak resident size). Speed is measured here, never by timed assertions in the tests.
@@ -34,7 +35,8 @@ from files import UserError, atomic_write
 from losses import total_loss
 from masking import Vocabulary
 import synth
-from tasks import separate_tokens
+from refine import refine
+from tasks import separate_all
 from tokens import encode_waveform
 from vqvae import VQVAE, VQVAEConfig
 
@@ -54,6 +56,21 @@ def peak_memory_mb(device):
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def time_separation(bert, vqvae, vocab, mixture, features, audio, steps, device):
+    """Seconds to separate every stem of a mix as `infer.py separate` does: one batched BERT pass over
+    all stems, decoding each stem, then Eq. 10 (refine.py). Returns each part and the total."""
+    start = time.perf_counter()
+    with torch.inference_mode(), autocast(device):
+        tokens = separate_all(bert, vocab, mixture, features, vocab.stems, steps=steps)  # (J, S), on the CPU
+    separated = time.perf_counter()
+    with torch.inference_mode(), autocast(device):
+        waves = torch.stack([vqvae.decode_in_pieces(t.to(device)).float().cpu() for t in tokens])  # (J, T)
+    decoded = time.perf_counter()
+    refine(audio, waves)
+    end = time.perf_counter()
+    return {"bert": separated - start, "decode": decoded - separated, "refine": end - decoded, "total": end - start}
 
 
 def load_models(args, device):
@@ -240,14 +257,13 @@ def main():
         S = int(30 * rate) // hop
         mixture = torch.randint(0, vocab.num_codes, (S,))
         features = torch.nn.functional.normalize(torch.randn(S, vqvae.config.code_dim), dim=-1)
+        audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, S * hop).astype(np.float32))
         for steps in (1, 8):
-            start = time.perf_counter()
-            with autocast(device):
-                separate_tokens(bert, vocab, mixture, features, vocab.stems[0], steps=steps)
-            seconds = time.perf_counter() - start
-            results[f"separate_30s_one_stem_{steps}_steps_seconds"] = seconds
-            print(f"separate 30 s     {seconds:10.1f} s for one stem with {steps} decoding step(s) "
-                  f"({30 / seconds:.2f}x real time)")
+            parts = time_separation(bert, vqvae, vocab, mixture, features, audio, steps, device)
+            results[f"separate_30s_all_stems_{steps}_steps"] = parts
+            print(f"separate 30 s     {parts['total']:10.1f} s for all {len(vocab.stems)} stems, {steps} decoding step(s), "
+                  f"refined ({30 / parts['total']:.1f}x real time; BERT {parts['bert']:.1f} s, decoding "
+                  f"{parts['decode']:.1f} s, Eq. 10 {parts['refine']:.2f} s)")
     if args.index_tracks > 0:
         index = time_dataset_index(args.index_tracks)
         results["dataset_index"] = index
