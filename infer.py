@@ -294,8 +294,9 @@ def command_separate(args, device):
                 if reference is not None:
                     scores.setdefault(stem, RunningSISDR()).add(reference, wave)
         loudness.check()
+    how = "refined by the mixture (Eq. 10)" if refining else "BERT's tokens decoded, not refined"
     for stem, path in paths.items():
-        print(f"{args.input}: {stem} -> {path} ({total / rate:.2f} s at {rate} Hz)")
+        print(f"{args.input}: {stem} -> {path} ({total / rate:.2f} s at {rate} Hz, {how})")
     for stem, score in scores.items():
         try:
             print(f"{stem}: SI-SDR {score.value():.2f} dB against {args.reference} "
