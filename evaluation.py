@@ -282,7 +282,7 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
         oracles = decode_batch(vqvae, truth, device)  # (J, T)
         mix = torch.from_numpy(mixture_audio)
         candidates = {"tokens": estimates, "refined": refine(mix, torch.from_numpy(estimates)).numpy(),
-                      "mixture": np.broadcast_to(mixture_audio, estimates.shape), "oracle": oracles,
+                      "mixture": np.stack([mixture_audio] * len(stems)), "oracle": oracles,
                       "oracle_refined": refine(mix, torch.from_numpy(oracles)).numpy()}
         baseline = {j: si_sdr(references[j], mixture_audio) for j in active}
         for j in active:
@@ -318,7 +318,8 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
                             "refined_si_sdr_db": refined["si_sdr_db"],
                             "oracle_refined_si_sdri_db": metrics["oracle_refined"]["si_sdri_db"], "metrics": metrics}
     steps = {"chunk_seconds": frames * hop / rate, "default_steps": default_steps, "chunks_per_track": steps_per_track,
-             "si_sdri_db": {str(n): {stem: mean_ci95(by_steps[stem][n])[0] for stem in separation} for n in steps_list}}
+             "si_sdri_db": {str(n): {stem: mean_ci95(by_steps[stem][n])[0] for stem in separation if by_steps[stem][n]}
+                            for n in steps_list}}
     refinement = {"default": next(iter(REFINE_VARIANTS)), "variants": REFINE_VARIANTS,
                   "si_sdri_db": {name: {stem: mean_ci95(values[stem])[0] for stem in separation}
                                  for name, values in by_variant.items()}}
