@@ -26,7 +26,15 @@ prototype predicted the silent code everywhere, see README "Why BERT on audio to
   with absolute positions learned that relation too slowly for a CPU budget.
 Only codes are predicted: logits are (B, L, K), special tokens are never an output.
 
-Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size.
+Frames of Q codes (residual quantization, Eq. 9; as in VampNet and SoundStorm, Borsos et al.,
+2023, arXiv:2305.09636): tokens (B, L, Q), a frame's input embedding is the sum over levels of
+each level's projected code vector (a level's own MASK embedding where it is masked), and Q tied
+cosine heads, one per level's codebook, give logits (B, L, Q, K). Level 1 uses the very modules of
+the single-codebook model (same names), and levels 2..Q add `finer_levels`, so with Q = 1 the
+model, its checkpoints and its outputs are what they were. Positions, segments and features stay
+per frame.
+
+Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size, Q levels.
 """
 import math
 from dataclasses import dataclass
@@ -35,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from masking import IGNORE
+from masking import IGNORE, Vocabulary
 
 
 @dataclass
@@ -50,6 +58,8 @@ class BERTConfig:
     dropout: float = 0.0
     logit_scale: float = 50.0   # initial scale of the cosine head
     local_kernel: int = 5       # width of the local convolution before attention (0 = none)
+    codebooks: int = 1          # Q: codes per frame (the VQ-VAE's residual levels)
+    stem_latents: bool = True   # its stems' single-source items showed their own latents (False: tokens only)
 
 
 class SelfAttention(nn.Module):
@@ -88,14 +98,27 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class CodeLevel(nn.Module):
+    """What a level q > 1 adds: its code projection, its MASK embedding, its head and its scale."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.code_projection = nn.Linear(config.code_dim, config.width)
+        self.mask_embedding = nn.Parameter(torch.zeros(config.width))
+        self.head = nn.Linear(config.width, config.code_dim)
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale)))
+
+
 class AudioBERT(nn.Module):
     def __init__(self, config, codebook):
-        """codebook: (K, D) the VQ-VAE's code vectors as its decoder uses them (frozen here)."""
+        """codebook: (K, D) the VQ-VAE's code vectors as its decoder uses them (frozen here);
+        (Q, K, D) with Q > 1 levels, each level's code vectors (`quantizer.code_vectors()`)."""
         super().__init__()
         self.config = config
-        K, D, E = config.num_codes, config.code_dim, config.width
-        if codebook.shape != (K, D):
-            raise ValueError(f"codebook shape {tuple(codebook.shape)} does not match K={K}, D={D}")
+        K, D, E, Q = config.num_codes, config.code_dim, config.width, config.codebooks
+        expected = (K, D) if Q == 1 else (Q, K, D)
+        if codebook.shape != expected:
+            raise ValueError(f"codebook shape {tuple(codebook.shape)} does not match {expected} (Q={Q}, K={K}, D={D})")
         self.register_buffer("codebook", F.normalize(codebook.detach().float(), dim=-1))  # (K, D), frozen
         self.code_projection = nn.Linear(D, E)  # code id -> E through its code vector
         self.special_embedding = nn.Embedding(config.num_special, E)  # PAD, MASK, SEP, stems
@@ -109,7 +132,10 @@ class AudioBERT(nn.Module):
         self.norm = nn.LayerNorm(E)
         self.head = nn.Linear(E, D)  # hidden state -> a direction in code space
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale)))
+        self.finer_levels = nn.ModuleList(CodeLevel(config) for _ in range(Q - 1))  # empty for Q = 1
         self.apply(self.init_weights)
+        for level in self.finer_levels:
+            nn.init.normal_(level.mask_embedding, std=0.02)
 
     @staticmethod
     def init_weights(module):
@@ -123,24 +149,36 @@ class AudioBERT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def embed_tokens(self, tokens):
-        """(B, L) ids -> (B, L, E): codes through their code vectors, specials from a table."""
+        """(B, L) ids -> (B, L, E): codes through their code vectors, specials from a table.
+        (B, L, Q) frames: the sum over levels; level 1 carries the specials, as with one codebook."""
         K = self.config.num_codes
+        if tokens.dim() == 3:
+            x = self.embed_tokens(tokens[..., 0])  # (B, L, E) level 1
+            mask_id = Vocabulary(K).mask
+            for q, level in enumerate(self.finer_levels, start=1):
+                ids = tokens[..., q]  # (B, L)
+                codes = level.code_projection(self.codebook[q][ids.clamp(max=K - 1)])  # (B, L, E)
+                masked = level.mask_embedding.to(codes.dtype).expand_as(codes)
+                x = x + torch.where((ids < K)[..., None], codes, torch.where((ids == mask_id)[..., None], masked, 0.0))
+            return x  # PAD, SEP and the stem separators count once, at level 1
         is_code = tokens < K
-        code_vectors = self.codebook[tokens.clamp(max=K - 1)]  # (B, L, D)
+        codebook = self.codebook if self.codebook.dim() == 2 else self.codebook[0]  # (K, D) level 1
+        code_vectors = codebook[tokens.clamp(max=K - 1)]  # (B, L, D)
         codes = self.code_projection(code_vectors)  # (B, L, E)
         specials = self.special_embedding((tokens - K).clamp(min=0))  # (B, L, E)
         return torch.where(is_code[..., None], codes, specials)
 
     def forward(self, tokens, segments, positions, features=None, padding=None, targets=None):
-        """tokens, segments, positions: (B, L) long; features: (B, L, D) latents or None: the
-        mixture's in separation, the source's own at visible positions in single-source sequences
-        (zeros where a position has none); padding: (B, L) bool, True at PAD positions;
-        targets: (B, L) code ids with -100 where nothing is predicted.
+        """tokens, segments, positions: (B, L) long (tokens (B, L, Q) with Q > 1 levels); features:
+        (B, L, D) latents or None: the mixture's in separation, the source's own at visible
+        positions in single-source sequences (zeros where a position has none); padding: (B, L)
+        bool, True at PAD positions; targets: code ids shaped as tokens, -100 where nothing is
+        predicted.
 
-        Returns (logits (B, L, K), loss): loss is the mean cross-entropy over the targeted
-        positions, None without targets.
+        Returns (logits (B, L, K), or (B, L, Q, K) with Q > 1, loss): loss is the mean
+        cross-entropy over the targeted positions (frames and levels), None without targets.
         """
-        B, L = tokens.shape
+        B, L = tokens.shape[:2]
         if L > self.config.max_positions:
             raise ValueError(f"sequence of {L} tokens is longer than max_positions {self.config.max_positions}")
         x = self.embed_tokens(tokens) + self.position_embedding(positions) + self.segment_embedding(segments)  # (B, L, E)
@@ -153,9 +191,23 @@ class AudioBERT(nn.Module):
         attend = None if padding is None else ~padding[:, None, None, :]  # (B, 1, 1, L)
         for block in self.blocks:
             x = block(x, attend)
-        direction = F.normalize(self.head(self.norm(x)).float(), dim=-1)  # (B, L, D)
-        logits = self.log_logit_scale.exp() * direction @ self.codebook.t()  # (B, L, K) scaled cosine
+        x = self.norm(x)
+        if tokens.dim() == 3:
+            logits = torch.stack([self.cosine_logits(x, head, scale, self.codebook[q]) for q, (head, scale) in
+                                  enumerate(self.heads())], dim=2)  # (B, L, Q, K) one tied head per level
+        else:
+            logits = self.cosine_logits(x, self.head, self.log_logit_scale, self.codebook)  # (B, L, K)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(B * L, -1), targets.reshape(B * L), ignore_index=IGNORE)
+            loss = F.cross_entropy(logits.reshape(targets.numel(), -1), targets.reshape(-1), ignore_index=IGNORE)
         return logits, loss
+
+    def heads(self):
+        """(head, log scale) of every level, level 1 first."""
+        return [(self.head, self.log_logit_scale)] + [(level.head, level.log_logit_scale) for level in self.finer_levels]
+
+    @staticmethod
+    def cosine_logits(x, head, log_scale, codebook):
+        """The tied cosine head: scale * cos(head(x), e_i) for every code i of `codebook` (K, D)."""
+        direction = F.normalize(head(x).float(), dim=-1)  # (B, L, D)
+        return log_scale.exp() * direction @ codebook.t()  # (B, L, K) scaled cosine

@@ -61,12 +61,16 @@ def load_bert(path, vqvae, device="cpu"):
     from tokens import vqvae_fingerprint
 
     checkpoint = load_checkpoint(path, "bert")
+    codebooks = checkpoint["config"].get("codebooks", 1) if isinstance(checkpoint["config"], dict) else 1
+    if codebooks != vqvae.config.codebooks:
+        raise UserError(f"{path}: this BERT reads frames of {codebooks} codes, the VQ-VAE gives {vqvae.config.codebooks} "
+                        f"per frame; it was trained on the tokens of {checkpoint.get('vqvae_path', 'unknown')} (pass that one with --vqvae)")
     if checkpoint.get("vqvae_fingerprint") != vqvae_fingerprint(vqvae):
         raise UserError(f"{path}: this BERT was trained on the tokens of another VQ-VAE "
                         f"({checkpoint.get('vqvae_path', 'unknown')}); pass that one with --vqvae")
     try:
         config = BERTConfig(**checkpoint["config"])
-        model = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach().cpu())
+        model = AudioBERT(config, vqvae.quantizer.code_vectors().detach().cpu())
         model.load_state_dict(checkpoint["model"])
     except (TypeError, ValueError, RuntimeError, KeyError) as error:
         reason = str(error).strip().splitlines()[0][:120]

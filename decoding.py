@@ -9,7 +9,12 @@ the rest, so that after step t a share cos(pi/2 * t / N) of the originally maske
 still masked (cosine schedule, 0 after the last step); repeat. A position that was not masked at
 the start is never changed.
 
-Shapes: B batch, L sequence length, K codebook size.
+Frames of Q codes (residual quantization, Eq. 9) are decoded coarse to fine, as in SoundStorm
+(Borsos et al., 2023, arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps`
+steps, then each finer level given the coarser ones, with `fine_steps` steps each (one by
+default: the coarse level has fixed what the frame is, a finer level only refines it).
+
+Shapes: B batch, L sequence length, K codebook size, Q levels.
 """
 import math
 
@@ -17,27 +22,40 @@ import torch
 
 
 @torch.no_grad()
-def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None):
-    """Fill the MASK tokens of batch["tokens"] (B, L); returns new (B, L) tokens.
+def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1):
+    """Fill the MASK tokens of batch["tokens"] (B, L), or (B, L, Q) level by level; returns new tokens.
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
     and confidence is the probability of the sampled code.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    if min(steps, fine_steps) < 1:
+        raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
     tokens = batch["tokens"].clone()
-    total = (tokens == mask_id).sum(dim=1)  # (B,) masked at the start
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
+    if tokens.dim() == 2:
+        return fill_level(model, tokens, inputs, mask_id, steps, temperature, generator)
+    for level in range(tokens.shape[-1]):  # coarse to fine
+        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
+                            generator, level)
+    return tokens
+
+
+def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level=None):
+    """MaskGIT over the MASKs of `tokens` (B, L), or of level `level` of (B, L, Q) frames."""
+    def at_level(t):  # (B, L, ...) -> the level being filled
+        return t if level is None else t[:, :, level]
+
+    total = (at_level(tokens) == mask_id).sum(dim=1)  # (B,) masked at the start
     for step in range(1, steps + 1):
-        still_masked = tokens == mask_id  # (B, L)
+        still_masked = at_level(tokens) == mask_id  # (B, L)
         if not still_masked.any():
             break
-        logits, _ = model(tokens, **inputs)  # (B, L, K)
-        logits = logits.float()
+        logits, _ = model(tokens, **inputs)  # (B, L, K) or (B, L, Q, K)
+        logits = at_level(logits).float()  # (B, L, K)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
-            guess = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(tokens.shape)
+            guess = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(still_masked.shape)
         else:
             probs = torch.softmax(logits, dim=-1)
             guess = probs.argmax(dim=-1)  # (B, L)
@@ -49,5 +67,9 @@ def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None
         reveal = still_masked.sum(dim=1) - remaining  # (B,) how many to unmask now
         order = confidence.argsort(dim=1, descending=True).argsort(dim=1)  # rank by confidence
         chosen = (order < reveal[:, None]) & still_masked  # (B, L)
-        tokens = torch.where(chosen, guess, tokens)
+        if level is None:
+            tokens = torch.where(chosen, guess, tokens)
+        else:
+            tokens = tokens.clone()
+            tokens[:, :, level] = torch.where(chosen, guess, tokens[:, :, level])
     return tokens

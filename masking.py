@@ -14,7 +14,14 @@ Vocabulary (see `Vocabulary`): ids 0..K-1 are codebook indices, then PAD, MASK, 
 separator per stem ("SEP_bass", ...). The per-stem separator both separates the two halves of
 the Eq. 8 layout and says which stem is wanted, so one model serves every stem.
 
-Shapes: B batch, L sequence length, M frames (tokens) per segment, K codebook size.
+Frames of Q codes (residual quantization, Eq. 9): with Q > 1 token tensors carry a last axis of
+Q levels, (B, L, Q); PAD, SEP and the stem separators fill every level of their frame, MASK may
+stand at any level. BERT's masking then picks frames (all levels of a chosen frame together), and
+`level_mask` is the masking of SoundStorm (Borsos et al., 2023, arXiv:2305.09636) and VampNet:
+pick a level, mask a cosine share of its frames and every frame of the finer levels. With Q = 1
+tensors are (B, L) and every function is what it was before levels existed.
+
+Shapes: B batch, L sequence length, M frames (tokens) per segment, K codebook size, Q levels.
 """
 import math
 from dataclasses import dataclass
@@ -69,16 +76,18 @@ def rank_positions(allowed, generator):
 
 
 def bert_mask(tokens, vocab, generator, maskable=None):
-    """BERT masking (Devlin 2019): (inputs, labels), both (B, L).
+    """BERT masking (Devlin 2019): (inputs, labels), both (B, L), or (B, L, Q) for frames of Q codes.
 
     In each row, exactly round(15% of the maskable positions) are chosen (at least one); of
     those, round(80%) become MASK, round(10%) a random *codebook* index (never a special token),
     and the rest stay unchanged. Labels hold the original token at chosen positions, -100
     elsewhere. `maskable` (B, L) bool defaults to every codebook token (PAD, SEP and the stem
-    separators are never chosen).
+    separators are never chosen). With Q levels a position is a frame: all its levels are
+    chosen, masked, replaced (each by its own random code) or kept together.
     """
+    frames = tokens if tokens.dim() == 2 else tokens[..., 0]  # (B, L) level 1 says what a frame is
     if maskable is None:
-        maskable = tokens < vocab.num_codes
+        maskable = frames < vocab.num_codes
     rank = rank_positions(maskable, generator)  # (B, L)
     available = maskable.sum(dim=1, keepdim=True)  # (B, 1)
     chosen_count = (available * MASK_FRACTION).round().clamp(min=1).minimum(available)
@@ -87,6 +96,8 @@ def bert_mask(tokens, vocab, generator, maskable=None):
     chosen = rank < chosen_count
     to_mask = rank < masked_count
     to_random = (rank >= masked_count) & (rank < masked_count + random_count)
+    if tokens.dim() == 3:  # a frame's Q levels go together
+        chosen, to_mask, to_random = chosen[..., None], to_mask[..., None], to_random[..., None]
     random_codes = torch.randint(0, vocab.num_codes, tokens.shape, generator=generator, device=tokens.device)
     inputs = torch.where(to_mask, torch.full_like(tokens, vocab.mask), tokens)
     inputs = torch.where(to_random, random_codes, inputs)
@@ -100,13 +111,13 @@ def middle_mask(tokens, gap, vocab):
     The gap is tokens[start : start + gap] with start = (L - gap) // 2 (not one token longer,
     a pitfall of the code this project descends from).
     """
-    B, L = tokens.shape
+    B, L = tokens.shape[:2]
     if not 0 < gap <= L:
         raise ValueError(f"gap must be in 1..{L}, got {gap}")
     start = (L - gap) // 2
     in_gap = torch.zeros(L, dtype=torch.bool, device=tokens.device)
     in_gap[start:start + gap] = True
-    in_gap = in_gap.expand(B, L)
+    in_gap = in_gap.expand(B, L) if tokens.dim() == 2 else in_gap[:, None].expand(tokens.shape)  # every level of a gap frame
     inputs = tokens.masked_fill(in_gap, vocab.mask)
     labels = torch.where(in_gap, tokens, torch.full_like(tokens, IGNORE))
     return inputs, labels
@@ -115,13 +126,14 @@ def middle_mask(tokens, gap, vocab):
 def separation_layout(mixture, stem, separator):
     """Eq. 8: i^mix_1..i^mix_M, SEP_stem, i^stem_1..i^stem_M -> (tokens, segments, positions).
 
-    mixture, stem: (B, M) token ids (the stem part may already hold MASKs). Mixture frame s and
-    stem frame s share position s, so attention can align them; the separator sits at position 0
-    in its own segment. Returns three (B, 2M + 1) long tensors.
+    mixture, stem: (B, M) token ids, or (B, M, Q) (the stem part may already hold MASKs). Mixture
+    frame s and stem frame s share position s, so attention can align them; the separator sits at
+    position 0 in its own segment, on every level. Returns tokens (B, 2M + 1) or (B, 2M + 1, Q),
+    segments and positions (B, 2M + 1).
     """
-    B, M = mixture.shape
+    B, M = mixture.shape[:2]
     device = mixture.device
-    separators = torch.full((B, 1), separator, dtype=mixture.dtype, device=device)
+    separators = torch.full((B, 1, *mixture.shape[2:]), separator, dtype=mixture.dtype, device=device)
     tokens = torch.cat([mixture, separators, stem], dim=1)  # (B, 2M + 1)
     segments = torch.cat([torch.full((M,), CONTEXT), torch.tensor([SEPARATOR]), torch.full((M,), TARGET)])
     frames = torch.arange(M)
@@ -135,7 +147,10 @@ def cosine_mask(tokens, vocab, generator, maskable=None):
     Per row, u ~ U(0, 1) and ceil(cos(pi/2 * u) * n) of its n maskable positions become MASK
     (at least one). The cosine makes high ratios likely, up to 100%: the state every stem token
     starts in at inference. Labels hold the original token at masked positions, -100 elsewhere.
+    Frames of Q > 1 codes are masked level by level instead: `level_mask`.
     """
+    if tokens.dim() == 3:
+        return level_mask(tokens, vocab, generator, maskable)
     if maskable is None:
         maskable = tokens < vocab.num_codes
     B = tokens.shape[0]
@@ -146,3 +161,35 @@ def cosine_mask(tokens, vocab, generator, maskable=None):
     inputs = tokens.masked_fill(chosen, vocab.mask)
     labels = torch.where(chosen, tokens, torch.full_like(tokens, IGNORE))
     return inputs, labels
+
+
+def level_mask(tokens, vocab, generator, maskable=None):
+    """Level masking of frames of Q codes (SoundStorm, VampNet): (inputs, labels), both (B, L, Q).
+
+    Per row: a level q ~ U{1..Q}, u ~ U(0, 1); ceil(cos(pi/2 * u) * n) of its n maskable frames
+    (at least one) become MASK at level q, and *every* maskable frame becomes MASK at the finer
+    levels q+1..Q; the coarser levels stay. Labels: the level-q codes of the masked frames only.
+    This is what coarse-to-fine decoding meets: while level q is decoded the levels above it are
+    known and those below it are still masked. `maskable` (B, L) bool: frames, default every code.
+    """
+    B, L, Q = tokens.shape
+    if maskable is None:
+        maskable = tokens[..., 0] < vocab.num_codes  # (B, L)
+    level = torch.randint(0, Q, (B, 1, 1), generator=generator, device=tokens.device)  # the level predicted
+    u = torch.rand(B, 1, generator=generator, device=tokens.device)
+    available = maskable.sum(dim=1, keepdim=True)  # (B, 1)
+    count = torch.ceil(torch.cos(math.pi / 2 * u) * available).clamp(min=1).minimum(available)
+    chosen = rank_positions(maskable, generator) < count  # (B, L) frames masked at that level
+    levels = torch.arange(Q, device=tokens.device)  # (Q,)
+    at_level = chosen[..., None] & (levels == level)  # (B, L, Q)
+    masked = at_level | (maskable[..., None] & (levels > level))  # and all of the finer levels
+    inputs = tokens.masked_fill(masked, vocab.mask)
+    labels = torch.where(at_level, tokens, torch.full_like(tokens, IGNORE))
+    return inputs, labels
+
+
+def hidden_frames(inputs, labels, vocab):
+    """(B, L) bool: the frames whose own latents a single-source item must not show, the ones
+    where something is predicted or masked (a frame's latent would give away every level of it)."""
+    hidden = (labels != IGNORE) | (inputs == vocab.mask)
+    return hidden if hidden.dim() == 2 else hidden.any(dim=-1)

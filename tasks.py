@@ -82,13 +82,14 @@ def separate_tokens(bert, vocab, mixture, features, stem, **options):
 
 
 def single_source_inputs(tokens, features=None, hidden=None):
-    """(B, L) tokens of one source (MASKs included) -> model inputs with positions 0..L-1.
+    """(B, L) tokens of one source, or (B, L, Q) frames (MASKs included) -> model inputs with
+    positions 0..L-1.
 
     features (B, L, D): the source's own latents, zeroed where `hidden` (B, L) is True (the
     positions to predict): what is known of the audio around a gap is given, the gap is not.
     """
-    B, L = tokens.shape
-    inputs = {"tokens": tokens, "segments": torch.full_like(tokens, TARGET),
+    B, L = tokens.shape[:2]
+    inputs = {"tokens": tokens, "segments": torch.full((B, L), TARGET, dtype=tokens.dtype, device=tokens.device),
               "positions": torch.arange(L, device=tokens.device).expand(B, L)}
     if features is not None:
         inputs["features"] = features.masked_fill(hidden[..., None], 0.0)  # (B, L, D)

@@ -2,12 +2,17 @@
 
 `build_token_cache` runs the VQ-VAE over every track of a split, for the mixture and each stem
 (a stem a track lacks is encoded as silence), and writes, per split:
-- `{split}-tokens.npy`: (n_sources, N) uint16 code ids, all tracks concatenated (N frames);
-- `{split}-features.npy`: (n_sources, N, D) float16, each source's L2-normalised pre-quantisation
+- `{split}-tokens.npy`: (n_sources, N) uint16 code ids, all tracks concatenated (N frames); with a
+  residual tokenizer of Q > 1 levels (Eq. 9), (n_sources, N, Q);
+- `{split}-features.npy`: (n_latent_sources, N, D) float16, the L2-normalised pre-quantisation
   latents (what the quantizer compares with the codebook): BERT's continuous input beside the
-  token ids, for the mixture in separation and for the visible positions in masked modelling;
+  token ids, for the mixture in separation and for the visible positions in masked modelling.
+  Every source's by default; with `stem_latents=False` the mixture's only (a fifth of the size,
+  which matters at Slakh2100 scale: ~330 GB at k = 4 with every stem's), and single-source items
+  of a stem then see its tokens only;
 - `{split}-active.npy`: (n_sources, N) bool, frame RMS above -45 dBFS (is the stem playing?);
-- `{split}.json`: track names, their start frame in N, the source order, the VQ-VAE fingerprint.
+- `{split}.json`: track names, their start frame in N, the source order, the sources with latents,
+  Q, the VQ-VAE fingerprint.
 Frame s of every source and of the features covers the same 2^k samples, so the stem frame s
 lines up with the mixture frame s. The cache folder is named by a fingerprint of the VQ-VAE
 weights and the dataset path, so a new tokenizer gets a new cache and an old one is never
@@ -26,11 +31,11 @@ import torch.nn.functional as F
 
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
-from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, separation_layout
+from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, hidden_frames, separation_layout
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
-CACHE_VERSION = 2  # part of the cache folder's name: a new layout never reads an old cache
+CACHE_VERSION = 3  # part of the cache folder's name: a new layout never reads an old cache
 
 
 def vqvae_fingerprint(model):
@@ -44,7 +49,8 @@ def vqvae_fingerprint(model):
 
 @torch.no_grad()
 def encode_waveform(model, wave, device):
-    """(T,) waveform -> tokens (S,) int64, L2-normalised latents (S, D) float32, active (S,) bool.
+    """(T,) waveform -> tokens (S,) int64 ((S, Q) if Q > 1), L2-normalised latents (S, D) float32,
+    active (S,) bool.
 
     S = ceil(T / 2^k). The encoder runs over overlapping 2 s pieces in batches
     (`VQVAE.encode_in_pieces`): bounded memory for a file of any length, and twice the speed.
@@ -58,41 +64,47 @@ def encode_waveform(model, wave, device):
     return indices[0].cpu(), F.normalize(h, dim=-1).cpu(), 20 * np.log10(rms + 1e-12) > ACTIVE_DB
 
 
-def encode_track(model, track, sources, device):
-    """Tokens (n_sources, S) uint16, features (n_sources, S, D) float16, activity (n_sources, S) of a track."""
-    rate, hop = model.config.sample_rate, model.hop
+def encode_track(model, track, sources, latent_sources, device):
+    """Tokens (n_sources, S) uint16 ((n_sources, S, Q) if Q > 1), features (n_latent_sources, S, D)
+    float16 of the `latent_sources`, activity (n_sources, S) of a track."""
+    rate, hop, Q = model.config.sample_rate, model.hop, model.config.codebooks
     frames = int(np.ceil(track_duration(track) * rate / hop))
-    tokens = np.zeros((len(sources), frames), dtype=np.uint16)
-    features = np.zeros((len(sources), frames, model.config.code_dim), dtype=np.float16)
+    tokens = np.zeros((len(sources), frames) + ((Q,) if Q > 1 else ()), dtype=np.uint16)
+    features = np.zeros((len(latent_sources), frames, model.config.code_dim), dtype=np.float16)
     active = np.zeros((len(sources), frames), dtype=bool)
     for i, source in enumerate(sources):
         wave = read_source(track, source, rate, 0.0, frames * hop / rate)
         indices, latents, active[i] = encode_waveform(model, wave, device)
-        tokens[i], features[i] = indices.numpy(), latents.numpy()
+        tokens[i] = indices.numpy()
+        if source in latent_sources:
+            features[latent_sources.index(source)] = latents.numpy()
     return tokens, features, active
 
 
-def cache_folder(root, data_root, fingerprint):
-    """root/token-cache/<hash of the dataset path and the VQ-VAE fingerprint>."""
-    key = hashlib.sha1(f"{Path(data_root).resolve()}|{fingerprint}|{CACHE_VERSION}".encode()).hexdigest()[:12]
-    return Path(root) / "token-cache" / key
+def cache_folder(root, data_root, fingerprint, stem_latents=True):
+    """root/token-cache/<hash of the dataset path, the VQ-VAE fingerprint and which latents are kept>."""
+    key = f"{Path(data_root).resolve()}|{fingerprint}|{CACHE_VERSION}" + ("" if stem_latents else "|mixture latents")
+    return Path(root) / "token-cache" / hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def build_token_cache(model, data_root, split, folder, stems, device):
-    """Tokenize one split into `folder` (skipped when already there); returns the folder."""
+def build_token_cache(model, data_root, split, folder, stems, device, stem_latents=True):
+    """Tokenize one split into `folder` (skipped when already there); returns the folder.
+    `stem_latents=False` keeps the latents of the mixture only (see the module docstring)."""
     folder = Path(folder)
     meta_path = folder / f"{split}.json"
     if meta_path.exists():
         return folder
     tracks = find_tracks(data_root, split)
     sources = ("mix",) + tuple(stems)
+    latent_sources = sources if stem_latents else ("mix",)
     model.eval()
-    parts = [encode_track(model, track, sources, device) for track in tracks]
+    parts = [encode_track(model, track, sources, latent_sources, device) for track in tracks]
     starts = np.cumsum([0] + [p[0].shape[1] for p in parts])
     for name, index in (("tokens", 0), ("features", 1), ("active", 2)):  # frames are axis 1 of each
         with atomic_write(folder / f"{split}-{name}.npy") as tmp:
             np.save(tmp, np.concatenate([p[index] for p in parts], axis=1))
     meta = {"sources": list(sources), "tracks": [t.name for t in tracks], "starts": starts.tolist(),
+            "latent_sources": list(latent_sources), "codebooks": model.config.codebooks,
             "fingerprint": vqvae_fingerprint(model), "hop": model.hop, "sample_rate": model.config.sample_rate}
     with atomic_write(meta_path) as tmp:  # written last: its presence means the cache is complete
         tmp.write_text(json.dumps(meta))
@@ -109,8 +121,9 @@ class TokenCache:
             raise UserError(f"{folder}: no token cache for the {split} split")
         self.meta = json.loads(meta_path.read_text())
         self.sources = self.meta["sources"]
-        self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N)
-        self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (n_sources, N, D)
+        self.latent_sources = self.meta["latent_sources"]
+        self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N) or (n_sources, N, Q)
+        self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (n_latent_sources, N, D)
         self.active = np.load(folder / f"{split}-active.npy", mmap_mode="r")  # (n_sources, N)
         self.starts = np.asarray(self.meta["starts"])  # track t spans starts[t]:starts[t+1]
 
@@ -118,26 +131,34 @@ class TokenCache:
         return int(self.starts[t]), int(self.starts[t + 1])
 
     def latents(self, row, start, end):
-        """(end - start, D) float32 features of one source."""
-        return torch.from_numpy(self.features[row, start:end].astype(np.float32))
+        """(end - start, D) float32 features of one source (zeros for a source stored without)."""
+        source = self.sources[row]
+        if source not in self.latent_sources:
+            return torch.zeros(end - start, self.features.shape[-1])
+        return torch.from_numpy(self.features[self.latent_sources.index(source), start:end].astype(np.float32))
 
     def code_counts(self, num_codes):
-        """How often each code occurs, over every source: the unigram distribution."""
-        return np.bincount(np.asarray(self.tokens).reshape(-1), minlength=num_codes)
+        """How often each code occurs, over every source: the unigram distribution, (K,), or
+        (Q, K) for frames of Q codes (each level has its own codebook)."""
+        tokens = np.asarray(self.tokens)
+        if tokens.ndim == 2:
+            return np.bincount(tokens.reshape(-1), minlength=num_codes)
+        return np.stack([np.bincount(tokens[..., q].reshape(-1), minlength=num_codes) for q in range(tokens.shape[-1])])
 
 
 def separation_item(mixture, stem, features, separator, vocab, generator, masking):
     """One batch's separation sequences in the Eq. 8 layout, stem tokens masked for training.
 
-    mixture, stem: (B, M) code ids; features: (B, M, D) mixture latents. The stem part is masked
-    by `masking` ("cosine": MaskGIT ratios up to 100%; "bert": the 15% procedure); the mixture part
-    is never masked. Returns a dict of (B, 2M + 1) tensors for `AudioBERT.forward`.
+    mixture, stem: (B, M) code ids, or (B, M, Q); features: (B, M, D) mixture latents. The stem
+    part is masked by `masking` ("cosine": MaskGIT ratios up to 100%, level masking for Q > 1;
+    "bert": the 15% procedure); the mixture part is never masked. Returns a dict of (B, 2M + 1)
+    tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
     """
     mask_fn = cosine_mask if masking == "cosine" else bert_mask
     stem_inputs, stem_labels = mask_fn(stem, vocab, generator)
     tokens, segments, positions = separation_layout(mixture, stem_inputs, separator)
-    B, M = mixture.shape
-    labels = torch.cat([torch.full((B, M + 1), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
+    B, M = mixture.shape[:2]
+    labels = torch.cat([torch.full((B, M + 1, *stem.shape[2:]), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
     zero = torch.zeros(B, 1, features.shape[-1], dtype=features.dtype)
     # features at mixture frame s and at stem frame s: the frame-local conditioning
     return {"tokens": tokens, "segments": segments, "positions": positions,
@@ -201,9 +222,9 @@ class BatchMaker:
         half = batch_size // 2
         bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
         cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator)
-        labels = torch.cat([bert_labels, cos_labels])
+        inputs, labels = torch.cat([bert_inputs, cos_inputs]), torch.cat([bert_labels, cos_labels])
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
-        return {**single_source_inputs(torch.cat([bert_inputs, cos_inputs]), features, hidden=labels != IGNORE),
+        return {**single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, self.vocab)),
                 "targets": labels}
 
     def sample(self, batch_size):
@@ -219,7 +240,7 @@ class BatchMaker:
 
 def pad_to(batch, length, pad_id):
     """Right-pad every (B, L, ...) tensor of a batch to `length`; adds `padding` (B, length) bool."""
-    B, L = batch["tokens"].shape
+    B, L = batch["tokens"].shape[:2]
     extra = length - L
     fill = {"tokens": pad_id, "segments": CONTEXT, "positions": 0, "targets": IGNORE, "features": 0.0}
     out = {}

@@ -9,6 +9,7 @@ kept, both written atomically: `vqvae.pt`, the best so far by *validation* loss 
 is only scored once, at the end), and `vqvae-last.pt`, the latest state for `--resume`
 (likewise `bert.pt` and `bert-last.pt`).
 """
+import argparse
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -230,6 +231,9 @@ def add_bert_arguments(parser):
     parser.add_argument("--masking", default="cosine", choices=["cosine", "bert"],
                         help="stem masking for separation: MaskGIT cosine ratio up to 100%% or BERT's 15%%")
     parser.add_argument("--mlm-share", type=float, default=0.25, help="share of each batch that is single-source masked modelling")
+    parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep every stem's latents in the token cache for its single-source items (default); "
+                             "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
     parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
@@ -288,11 +292,11 @@ def train_bert(args):
     if unknown:
         raise UserError(f"{data_root}: no stem named {', '.join(unknown)} (it has: {', '.join(available) or 'mixtures only'})")
     mlm_share = args.mlm_share if stems else 1.0  # a folder of mixtures: masked modelling only
-    folder = cache_folder(Path(args.vqvae).parent, data_root, fingerprint)  # the cache belongs to the tokenizer
+    folder = cache_folder(Path(args.vqvae).parent, data_root, fingerprint, args.stem_latents)  # the tokenizer's
     started = time.time()
     if rank == 0:  # one rank tokenizes, the others wait for it
         for split in ("train", "validation"):
-            build_token_cache(vqvae, data_root, split, folder, stems, device)
+            build_token_cache(vqvae, data_root, split, folder, stems, device, args.stem_latents)
     distributed.any_rank(False, device)  # a barrier
     log(f"token cache: {folder} ({time.time() - started:.0f} s)")
     train_cache, val_cache = TokenCache(folder, "train"), TokenCache(folder, "validation")
@@ -307,8 +311,9 @@ def train_bert(args):
     # ---- model, optimizer, state ----
     config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
-                        num_layers=args.layers, num_heads=args.heads, width=args.width)
-    model = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach()).to(device)
+                        num_layers=args.layers, num_heads=args.heads, width=args.width,
+                        codebooks=vqvae.config.codebooks, stem_latents=args.stem_latents)  # Q from the tokenizer
+    model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
     trained = distributed.wrap(model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.dtype) == torch.float16)
@@ -317,7 +322,7 @@ def train_bert(args):
         log_path.unlink(missing_ok=True)
     if args.resume:
         checkpoint = load_checkpoint(last_path, "bert")
-        if checkpoint["config"] != asdict(config) or checkpoint["vqvae_fingerprint"] != fingerprint:
+        if BERTConfig(**checkpoint["config"]) != config or checkpoint["vqvae_fingerprint"] != fingerprint:
             raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "
                             f"resume with the same flags or use another --out")
         step, best_val = restore(checkpoint, model, optimizer, scaler)
@@ -334,7 +339,8 @@ def train_bert(args):
     log(f"stems: {', '.join(stems) or 'none'}; stem masking: {args.masking}; device: {device}, mixed precision: "
         f"{amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters; {args.batch_size} x {world_size} "
         f"rank(s) sequences per step")
-    log(f"context {args.context} tokens = {args.context * hop / rate:.3f} s of one source; separation windows of "
+    frame = "tokens" if config.codebooks == 1 else f"frames of {config.codebooks} codes"
+    log(f"context {args.context} {frame} = {args.context * hop / rate:.3f} s of one source; separation windows of "
           f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
 
     def save(path):

@@ -1,22 +1,28 @@
-"""bert.py, decoding.py and tasks.py with tiny models: padding, overfitting, decoding rules, windows."""
+"""bert.py, decoding.py and tasks.py with tiny models: padding, overfitting, decoding rules, windows;
+frames of Q codes: Q = 1 as it was, Q heads, coarse-to-fine decoding, a Q mismatch refused."""
+from dataclasses import asdict
+
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from bert import AudioBERT, BERTConfig
+from checkpoint import load_bert, save_checkpoint
 from decoding import maskgit_fill
-from masking import IGNORE, Vocabulary, bert_mask, separation_layout
+from files import UserError
+from masking import IGNORE, Vocabulary, bert_mask, level_mask, separation_layout
 from tasks import inpaint_tokens, separate_tokens, single_source_inputs, window_starts
 
 K, D = 16, 8
 VOCAB = Vocabulary(K, ("bass", "drums"))
 
 
-def tiny_bert(seed=0, max_positions=64, layers=2, width=32):
+def tiny_bert(seed=0, max_positions=64, layers=2, width=32, codebooks=1):
     torch.manual_seed(seed)
-    codebook = torch.randn(K, D)
+    codebook = torch.randn(K, D) if codebooks == 1 else torch.randn(codebooks, K, D)
     config = BERTConfig(num_codes=K, code_dim=D, num_special=VOCAB.size - K, max_positions=max_positions,
-                        num_layers=layers, num_heads=4, width=width)
+                        num_layers=layers, num_heads=4, width=width, codebooks=codebooks)
     return AudioBERT(config, codebook)
 
 
@@ -131,3 +137,119 @@ def test_separate_and_inpaint_keep_lengths_and_known_tokens():
     assert torch.equal(one_shot[:4], logits[0, M + 1:M + 5].argmax(-1))
     filled = inpaint_tokens(model, VOCAB, mixture, features, gap_start=40, gap_length=10, steps=3)
     assert torch.equal(filled[:40], mixture[:40]) and torch.equal(filled[50:], mixture[50:])
+
+
+# ---- frames of Q codes ----
+
+def test_one_codebook_bert_is_what_it_was():
+    """Outputs of the single-codebook code before levels existed (commit 36e19e1), same seed and
+    inputs: logits, loss, MaskGIT, separation and inpainting tokens; and the same weight names."""
+    model = tiny_bert().eval()
+    assert not any("finer_levels" in key for key in model.state_dict())
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, K, (2, 20), generator=g)
+    features = F.normalize(torch.randn(2, 20, D, generator=g), dim=-1)
+    inputs, labels = bert_mask(tokens, VOCAB, torch.Generator().manual_seed(4))
+    batch = single_source_inputs(inputs, features, hidden=labels != IGNORE)
+    logits, loss = model(**batch, targets=labels)
+    assert logits.shape == (2, 20, K)
+    assert abs(logits.sum().item() - 1480.9840087890625) < 1e-2 and abs(loss.item() - 27.58612823486328) < 1e-4
+    assert maskgit_fill(model, batch, VOCAB.mask, steps=3).tolist() == [
+        [10, 8, 9, 3, 4, 8, 0, 5, 13, 3, 10, 11, 9, 9, 10, 5, 7, 6, 0, 4],
+        [12, 13, 7, 14, 8, 10, 1, 10, 6, 4, 2, 15, 12, 1, 3, 15, 5, 8, 14, 1]]
+    mixture = torch.randint(0, K, (50,), generator=g)
+    feats = F.normalize(torch.randn(50, D, generator=g), dim=-1)
+    assert separate_tokens(model, VOCAB, mixture, feats, "bass", steps=2, batch_size=3).tolist() == [
+        2, 10, 4, 6, 4, 14, 4, 1, 4, 2, 9, 4, 2, 15, 9, 15, 9, 2, 4, 14, 4, 9, 6, 4, 4, 9, 4, 4, 10, 4,
+        2, 9, 2, 9, 15, 15, 2, 9, 4, 4, 4, 15, 2, 4, 4, 0, 9, 15, 4, 2]
+    assert inpaint_tokens(model, VOCAB, mixture, feats, 20, 8, steps=3)[18:30].tolist() == [
+        4, 10, 4, 9, 4, 4, 4, 4, 4, 9, 3, 13]
+
+
+def test_frames_of_q_codes_get_q_heads_and_a_loss_over_levels():
+    model = tiny_bert(codebooks=3).eval()
+    frames = torch.randint(0, K, (2, 10, 3))
+    logits, _ = model(**single_source_inputs(frames))
+    assert logits.shape == (2, 10, 3, K)
+    for q, (head, scale) in enumerate(model.heads()):  # each level scored against its own codebook
+        assert torch.allclose(logits[:, :, q].softmax(-1).sum(-1), torch.ones(2, 10))
+        assert abs(scale.exp().item() - 50.0) < 1e-4
+    targets = torch.full_like(frames, IGNORE)
+    targets[0, 3, 0], targets[1, 7, 2] = 5, 9
+    _, loss = model(**single_source_inputs(frames), targets=targets)
+    expected = (F.cross_entropy(logits[0, 3, 0:1], torch.tensor([5])) + F.cross_entropy(logits[1, 7, 2:3], torch.tensor([9]))) / 2
+    assert torch.allclose(loss, expected, atol=1e-5)
+    changed = frames.clone()
+    changed[0, 4, 2] = (changed[0, 4, 2] + 1) % K  # a finer level is part of the frame's embedding
+    assert not torch.allclose(model(**single_source_inputs(changed))[0][0], logits[0])
+    masked = frames.clone()
+    masked[0, 4, 2] = VOCAB.mask  # and a level's MASK has its own embedding
+    assert not torch.allclose(model(**single_source_inputs(masked))[0][0], logits[0])
+    padded = F.pad(frames, (0, 0, 0, 4), value=VOCAB.pad)
+    padding = torch.arange(14).expand(2, 14) >= 10
+    long, _ = model(**single_source_inputs(padded), padding=padding)
+    assert torch.allclose(long[:, :10], logits, atol=1e-5)
+
+
+def test_tiny_bert_of_frames_learns_a_level_masked_batch():
+    """Both levels predicted (rows 0 and 2 at level 1, rows 1 and 3 at level 2); a row masked
+    everywhere would be told apart from another only by chance, so this seed has none."""
+    model = tiny_bert(seed=1, layers=1, codebooks=2)
+    generator = torch.Generator().manual_seed(2)
+    frames = torch.randint(0, K, (4, 24, 2), generator=generator)
+    inputs, labels = level_mask(frames, VOCAB, generator)
+    assert (labels != IGNORE).sum(dim=1).tolist() == [[13, 0], [0, 23], [11, 0], [0, 5]]
+    batch = single_source_inputs(inputs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        _, loss = model(**batch, targets=labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    logits, _ = model(**batch)
+    chosen = labels != IGNORE
+    assert (logits.argmax(-1)[chosen] == frames[chosen]).float().mean() > 0.9
+
+
+class Recorder(torch.nn.Module):
+    """A model that remembers the tokens it was called with."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, []
+
+    def forward(self, tokens, **inputs):
+        self.calls.append(tokens.clone())
+        return self.model(tokens, **inputs)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 1000), steps=st.integers(1, 6), fine_steps=st.integers(1, 3), masked_share=st.floats(0.0, 1.0))
+def test_coarse_to_fine_decoding_keeps_given_tokens_and_fills_level_by_level(seed, steps, fine_steps, masked_share):
+    model = Recorder(tiny_bert(seed=seed % 3, codebooks=3).eval())
+    generator = torch.Generator().manual_seed(seed)
+    frames = torch.randint(0, K, (2, 16, 3), generator=generator)
+    masked = torch.rand(2, 16, 3, generator=generator) < masked_share
+    inputs = frames.masked_fill(masked, VOCAB.mask)
+    batch = single_source_inputs(inputs)
+    filled = maskgit_fill(model, batch, VOCAB.mask, steps=steps, fine_steps=fine_steps)
+    assert torch.equal(filled[~masked], frames[~masked]) and (filled < K).all()
+    assert torch.equal(batch["tokens"], inputs), "the input batch is not edited"
+    coarsest = [min([q for q in range(3) if (call[..., q] == VOCAB.mask).any()], default=3) for call in model.calls]
+    assert coarsest == sorted(coarsest), "a level is decoded only once every coarser one is complete"
+    for q in range(3):
+        assert coarsest.count(q) <= (steps if q == 0 else fine_steps)
+
+
+def test_load_bert_refuses_a_tokenizer_of_another_q(tmp_path):
+    from vqvae import VQVAE, VQVAEConfig
+    torch.manual_seed(0)
+    vqvae = VQVAE(VQVAEConfig(num_downsamples=2, num_codes=K, code_dim=D, base_channels=2, max_channels=8,
+                              bottleneck_blocks=1, codebooks=2))
+    bert = tiny_bert(codebooks=3)
+    path = tmp_path / "bert.pt"
+    save_checkpoint(path, {"kind": "bert", "config": asdict(bert.config), "model": bert.state_dict(),
+                           "stems": list(VOCAB.stems), "vqvae_fingerprint": "x", "vqvae_path": "runs/q3/vqvae.pt"})
+    with pytest.raises(UserError, match="reads frames of 3 codes, the VQ-VAE gives 2") as error:
+        load_bert(path, vqvae)
+    assert "\n" not in str(error.value) and "runs/q3/vqvae.pt" in str(error.value)

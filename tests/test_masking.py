@@ -1,9 +1,10 @@
-"""masking.py: exact BERT proportions, codebook-only replacements, specials never chosen, Eq. 7, Eq. 8."""
+"""masking.py: exact BERT proportions, codebook-only replacements, specials never chosen, Eq. 7, Eq. 8;
+frames of Q codes: level masking, frame-wise BERT masking, and Q = 1 unchanged."""
 import torch
 from hypothesis import given, settings, strategies as st
 
-from masking import (CONTEXT, IGNORE, SEPARATOR, TARGET, Vocabulary, bert_mask, cosine_mask, middle_mask,
-                     separation_layout)
+from masking import (CONTEXT, IGNORE, SEPARATOR, TARGET, Vocabulary, bert_mask, cosine_mask, hidden_frames,
+                     level_mask, middle_mask, separation_layout)
 
 VOCAB = Vocabulary(num_codes=32, stems=("bass", "drums"))
 
@@ -96,3 +97,82 @@ def test_cosine_mask_reaches_every_ratio_up_to_all():
 def test_vocabulary_ids_are_distinct():
     ids = [VOCAB.pad, VOCAB.mask, VOCAB.sep] + [VOCAB.stem_separator(s) for s in VOCAB.stems]
     assert len(set(ids)) == len(ids) and min(ids) == VOCAB.num_codes and max(ids) == VOCAB.size - 1
+
+
+# ---- frames of Q codes (residual quantization) ----
+
+def random_frames(seed, B, L, Q, num_codes=32):
+    return torch.randint(0, num_codes, (B, L, Q), generator=torch.Generator().manual_seed(seed))
+
+
+def test_one_codebook_masks_are_what_they_were():
+    """BERT and cosine masks of (B, L) tokens, as the code before levels existed drew them (commit 36e19e1)."""
+    vocab = Vocabulary(16, ("bass", "drums"))
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, 16, (2, 20), generator=g)
+    inputs, labels = bert_mask(tokens, vocab, torch.Generator().manual_seed(4))
+    assert inputs.tolist() == [[10, 8, 9, 3, 17, 8, 0, 5, 13, 3, 10, 11, 9, 9, 10, 5, 7, 6, 0, 17],
+                               [12, 13, 7, 14, 8, 10, 1, 10, 6, 17, 2, 15, 12, 1, 3, 17, 5, 8, 14, 1]]
+    assert (labels != IGNORE).nonzero().tolist() == [[0, 4], [0, 5], [0, 19], [1, 9], [1, 12], [1, 15]]
+    inputs, _ = cosine_mask(tokens, vocab, torch.Generator().manual_seed(5))
+    assert (inputs[0] == vocab.mask).nonzero()[:, 0].tolist() == [3, 4, 6, 10, 16, 19] and (inputs[1] == vocab.mask).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), B=st.integers(1, 6), L=st.integers(2, 80), Q=st.integers(2, 6))
+def test_level_mask_masks_the_chosen_share_of_one_level_and_every_finer_frame(seed, B, L, Q):
+    tokens = random_frames(seed, B, L, Q)
+    tokens[:, -1] = VOCAB.pad  # a padded frame is never masked
+    before = tokens.clone()
+    inputs, labels = level_mask(tokens, VOCAB, torch.Generator().manual_seed(seed))
+    assert torch.equal(tokens, before), "masking must not edit its input"
+    masked = inputs == VOCAB.mask  # (B, L, Q)
+    maskable = tokens[..., 0] < VOCAB.num_codes  # (B, L)
+    for b in range(B):
+        predicted = (labels[b] != IGNORE).any(dim=0).nonzero()[:, 0]
+        assert len(predicted) == 1, "one level is predicted per row"
+        q = predicted.item()
+        assert 1 <= masked[b, :, q].sum() <= maskable[b].sum()
+        assert torch.equal(labels[b, :, q] != IGNORE, masked[b, :, q])
+        assert torch.equal(labels[b, :, q][masked[b, :, q]], tokens[b, :, q][masked[b, :, q]])
+        assert not masked[b, :, :q].any(), "coarser levels stay"
+        assert torch.equal(masked[b, :, q + 1:], maskable[b, :, None].expand(-1, Q - q - 1)), "finer levels: every frame"
+    assert not masked[:, -1].any() and torch.equal(inputs[:, -1], tokens[:, -1])
+
+
+def test_level_mask_draws_every_level_and_ratios_up_to_all():
+    tokens = random_frames(0, 4000, 50, 4)
+    inputs, labels = level_mask(tokens, VOCAB, torch.Generator().manual_seed(0))
+    level = (labels != IGNORE).any(dim=1).float().argmax(dim=1)  # (B,) the predicted level of each row
+    assert torch.bincount(level, minlength=4).min() > 900  # about 1000 rows each
+    share = (labels != IGNORE).any(dim=2).float().mean(dim=1)
+    assert share.max() == 1.0 and share.min() <= 0.05 and abs(share.mean().item() - 2 / torch.pi) < 0.02
+    assert torch.equal(*(cosine_mask(tokens, VOCAB, torch.Generator().manual_seed(1))[0],
+                         level_mask(tokens, VOCAB, torch.Generator().manual_seed(1))[0]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), L=st.integers(1, 200), Q=st.integers(2, 5))
+def test_bert_mask_of_frames_takes_all_levels_of_a_frame_together(seed, L, Q):
+    tokens = random_frames(seed, 3, L, Q)
+    inputs, labels = bert_mask(tokens, VOCAB, torch.Generator().manual_seed(seed))
+    chosen = labels != IGNORE  # (B, L, Q)
+    assert torch.equal(chosen, chosen[..., :1].expand_as(chosen)), "a frame's levels are chosen together"
+    masked = inputs == VOCAB.mask
+    assert torch.equal(masked, masked[..., :1].expand_as(masked))
+    n = max(1, round(0.15 * L))
+    assert (chosen[..., 0].sum(dim=1) == n).all() and (masked[..., 0].sum(dim=1) == round(0.8 * n)).all()
+    assert torch.equal(inputs[~chosen], tokens[~chosen]) and (inputs[~masked] < VOCAB.num_codes).all()
+    assert torch.equal(hidden_frames(inputs, labels, VOCAB), chosen[..., 0])
+
+
+def test_middle_mask_and_layout_of_frames():
+    tokens = random_frames(0, 2, 10, 3)
+    inputs, labels = middle_mask(tokens, 4, VOCAB)
+    assert (inputs[:, 3:7] == VOCAB.mask).all() and torch.equal(inputs[:, :3], tokens[:, :3])
+    assert torch.equal(labels[:, 3:7], tokens[:, 3:7]) and (labels[:, 7:] == IGNORE).all()
+    mixture, stem = random_frames(1, 2, 6, 3), random_frames(2, 2, 6, 3)
+    layout, segments, positions = separation_layout(mixture, stem, VOCAB.stem_separator("drums"))
+    assert layout.shape == (2, 13, 3) and segments.shape == positions.shape == (2, 13)
+    assert (layout[:, 6] == VOCAB.stem_separator("drums")).all()
+    assert torch.equal(layout[:, :6], mixture) and torch.equal(layout[:, 7:], stem)

@@ -1,0 +1,75 @@
+"""tokens.py: the token cache (codes of every source, latents of the mixture or of every source,
+frames of Q codes) and the training batches drawn from it, with tiny untrained tokenizers."""
+import numpy as np
+import pytest
+import torch
+
+from data import find_tracks, read_source
+from masking import IGNORE, Vocabulary
+from test_data import RATE, sine, slakh_track
+from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, encode_waveform
+from vqvae import VQVAE, VQVAEConfig
+
+STEMS = ("bass", "drums", "guitar", "piano")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Slakh-layout tracks of 1 s at 8 kHz with the four stems: 2 train, 1 validation."""
+    root = tmp_path_factory.mktemp("tokens") / "slakh"
+    for split, name, pitch in (("train", "Track00001", 1.0), ("train", "Track00002", 1.5), ("validation", "Track00003", 2.0)):
+        slakh_track(root / split / name, {
+            "S00": ("Bass", False, True, sine(55 * pitch, 1.0, amplitude=0.2)),
+            "S01": ("Drums", True, True, sine(100 * pitch, 1.0, amplitude=0.1)),
+            "S02": ("Guitar", False, True, sine(220 * pitch, 1.0, amplitude=0.2)),
+            "S03": ("Piano", False, True, sine(440 * pitch, 1.0, amplitude=0.2)),
+        })
+    return root
+
+
+def tokenizer(codebooks):
+    torch.manual_seed(0)
+    return VQVAE(VQVAEConfig(num_downsamples=3, num_codes=16, code_dim=4, sample_rate=RATE, base_channels=2,
+                             max_channels=8, bottleneck_blocks=1, codebooks=codebooks)).eval()
+
+
+@pytest.mark.parametrize("codebooks, stem_latents", [(1, True), (3, True), (3, False)])
+def test_cache_holds_codes_of_every_source_and_the_latents_asked_for(dataset, tmp_path, codebooks, stem_latents):
+    model = tokenizer(codebooks)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu", stem_latents=stem_latents)
+    cache = TokenCache(folder, "train")
+    N = 2 * RATE // 8  # two tracks of 1 s, 8 samples per frame
+    assert cache.tokens.shape == ((5, N) if codebooks == 1 else (5, N, codebooks))
+    assert cache.features.shape == (5 if stem_latents else 1, N, 4)
+    assert cache.meta["codebooks"] == codebooks and cache.sources == ["mix", *STEMS]
+    bass = read_source(find_tracks(dataset, "train")[0], "bass", RATE, 0.0, 1.0)
+    tokens, latents, _ = encode_waveform(model, bass, "cpu")
+    assert np.array_equal(cache.tokens[1, :N // 2], tokens.numpy())  # the first track's bass
+    expected = latents.half().float() if stem_latents else torch.zeros_like(latents)
+    assert torch.equal(cache.latents(1, 0, N // 2), expected)
+    assert cache.latents(0, 0, N // 2).abs().sum() > 0, "the mixture's latents are always kept"
+    counts = cache.code_counts(16)
+    assert counts.shape == ((16,) if codebooks == 1 else (codebooks, 16)) and counts.sum() == 5 * N * codebooks
+
+
+def test_cache_folder_depends_on_the_latents_kept(tmp_path):
+    assert cache_folder(tmp_path, tmp_path, "abc") != cache_folder(tmp_path, tmp_path, "abc", stem_latents=False)
+
+
+def test_batches_of_frames_mask_levels_and_hide_latents_of_masked_frames(dataset, tmp_path):
+    model = tokenizer(3)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
+    cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
+    batch = BatchMaker(cache, vocab, STEMS, context=41, seed=0, mlm_share=0.5).sample(8)
+    assert batch["tokens"].shape == batch["targets"].shape == (8, 41, 3)
+    assert batch["features"].shape == (8, 41, 4) and batch["padding"].shape == batch["segments"].shape == (8, 41)
+    separation, mlm = slice(0, 4), slice(4, 8)
+    M = 20
+    assert (batch["tokens"][separation, :M] < 16).all(), "the mixture half is never masked"
+    assert (batch["targets"][separation, :M + 1] == IGNORE).all()
+    for b in range(4):  # level masking of the stem half: one level predicted per item
+        levels = (batch["targets"][b] != IGNORE).any(dim=0).nonzero()[:, 0]
+        assert len(levels) == 1
+    masked_frames = (batch["tokens"][mlm] == vocab.mask).any(dim=-1) | (batch["targets"][mlm] != IGNORE).any(dim=-1)
+    assert (batch["features"][mlm][masked_frames] == 0).all(), "a masked frame's latent would give it away"
+    assert (batch["features"][mlm][~masked_frames].abs().sum(-1) > 0).all()
