@@ -27,6 +27,9 @@ def print_bert(results):
     print(f"  top-1 accuracy {mlm['accuracy']:.3f} +- {mlm['accuracy_ci95']:.3f}   top-5 {mlm['top5_accuracy']:.3f}   "
           f"unigram baseline {mlm['unigram_accuracy']:.3f} (ratio {mlm['accuracy'] / max(mlm['unigram_accuracy'], 1e-9):.1f}x)   "
           f"neighbour baseline {mlm['neighbour_accuracy']:.3f}")
+    if "accuracy_by_level" in mlm:  # frames of Q codes: the figures above are level 1's
+        print("  by level (top-1 / unigram): " + ", ".join(
+            f"{q + 1}: {a:.3f} / {u:.3f}" for q, (a, u) in enumerate(zip(mlm["accuracy_by_level"], mlm["unigram_accuracy_by_level"]))))
     inp = results["inpainting"]
     print(f"inpainting, gap of {inp['gap_tokens']} tokens = {inp['gap_seconds']:.3f} s ({inp['gaps']} gaps, "
           f"{inp['decoding_steps']} decoding steps), "
@@ -34,6 +37,13 @@ def print_bert(results):
     print(f"  BERT {inp['mrstft_gap']:.3f} +- {inp['mrstft_gap_ci95']:.3f}   silence {inp['mrstft_gap_silence']:.3f}   "
           f"cross-fade {inp['mrstft_gap_crossfade']:.3f}   oracle tokens {inp['mrstft_gap_oracle']:.3f}")
     print("  BERT by decoding steps: " + ", ".join(f"{n}: {v:.3f}" for n, v in inp["mrstft_gap_by_steps"].items()))
+    for seconds, gap in results.get("inpainting_gaps", {}).items():
+        if "skipped" in gap:
+            print(f"  gap of {seconds} s: {gap['skipped']}")
+        else:
+            print(f"  gap of {seconds} s ({gap['gap_tokens']} tokens, {gap['gaps']} gaps): BERT {gap['mrstft_gap']:.3f} +- "
+                  f"{gap['mrstft_gap_ci95']:.3f}   silence {gap['mrstft_gap_silence']:.3f}   cross-fade "
+                  f"{gap['mrstft_gap_crossfade']:.3f} +- {gap['mrstft_gap_crossfade_ci95']:.3f}   oracle {gap['mrstft_gap_oracle']:.3f}")
     if "separation" in results:
         print_separation(results)
 
@@ -70,6 +80,8 @@ def main():
     parser.add_argument("--steps-chunks", type=int, default=1,
                         help="of those, chunks per track also scored at every --separation-steps value")
     parser.add_argument("--separation-steps", default="1,4,8,16", help="comma-separated decoding steps to score separation with")
+    parser.add_argument("--gap-seconds", default=None,
+                        help="comma-separated further inpainting gaps in seconds, e.g. 0.128,1.0 (at most half the context)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples of the scored split")
@@ -84,6 +96,12 @@ def main():
         raise UserError(f"--separation-steps must be comma-separated integers, got '{args.separation_steps}'") from None
     if min(separation_steps) < 1:
         raise UserError(f"--separation-steps must be at least 1, got '{args.separation_steps}'")
+    try:
+        gap_seconds = tuple(float(g) for g in args.gap_seconds.split(",")) if args.gap_seconds else ()
+    except ValueError:
+        raise UserError(f"--gap-seconds must be comma-separated numbers, got '{args.gap_seconds}'") from None
+    if any(not g > 0 or g == float("inf") for g in gap_seconds):
+        raise UserError(f"--gap-seconds must be positive and finite, got '{args.gap_seconds}'")
     device = pick_device(args.device)
     model = load_vqvae(args.vqvae, device)
     data_root = args.data or embedded_dataset(model.config.sample_rate)
@@ -95,10 +113,11 @@ def main():
         raise UserError(f"{args.report}: the listening page needs a BERT checkpoint (--bert)")
     if bert_path != "none":
         bert, vocab = load_bert(bert_path, model, device)
-        cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, Path(args.vqvae).parent, device)
+        cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, Path(args.vqvae).parent, device,
+                                                    bert.config.stem_latents)
         results.update(evaluate_bert(bert, vocab, model, cache, validation, tracks, device,
                                      separation_per_track=args.separation_chunks, separation_steps=separation_steps,
-                                     steps_per_track=args.steps_chunks))
+                                     steps_per_track=args.steps_chunks, gap_seconds=gap_seconds))
         print_bert(results)
         if args.report:
             from report import write_report  # matplotlib only when pictures are asked for

@@ -30,7 +30,7 @@ from data import eval_chunks, find_tracks, is_silent, read_source
 from decoding import maskgit_fill
 from files import UserError, atomic_write
 from losses import reconstruction_loss, spectral_loss
-from masking import IGNORE, bert_mask, middle_mask
+from masking import IGNORE, bert_mask, hidden_frames, middle_mask
 from metrics import bss_sdr, log_mel_distance, mean_ci95, mrstft_distance, si_sdr
 from refine import FFT_SIZE, ITERATIONS, POWER, RESIDUAL, refine
 from tasks import separate_all, separation_inputs, single_source_inputs
@@ -51,41 +51,65 @@ def held_out_chunks(data_root, split, sample_rate, chunks_per_track):
     return eval_chunks(tracks, sample_rate, length, sources, chunks_per_track=chunks_per_track)
 
 
+def level_prefixes(codebooks):
+    """The numbers of levels a residual tokenizer is also scored with: 1, 2, 4, ... and Q."""
+    return sorted({2 ** i for i in range(codebooks.bit_length()) if 2 ** i < codebooks} | {codebooks})
+
+
 @torch.no_grad()
 def evaluate_reconstruction(model, chunks, device, batch_size=16):
-    """Encode + decode each chunk; return a dict of metrics (see README, 'Results')."""
+    """Encode + decode each chunk; return a dict of metrics (see README, 'Results').
+
+    With Q > 1 codebooks (Eq. 9) also: each level's codes in use and perplexity (`*_by_level`;
+    `codes_used_fraction` is then the least-used level's, `perplexity` the mean), and the SI-SDR of
+    the audio decoded from the first n levels only (`si_sdr_db_by_levels`, n = 1, 2, 4, ... Q).
+    """
     model.eval()
+    Q, K = model.config.codebooks, model.config.num_codes
+    prefixes = level_prefixes(Q)[:-1]  # the full Q is the headline figure
     per_source, all_sdr, all_mrstft, losses = {}, [], [], []
-    counts = torch.zeros(model.config.num_codes)
+    by_levels = {n: [] for n in prefixes}
+    counts = torch.zeros(Q, K)
     for start in range(0, len(chunks), batch_size):
         batch = chunks[start:start + batch_size]
         x = torch.from_numpy(np.stack([wave for _, _, wave in batch])).unsqueeze(1).to(device)  # (B, 1, T)
         with autocast(device):
-            indices = model.encode(x)  # (B, S)
+            indices = model.encode(x)  # (B, S), or (B, S, Q)
             x_hat = model.decode(indices, x.shape[-1]).float()  # (B, 1, T)
+            coarse = {n: model.decode(indices, x.shape[-1], levels=n).float()[:, 0].cpu().numpy() for n in prefixes}
         losses.append(float(reconstruction_loss(x, x_hat) + spectral_loss(x, x_hat)) * len(batch))
-        counts += torch.bincount(indices.flatten().cpu(), minlength=model.config.num_codes).float()
-        for (_, source, wave), recon in zip(batch, x_hat[:, 0].cpu().numpy()):
+        levels = indices.reshape(-1, Q).cpu()  # (B * S, Q)
+        counts += torch.stack([torch.bincount(levels[:, q], minlength=K) for q in range(Q)]).float()
+        for i, ((_, source, wave), recon) in enumerate(zip(batch, x_hat[:, 0].cpu().numpy())):
             sdr, distance = si_sdr(wave, recon), mrstft_distance(wave, recon)
             all_sdr.append(sdr)
             all_mrstft.append(distance)
             per_source.setdefault(source, []).append(sdr)
-    probs = counts / counts.sum()
+            for n in prefixes:
+                by_levels[n].append(si_sdr(wave, coarse[n][i]))
+    probs = counts / counts.sum(dim=1, keepdim=True)  # (Q, K)
+    perplexity = torch.exp(-(probs * torch.log(probs + 1e-10)).sum(dim=1))  # (Q,)
+    used = (counts > 0).float().mean(dim=1)  # (Q,)
     sample_rate, hop = model.config.sample_rate, model.hop
     sdr_mean, sdr_ci = mean_ci95(all_sdr)
     mrstft_mean, mrstft_ci = mean_ci95(all_mrstft)
-    return {
+    results = {
         "chunks": len(chunks),
         "loss": sum(losses) / len(chunks),
         "si_sdr_db": sdr_mean, "si_sdr_db_ci95": sdr_ci,
         "si_sdr_db_by_source": {s: mean_ci95(v)[0] for s, v in sorted(per_source.items())},
         "mrstft": mrstft_mean, "mrstft_ci95": mrstft_ci,
-        "codes_used_fraction": float((counts > 0).float().mean()),
-        "perplexity": float(torch.exp(-(probs * torch.log(probs + 1e-10)).sum())),
+        "codes_used_fraction": float(used.min()),
+        "perplexity": float(perplexity.mean()),
         "tokens_per_second": sample_rate / hop,
-        "bitrate_kbps": sample_rate / hop * math.log2(model.config.num_codes) / 1000,
+        "bitrate_kbps": sample_rate / hop * Q * math.log2(K) / 1000,
         "seconds_per_512_tokens": 512 * hop / sample_rate,
     }
+    if Q > 1:
+        results.update({"codebooks": Q, "codes_used_fraction_by_level": used.tolist(),
+                        "perplexity_by_level": perplexity.tolist(),
+                        "si_sdr_db_by_levels": {**{str(n): mean_ci95(v)[0] for n, v in by_levels.items()}, str(Q): sdr_mean}})
+    return results
 
 
 def print_reconstruction(metrics, title):
@@ -95,6 +119,11 @@ def print_reconstruction(metrics, title):
         print(f"    {source:<14} {value:6.2f} dB")
     print(f"  MR-STFT distance {metrics['mrstft']:6.3f} +- {metrics['mrstft_ci95']:.3f}")
     print(f"  codes used       {100 * metrics['codes_used_fraction']:5.1f} %   perplexity {metrics['perplexity']:.1f}")
+    if "codebooks" in metrics:  # a residual tokenizer (Eq. 9)
+        print(f"    by level       " + " ".join(f"{100 * u:.0f}%" for u in metrics["codes_used_fraction_by_level"])
+              + " (the figure above is the least-used level's)")
+        print(f"  SI-SDR from the first n of {metrics['codebooks']} levels: "
+              + ", ".join(f"{n}: {v:.2f} dB" for n, v in metrics["si_sdr_db_by_levels"].items()))
     print(f"  {metrics['tokens_per_second']:g} tokens/s, {metrics['bitrate_kbps']:.2f} kbit/s, "
           f"512 tokens = {metrics['seconds_per_512_tokens']:.3f} s of audio")
 
@@ -132,34 +161,47 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
 
     Two baselines: the unigram guess (the most frequent code), and the neighbour guess (the code
     nearest to the sum of the visible latents just before and after: interpolation, no learning).
+    Frames of Q > 1 codes: a chosen frame is masked at every level and every level is predicted
+    in one shot; the headline figures are level 1's (the coarse code, comparable to one codebook),
+    `*_by_level` holds each level's, against its own unigram guess (`unigram_code` (Q,)); the
+    neighbour guess is level 1's.
     """
-    L = bert.config.max_positions
+    L, Q = bert.config.max_positions, bert.config.codebooks
+    codebook = bert.codebook if Q == 1 else bert.codebook[0]  # (K, D) level 1
+    unigram_code = torch.as_tensor(unigram_code).reshape(Q)  # (Q,)
     generator = torch.Generator().manual_seed(0)
     windows = [(row, w) for row in range(len(cache.sources)) for w in evenly_spaced(cache, L, per_track)]
-    top1, top5, unigram, neighbours = [], [], [], []
+    top1, top5, unigram = ([[] for _ in range(Q)] for _ in range(3))  # per level
+    neighbours = []
     for batch in batched(windows, batch_size):
-        tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L)
+        tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L) or (B, L, Q)
         features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
         inputs, labels = bert_mask(tokens, vocab, generator)
-        batch_inputs = single_source_inputs(inputs, features, hidden=labels != IGNORE)
+        batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab))
         with autocast(device):
             logits, _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})
-        chosen = labels != IGNORE  # (B, L)
-        best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, 5)
+        best5 = logits.float().topk(5, dim=-1).indices.cpu().reshape(*tokens.shape[:2], Q, 5)  # (B, L, Q, 5)
+        labels = labels.reshape(*tokens.shape[:2], Q)  # (B, L, Q)
+        chosen = labels[..., 0] != IGNORE  # (B, L) a frame's levels are chosen together
         # neighbour baseline: the code nearest to the sum of the visible latents on either side
         visible = batch_inputs["features"]  # (B, L, D), zero where hidden
         around = F.pad(visible, (0, 0, 1, 0))[:, :-1] + F.pad(visible, (0, 0, 0, 1))[:, 1:]  # (B, L, D)
-        neighbour = (around @ bert.codebook.cpu().t()).argmax(-1)  # (B, L)
+        neighbour = (around @ codebook.cpu().t()).argmax(-1)  # (B, L)
         for b in range(len(batch)):
-            truth = labels[b][chosen[b]]
-            top1.append((best5[b][chosen[b]][:, 0] == truth).float().mean().item())
-            top5.append((best5[b][chosen[b]] == truth[:, None]).any(-1).float().mean().item())
-            unigram.append((truth == unigram_code).float().mean().item())
-            neighbours.append((neighbour[b][chosen[b]] == truth).float().mean().item())
-    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1, top5, unigram, neighbours))
-    return {"windows": len(windows), "accuracy": a1, "accuracy_ci95": c1, "top5_accuracy": a5,
-            "top5_accuracy_ci95": c5, "unigram_accuracy": u, "unigram_accuracy_ci95": cu,
-            "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn}
+            for q in range(Q):
+                truth, guesses = labels[b, :, q][chosen[b]], best5[b, :, q][chosen[b]]
+                top1[q].append((guesses[:, 0] == truth).float().mean().item())
+                top5[q].append((guesses == truth[:, None]).any(-1).float().mean().item())
+                unigram[q].append((truth == unigram_code[q]).float().mean().item())
+            neighbours.append((neighbour[b][chosen[b]] == labels[b, :, 0][chosen[b]]).float().mean().item())
+    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1[0], top5[0], unigram[0], neighbours))
+    results = {"windows": len(windows), "accuracy": a1, "accuracy_ci95": c1, "top5_accuracy": a5,
+               "top5_accuracy_ci95": c5, "unigram_accuracy": u, "unigram_accuracy_ci95": cu,
+               "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn}
+    if Q > 1:
+        for key, values in (("accuracy", top1), ("top5_accuracy", top5), ("unigram_accuracy", unigram)):
+            results[key + "_by_level"] = [mean_ci95(v)[0] for v in values]
+    return results
 
 
 def decode_batch(vqvae, tokens, device):
@@ -174,19 +216,25 @@ def crossfade_fill(before, after):
 
 
 @torch.no_grad()
-def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16):
-    """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle."""
+def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16,
+                        gap_seconds=None):
+    """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle (or of
+    `gap_seconds`, at most half the context) in the middle. The cross-fade takes the gap's length
+    of audio on each side, read beyond the window where a long gap needs it."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
-    P = L // 4
+    P = L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
+    if P > L // 2:
+        raise UserError(f"a gap of {gap_seconds:g} s is {P} tokens; this model fills at most {L // 2}")
     a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
+    reach = max(0, (b - a) - a)  # samples the cross-fade needs beyond each side of the window
     mix_row = cache.sources.index("mix")
     scores = {"silence": [], "crossfade": [], "oracle": [], **{steps: [] for steps in steps_list}}
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
-        tokens = rows(cache, mix_row, batch, L)  # (B, L)
-        inputs, _ = middle_mask(tokens, P, vocab)
+        tokens = rows(cache, mix_row, batch, L)  # (B, L), or (B, L, Q)
+        inputs, labels = middle_mask(tokens, P, vocab)
         features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
         batch_inputs = {key: value.to(device) for key, value in
-                        single_source_inputs(inputs, features, hidden=inputs == vocab.mask).items()}
+                        single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab)).items()}
         estimates = {}
         for steps in steps_list:
             with autocast(device):
@@ -194,14 +242,17 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
         oracles = decode_batch(vqvae, tokens, device)
         for i, ((t, first), oracle) in enumerate(zip(batch, oracles)):
             frame = first - cache.track_range(t)[0]
-            reference = read_source(tracks[t], "mix", rate, frame * hop / rate, L * hop / rate)
-            gap = reference[a:b]
+            before = min(reach, frame * hop)  # (zeros before the track's start)
+            reference = read_source(tracks[t], "mix", rate, (frame * hop - before) / rate, (L * hop + before + reach) / rate)
+            reference = np.concatenate([np.zeros(reach - before, np.float32), reference])  # window sample 0 at `reach`
+            gap = reference[reach + a:reach + b]
             if is_silent(gap, -50.0):
                 continue
             for steps in steps_list:
                 scores[steps].append(mrstft_distance(gap, estimates[steps][i][a:b]))
             scores["silence"].append(mrstft_distance(gap, np.zeros_like(gap)))
-            scores["crossfade"].append(mrstft_distance(gap, crossfade_fill(reference[a - (b - a):a], reference[b:b + (b - a)])))
+            scores["crossfade"].append(mrstft_distance(gap, crossfade_fill(reference[reach + a - (b - a):reach + a],
+                                                                           reference[reach + b:reach + 2 * b - a])))
             scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
     results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
                "decoding_steps": steps_list[0],
@@ -350,25 +401,40 @@ def mixture_use_check(bert, vocab, cache, device, per_track=4):
             inputs = separation_inputs(mixture, features, vocab.stem_separator(stem), vocab)
             with autocast(device):
                 logits, _ = bert(**{key: value.to(device) for key, value in inputs.items()})
-            guess = logits[:, M + 1:].argmax(-1).cpu()  # (B, M)
-            correct[name].append((guess == truth).float().mean(dim=1))
+            guess = logits[:, M + 1:].argmax(-1).cpu()  # (B, M), or (B, M, Q): level 1 is the one decoded first
+            correct[name].append((guess == truth).float().mean(dim=1) if guess.dim() == 2 else
+                                 (guess[..., 0] == truth[..., 0]).float().mean(dim=1))
     return {name: float(torch.cat(values).mean()) for name, values in correct.items() if values}
 
 
-def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device):
-    """(split cache, validation cache, split tracks), tokenized once into the cache beside the VQ-VAE."""
-    folder = cache_folder(cache_root, data_root, vqvae_fingerprint(vqvae))
+def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device, stem_latents=True):
+    """(split cache, validation cache, split tracks), tokenized once into the cache beside the VQ-VAE
+    (with the stems' latents or without, as the BERT was trained: `BERTConfig.stem_latents`)."""
+    folder = cache_folder(cache_root, data_root, vqvae_fingerprint(vqvae), stem_latents)
     for name in ("validation", split):
-        build_token_cache(vqvae, data_root, name, folder, vocab.stems, device)
+        build_token_cache(vqvae, data_root, name, folder, vocab.stems, device, stem_latents)
     return TokenCache(folder, split), TokenCache(folder, "validation"), find_tracks(data_root, split)
 
 
 def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=4,
-                  separation_steps=(1, 4, 8, 16), steps_per_track=1):
-    """Every BERT figure on one split; the unigram guess comes from the validation split, never the test."""
-    unigram_code = int(validation.code_counts(vocab.num_codes).argmax())
+                  separation_steps=(1, 4, 8, 16), steps_per_track=1, gap_seconds=()):
+    """Every BERT figure on one split; the unigram guess comes from the validation split, never the test.
+
+    `gap_seconds`: further inpainting gaps, in seconds, scored with the headline decoding steps
+    (`inpainting_gaps`; one longer than half the context is left out, with a note saying so).
+    """
+    counts = validation.code_counts(vocab.num_codes)  # (K,), or (Q, K): each level's unigram guess
+    unigram_code = int(counts.argmax()) if counts.ndim == 1 else counts.argmax(axis=1)
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
                "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device)}
+    if gap_seconds:
+        results["inpainting_gaps"] = {}
+        for seconds in gap_seconds:
+            try:
+                results["inpainting_gaps"][f"{seconds:g}"] = evaluate_inpainting(
+                    bert, vqvae, vocab, cache, tracks, device, steps_list=INPAINT_STEPS[:1], gap_seconds=seconds)
+            except UserError as error:
+                results["inpainting_gaps"][f"{seconds:g}"] = {"skipped": str(error)}
     if vocab.stems:
         results["separation"], results["separation_steps"], results["separation_refinement"] = evaluate_separation(
             bert, vqvae, vocab, cache, tracks, device, per_track=separation_per_track, steps_list=separation_steps,

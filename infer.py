@@ -11,7 +11,8 @@
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
 resampled to the model's rate; a float file whose samples reach beyond +-1 is scaled to a peak of
 1, with a line saying so. Token files are plain .npy arrays of int16 code indices, one per
-2^k samples. Separated stems and inpainted files are written at the model's sample rate, mono.
+2^k samples: (S,), or (S, Q) with a residual tokenizer of Q codebooks (Eq. 9). Separated stems
+and inpainted files are written at the model's sample rate, mono.
 `separate` separates every stem in one batched pass and, by default, refines the decoded stems
 by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them.
 
@@ -168,10 +169,11 @@ def command_encode(args, model, device):
         parts.append(tokens[kept_tokens(segment, model.hop)])
         loudness.add(segment.kept)
     loudness.check()
-    indices = torch.cat(parts)  # (S,)
+    indices = torch.cat(parts)  # (S,), or (S, Q) frames of Q codes
     with atomic_write(out) as tmp:
         np.save(tmp, indices.numpy().astype(np.int16))
-    print(f"{args.input}: {len(indices)} tokens ({model.config.sample_rate / model.hop:g} tokens/s) -> {out}")
+    per_frame = "" if indices.dim() == 1 else f" of {indices.shape[1]} codes"
+    print(f"{args.input}: {len(indices)} tokens{per_frame} ({model.config.sample_rate / model.hop:g} tokens/s) -> {out}")
 
 
 def command_decode(args, model, device):
@@ -184,8 +186,13 @@ def command_decode(args, model, device):
         tokens = np.load(path, mmap_mode="r", allow_pickle=False)  # read as it is decoded
     except Exception:
         raise UserError(f"{path}: not a token file (.npy of code indices)") from None
-    if tokens.ndim != 1 or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
-        raise UserError(f"{path}: expected a 1-D array of integer code indices, got {tokens.dtype} {tokens.shape}")
+    Q = model.config.codebooks  # (S,) code indices for one codebook, (S, Q) frames for Q
+    if tokens.ndim not in (1, 2) or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
+        raise UserError(f"{path}: expected integer code indices, (S,) or (S, Q), got {tokens.dtype} {tokens.shape}")
+    per_frame = 1 if tokens.ndim == 1 else tokens.shape[1]
+    if tokens.shape[1:] != ((Q,) if Q > 1 else ()):
+        raise UserError(f"{path}: {per_frame} code(s) per frame, but the VQ-VAE {args.vqvae} reads {Q}; "
+                        f"were they made with another tokenizer?")
     if tokens.min() < 0 or tokens.max() >= model.config.num_codes:
         raise UserError(f"{path}: code indices outside 0..{model.config.num_codes - 1}; "
                         f"were they made with another tokenizer?")
@@ -336,7 +343,7 @@ def command_inpaint(args, device):
     # decode around the gap only, then splice it into the original audio with short cross-fades
     a, b = max(0, first - region_first - margin), min(len(filled), last - region_first + margin)
     with torch.no_grad(), autocast(device):
-        local = vqvae.decode(filled[a:b].view(1, -1).to(device)).float()[0, 0].cpu().numpy()  # from token a
+        local = vqvae.decode(filled[None, a:b].to(device)).float()[0, 0].cpu().numpy()  # from token a
     offset = region_first * hop  # region[i] is sample offset + i of the file
     gap_lo, gap_hi = first * hop, min(total, last * hop)  # the last token may run past the end of the file
     lo, hi = max(0, gap_lo - fade), min(total, gap_hi + fade)

@@ -13,7 +13,10 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
 - inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
   of the audio around it given (the gap's are hidden).
 
-Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch.
+With a residual tokenizer (Eq. 9) tokens are frames of Q codes, (S, Q), and `maskgit_fill`
+decodes each window coarse to fine; windows, layouts and features are per frame as with Q = 1.
+
+Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, Q levels.
 """
 import numpy as np
 import torch
@@ -23,14 +26,16 @@ from masking import TARGET, separation_layout
 
 
 def separation_inputs(mixture, features, separator, vocab):
-    """Inference inputs for (B, M) mixture tokens and (B, M, D) latents: every stem token MASK.
+    """Inference inputs for (B, M) mixture tokens, or (B, M, Q) frames, and (B, M, D) latents:
+    every stem token MASK.
 
     separator: the SEP_stem id of one stem for every row, or a (B,) tensor of one id per row.
     """
-    B, M = mixture.shape
+    B, M = mixture.shape[:2]
     stem = torch.full_like(mixture, vocab.mask)
     tokens, segments, positions = separation_layout(mixture, stem, vocab.sep)
-    tokens[:, M] = torch.as_tensor(separator, device=tokens.device)  # (B, 2M + 1) Eq. 8, SEP_stem per row
+    separator = torch.as_tensor(separator, device=tokens.device)
+    tokens[:, M] = separator if tokens.dim() == 2 else separator[..., None]  # Eq. 8, SEP_stem per row (every level)
     zero = torch.zeros_like(features[:, :1])
     return {"tokens": tokens, "segments": segments, "positions": positions,
             "features": torch.cat([features, zero, features], dim=1)}
@@ -47,7 +52,8 @@ def window_starts(total, window):
 
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None):
-    """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`.
+    """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`;
+    (S, Q) frames of a residual tokenizer -> (J, S, Q), decoded coarse to fine (`maskgit_fill`).
 
     The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
@@ -61,7 +67,7 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     owner = np.abs(np.arange(S)[:, None] - centres[None, :]).argmin(axis=1)  # (S,) best window per frame
     separators = torch.tensor([vocab.stem_separator(stem) for stem in stems])  # (J,)
     items = [(w, j) for w in range(len(starts)) for j in range(J)]  # (window, stem) pairs
-    result = torch.empty(J, S, dtype=torch.long)
+    result = torch.empty(J, *mixture.shape, dtype=torch.long)  # (J, S) or (J, S, Q)
     for first in range(0, len(items), batch_size):
         batch = items[first:first + batch_size]
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
@@ -87,11 +93,13 @@ def single_source_inputs(tokens, features=None, hidden=None):
 
     features (B, L, D): the source's own latents, zeroed where `hidden` (B, L) is True (the
     positions to predict): what is known of the audio around a gap is given, the gap is not.
+    With frames, `hidden` may be (B, L, Q): a frame is hidden where any of its levels is.
     """
     B, L = tokens.shape[:2]
     inputs = {"tokens": tokens, "segments": torch.full((B, L), TARGET, dtype=tokens.dtype, device=tokens.device),
               "positions": torch.arange(L, device=tokens.device).expand(B, L)}
     if features is not None:
+        hidden = hidden if hidden.dim() == 2 else hidden.any(dim=-1)  # (B, L)
         inputs["features"] = features.masked_fill(hidden[..., None], 0.0)  # (B, L, D)
     return inputs
 

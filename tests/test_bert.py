@@ -12,7 +12,7 @@ from checkpoint import load_bert, save_checkpoint
 from decoding import maskgit_fill
 from files import UserError
 from masking import IGNORE, Vocabulary, bert_mask, level_mask, separation_layout
-from tasks import inpaint_tokens, separate_tokens, single_source_inputs, window_starts
+from tasks import inpaint_tokens, separate_all, separate_tokens, single_source_inputs, window_starts
 
 K, D = 16, 8
 VOCAB = Vocabulary(K, ("bass", "drums"))
@@ -67,6 +67,20 @@ def test_codebook_is_frozen_and_not_a_parameter():
     assert "codebook" in model.state_dict()
 
 
+def overfit(model, inputs, labels, steps):
+    """Train `model` on one batch; its accuracy at the labelled positions afterwards."""
+    batch = single_source_inputs(inputs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        _, loss = model(**batch, targets=labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    logits, _ = model(**batch)
+    chosen = labels != IGNORE
+    return (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
+
+
 def test_tiny_bert_overfits_one_batch():
     """The standard sanity check: a fixed masked batch is learned to ~100% masked accuracy."""
     model = tiny_bert(seed=1, layers=1)
@@ -74,16 +88,7 @@ def test_tiny_bert_overfits_one_batch():
     tokens = torch.randint(0, K, (4, 32), generator=generator)
     inputs, labels = bert_mask(tokens, VOCAB, generator)
     labels = torch.where(inputs == VOCAB.mask, tokens, torch.full_like(tokens, IGNORE))  # the MASKed ones
-    batch = single_source_inputs(inputs)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        _, loss = model(**batch, targets=labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    logits, _ = model(**batch)
-    chosen = labels != IGNORE
-    accuracy = (logits.argmax(-1)[chosen] == tokens[chosen]).float().mean()
+    accuracy = overfit(model, inputs, labels, steps=200)
     assert accuracy > 0.95, accuracy
 
 
@@ -199,16 +204,8 @@ def test_tiny_bert_of_frames_learns_a_level_masked_batch():
     frames = torch.randint(0, K, (4, 24, 2), generator=generator)
     inputs, labels = level_mask(frames, VOCAB, generator)
     assert (labels != IGNORE).sum(dim=1).tolist() == [[13, 0], [0, 23], [11, 0], [0, 5]]
-    batch = single_source_inputs(inputs)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(150):
-        _, loss = model(**batch, targets=labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    logits, _ = model(**batch)
-    chosen = labels != IGNORE
-    assert (logits.argmax(-1)[chosen] == frames[chosen]).float().mean() > 0.9
+    accuracy = overfit(model, inputs, labels, steps=150)
+    assert accuracy > 0.9, accuracy
 
 
 class Recorder(torch.nn.Module):
@@ -253,3 +250,15 @@ def test_load_bert_refuses_a_tokenizer_of_another_q(tmp_path):
     with pytest.raises(UserError, match="reads frames of 3 codes, the VQ-VAE gives 2") as error:
         load_bert(path, vqvae)
     assert "\n" not in str(error.value) and "runs/q3/vqvae.pt" in str(error.value)
+
+
+def test_separate_and_inpaint_frames_keep_lengths_and_known_tokens():
+    model = tiny_bert(max_positions=33, codebooks=3).eval()
+    S = 60
+    mixture, features = torch.randint(0, K, (S, 3)), F.normalize(torch.randn(S, D), dim=-1)
+    stems = separate_all(model, VOCAB, mixture, features, ["bass", "drums"], steps=2, batch_size=3)
+    assert stems.shape == (2, S, 3) and (stems < K).all()
+    assert torch.equal(separate_tokens(model, VOCAB, mixture, features, "drums", steps=2), stems[1])
+    filled = inpaint_tokens(model, VOCAB, mixture, features, gap_start=20, gap_length=10, steps=3)
+    assert filled.shape == (S, 3) and (filled < K).all()
+    assert torch.equal(filled[:20], mixture[:20]) and torch.equal(filled[30:], mixture[30:])
