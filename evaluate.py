@@ -3,7 +3,7 @@
     python evaluate.py [--vqvae runs/vqvae.pt] [--bert runs/bert.pt] [--data DIR] [--split test]
                        [--json results.json] [--report DIR]
 
-It prints and saves the figures that `evaluation.py` computes (see there, and the README's
+It prints and saves the figures that `evaluation.py` and `evaluation_bert.py` compute (see there, and the README's
 Results and JSON keys): the tokenizer's reconstruction; BERT's masked modelling, inpainting and
 separation, token-only and refined by the mixture (Eq. 10), against the mixture and the oracle;
 and, with `--report`, a listening page (`report.py`).
@@ -13,8 +13,8 @@ from pathlib import Path
 from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, pick_device, run_main
 from data import embedded_dataset
-from evaluation import (evaluate_bert, evaluate_reconstruction, held_out_chunks, held_out_tokens,
-                        print_reconstruction, write_json)
+from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
+from evaluation_bert import evaluate_bert, held_out_tokens
 from files import UserError, refuse_existing
 
 CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "refined (Eq. 10)", "mixture": "mixture",

@@ -1,0 +1,320 @@
+"""BERT's held-out figures against honest baselines and an oracle ceiling (the tokenizer's are in
+`evaluation.py`, whose chunk and decoding helpers these share). `evaluate.py` prints and saves them.
+
+- mlm (BERT, plain 15% masking of single-source windows): top-1 / top-5 accuracy, beside the
+  unigram baseline (always guess the most frequent code of the *validation* split).
+- inpainting (Eq. 7, a gap a quarter of the context long, in mixtures): MR-STFT distance on the
+  gap for BERT, for silence, for a cross-fade of the neighbouring audio, and for the oracle
+  (decoding the true tokens: the tokenizer's own floor).
+- separation (Eq. 8, every stem of a chunk in one batched pass, then Eq. 10): per stem, SI-SDR,
+  SI-SDRi, BSS Eval SDR, MR-STFT and log-mel distances of BERT's tokens decoded (token-only, the
+  honest measure of BERT), of those refined by the mixture, of the unprocessed mixture (the
+  baseline), of the true stem tokens decoded (the oracle) and of the oracle refined; SI-SDRi
+  against the number of decoding steps and for several refinement settings; and the mixture-use
+  check: accuracy of the fully masked stem tokens given the true mixture vs another track's.
+Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cli import autocast
+from data import find_tracks, is_silent, read_source
+from decoding import maskgit_fill
+from evaluation import batched, decode_batch, evenly_spaced, rows
+from files import UserError
+from masking import IGNORE, bert_mask, hidden_frames, middle_mask
+from metrics import bss_sdr, log_mel_distance, mean_ci95, mrstft_distance, si_sdr
+from refine import FFT_SIZE, ITERATIONS, POWER, RESIDUAL, refine
+from tasks import separate_all, separation_inputs, single_source_inputs
+from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
+
+DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
+INPAINT_STEPS = (8, 1)  # decoding steps scored for inpainting; the first is the headline (infer.py's default)
+SEPARATION_SECONDS = 2.0  # length of each separation chunk
+STEM_SILENCE_DB = -40.0  # a stem quieter than this in a chunk is not scored there (SI-SDR is undefined)
+
+
+def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_size=16):
+    """Plain BERT masking (15%, 80/10/10) of single-source windows of the full context.
+
+    Two baselines: the unigram guess (the most frequent code), and the neighbour guess (the code
+    nearest to the sum of the visible latents just before and after: interpolation, no learning).
+    Frames of Q > 1 codes: a chosen frame is masked at every level and every level is predicted
+    in one shot; the headline figures are level 1's (the coarse code, comparable to one codebook),
+    `*_by_level` holds each level's, against its own unigram guess (`unigram_code` (Q,)); the
+    neighbour guess is level 1's.
+    """
+    L, Q = bert.config.max_positions, bert.config.codebooks
+    codebook = bert.codebook if Q == 1 else bert.codebook[0]  # (K, D) level 1
+    unigram_code = torch.as_tensor(unigram_code).reshape(Q)  # (Q,)
+    generator = torch.Generator().manual_seed(0)
+    windows = [(row, w) for row in range(len(cache.sources)) for w in evenly_spaced(cache, L, per_track)]
+    top1, top5, unigram = ([[] for _ in range(Q)] for _ in range(3))  # per level
+    neighbours = []
+    for batch in batched(windows, batch_size):
+        tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L) or (B, L, Q)
+        features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
+        inputs, labels = bert_mask(tokens, vocab, generator)
+        batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab))
+        with autocast(device):
+            logits, _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})
+        best5 = logits.float().topk(5, dim=-1).indices.cpu().reshape(*tokens.shape[:2], Q, 5)  # (B, L, Q, 5)
+        labels = labels.reshape(*tokens.shape[:2], Q)  # (B, L, Q)
+        chosen = labels[..., 0] != IGNORE  # (B, L) a frame's levels are chosen together
+        # neighbour baseline: the code nearest to the sum of the visible latents on either side
+        visible = batch_inputs["features"]  # (B, L, D), zero where hidden
+        around = F.pad(visible, (0, 0, 1, 0))[:, :-1] + F.pad(visible, (0, 0, 0, 1))[:, 1:]  # (B, L, D)
+        neighbour = (around @ codebook.cpu().t()).argmax(-1)  # (B, L)
+        for b in range(len(batch)):
+            for q in range(Q):
+                truth, guesses = labels[b, :, q][chosen[b]], best5[b, :, q][chosen[b]]
+                top1[q].append((guesses[:, 0] == truth).float().mean().item())
+                top5[q].append((guesses == truth[:, None]).any(-1).float().mean().item())
+                unigram[q].append((truth == unigram_code[q]).float().mean().item())
+            neighbours.append((neighbour[b][chosen[b]] == labels[b, :, 0][chosen[b]]).float().mean().item())
+    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1[0], top5[0], unigram[0], neighbours))
+    results = {"windows": len(windows), "accuracy": a1, "accuracy_ci95": c1, "top5_accuracy": a5,
+               "top5_accuracy_ci95": c5, "unigram_accuracy": u, "unigram_accuracy_ci95": cu,
+               "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn}
+    if Q > 1:
+        for key, values in (("accuracy", top1), ("top5_accuracy", top5), ("unigram_accuracy", unigram)):
+            results[key + "_by_level"] = [mean_ci95(v)[0] for v in values]
+    return results
+
+
+def crossfade_fill(before, after):
+    """Baseline gap filler: the audio just before the gap fading out into the audio just after it."""
+    weight = np.linspace(0.0, 1.0, len(before), dtype=np.float32)
+    return (1 - weight) * before + weight * after
+
+
+@torch.no_grad()
+def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16,
+                        gap_seconds=None):
+    """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle (or of
+    `gap_seconds`, at most half the context) in the middle. The cross-fade takes the gap's length
+    of audio on each side, read beyond the window where a long gap needs it."""
+    L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
+    P = L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
+    if P > L // 2:
+        raise UserError(f"a gap of {gap_seconds:g} s is {P} tokens; this model fills at most {L // 2}")
+    a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
+    reach = max(0, (b - a) - a)  # samples the cross-fade needs beyond each side of the window
+    mix_row = cache.sources.index("mix")
+    scores = {"silence": [], "crossfade": [], "oracle": [], **{steps: [] for steps in steps_list}}
+    for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
+        tokens = rows(cache, mix_row, batch, L)  # (B, L), or (B, L, Q)
+        inputs, labels = middle_mask(tokens, P, vocab)
+        features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
+        batch_inputs = {key: value.to(device) for key, value in
+                        single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab)).items()}
+        estimates = {}
+        for steps in steps_list:
+            with autocast(device):
+                estimates[steps] = decode_batch(vqvae, maskgit_fill(bert, batch_inputs, vocab.mask, steps).cpu(), device)
+        oracles = decode_batch(vqvae, tokens, device)
+        for i, ((t, first), oracle) in enumerate(zip(batch, oracles)):
+            frame = first - cache.track_range(t)[0]
+            before = min(reach, frame * hop)  # (zeros before the track's start)
+            reference = read_source(tracks[t], "mix", rate, (frame * hop - before) / rate, (L * hop + before + reach) / rate)
+            reference = np.concatenate([np.zeros(reach - before, np.float32), reference])  # window sample 0 at `reach`
+            gap = reference[reach + a:reach + b]
+            if is_silent(gap, -50.0):
+                continue
+            for steps in steps_list:
+                scores[steps].append(mrstft_distance(gap, estimates[steps][i][a:b]))
+            scores["silence"].append(mrstft_distance(gap, np.zeros_like(gap)))
+            scores["crossfade"].append(mrstft_distance(gap, crossfade_fill(reference[reach + a - (b - a):reach + a],
+                                                                           reference[reach + b:reach + 2 * b - a])))
+            scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
+    results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
+               "decoding_steps": steps_list[0],
+               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps])[0] for steps in steps_list}}
+    for name, key in ((steps_list[0], "mrstft_gap"), ("silence", "mrstft_gap_silence"),
+                      ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle")):
+        results[key], results[key + "_ci95"] = mean_ci95(scores[name])
+    return results
+
+
+
+# ---- separation (Eq. 8), refined by the mixture (Eq. 10) ----
+
+CANDIDATES = ("tokens", "refined", "mixture", "oracle", "oracle_refined")  # what is scored against each stem
+SEPARATION_METRICS = ("si_sdr_db", "bss_sdr_db", "mrstft", "log_mel_distance")
+# Eq. 10 settings scored side by side on the same token estimates (`separation_refinement`); choose
+# among them on the validation split, never the test split. The first is refine.py's default.
+def variant_name(options):
+    return f"p{options['power']:g}_{options['residual']}_it{options['iterations']}_fft{options['fft_size']}"
+
+
+REFINE_VARIANTS = {variant_name(v): v for v in [
+    dict(power=POWER, residual=RESIDUAL, iterations=ITERATIONS, fft_size=FFT_SIZE),  # the default
+    *(dict(power=power, residual=residual, iterations=1, fft_size=FFT_SIZE)
+      for power in (1.0, 2.0) for residual in ("leftover", "difference")),
+    dict(power=POWER, residual=RESIDUAL, iterations=ITERATIONS + 1, fft_size=FFT_SIZE),
+    dict(power=POWER, residual=RESIDUAL, iterations=ITERATIONS, fft_size=FFT_SIZE // 2)]}
+
+
+def separation_scores(reference, estimate, sample_rate):
+    """Every separation metric of one estimate against its true stem (1-D arrays)."""
+    return {"si_sdr_db": si_sdr(reference, estimate), "bss_sdr_db": bss_sdr(reference, estimate),
+            "mrstft": mrstft_distance(reference, estimate),
+            "log_mel_distance": log_mel_distance(reference, estimate, sample_rate)}
+
+
+def summary(scores, mixture_si_sdr):
+    """{metric: [per chunk]} -> {metric: mean, metric_ci95: half-width}, with SI-SDRi paired per chunk."""
+    out = {}
+    for metric, values in scores.items():
+        out[metric], out[metric + "_ci95"] = mean_ci95(values)
+    out["si_sdri_db"], out["si_sdri_db_ci95"] = mean_ci95(np.array(scores["si_sdr_db"]) - mixture_si_sdr)
+    return out
+
+
+@torch.no_grad()
+def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPARATION_SECONDS, per_track=4,
+                        steps_list=(1, 4, 8, 16), default_steps=1, steps_per_track=1):
+    """Eq. 8 and Eq. 10 on held-out chunks of `seconds`, `per_track` per track, through the sliding
+    windows of `infer.py separate`: every stem of a chunk in one batched pass, decoded, refined.
+
+    A stem silent in a chunk (or missing from the track) is not scored there. The SI-SDRi by
+    decoding steps is scored on the first `steps_per_track` chunks of each track only (8 and 16
+    steps cost 8 and 16 passes).
+    """
+    hop, rate = vqvae.hop, vqvae.config.sample_rate
+    frames = int(seconds * rate) // hop
+    stems, mix_row = list(vocab.stems), cache.sources.index("mix")
+    scores = {stem: {c: {m: [] for m in SEPARATION_METRICS} for c in CANDIDATES} for stem in stems}
+    by_steps = {stem: {steps: [] for steps in steps_list} for stem in stems}  # SI-SDRi per chunk
+    by_variant = {name: {stem: [] for stem in stems} for name in REFINE_VARIANTS}
+    chunk_of_track = {}
+    for t, first in evenly_spaced(cache, frames, per_track):
+        chunk_of_track[t] = chunk_of_track.get(t, -1) + 1
+        start = (first - cache.track_range(t)[0]) * hop / rate
+        mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)  # (T,)
+        references = [read_source(tracks[t], stem, rate, start, frames * hop / rate) for stem in stems]
+        active = [j for j, reference in enumerate(references) if not is_silent(reference, STEM_SILENCE_DB)]
+        if not active:
+            continue
+        mixture = torch.from_numpy(cache.tokens[mix_row, first:first + frames].astype(np.int64))  # (S,)
+        features = cache.latents(mix_row, first, first + frames)  # (S, D)
+        truth = torch.from_numpy(np.stack([cache.tokens[cache.sources.index(stem), first:first + frames]
+                                           for stem in stems]).astype(np.int64))  # (J, S)
+        with autocast(device):
+            predicted = separate_all(bert, vocab, mixture, features, stems, steps=default_steps)  # (J, S)
+        estimates = decode_batch(vqvae, predicted, device)  # (J, T)
+        oracles = decode_batch(vqvae, truth, device)  # (J, T)
+        mix = torch.from_numpy(mixture_audio)
+        candidates = {"tokens": estimates, "refined": refine(mix, torch.from_numpy(estimates)).numpy(),
+                      "mixture": np.stack([mixture_audio] * len(stems)), "oracle": oracles,
+                      "oracle_refined": refine(mix, torch.from_numpy(oracles)).numpy()}
+        baseline = {j: si_sdr(references[j], mixture_audio) for j in active}
+        for j in active:
+            for name, waves in candidates.items():
+                for metric, value in separation_scores(references[j], waves[j], rate).items():
+                    scores[stems[j]][name][metric].append(value)
+        for name, options in REFINE_VARIANTS.items():
+            refined = refine(mix, torch.from_numpy(estimates), **options).numpy()
+            for j in active:
+                by_variant[name][stems[j]].append(si_sdr(references[j], refined[j]) - baseline[j])
+        if chunk_of_track[t] < steps_per_track:
+            for steps in steps_list:
+                waves = estimates
+                if steps != default_steps:
+                    with autocast(device):
+                        waves = decode_batch(vqvae, separate_all(bert, vocab, mixture, features, stems, steps=steps), device)
+                for j in active:
+                    by_steps[stems[j]][steps].append(si_sdr(references[j], waves[j]) - baseline[j])
+    separation = {}
+    for stem in stems:
+        mixture_si_sdr = np.array(scores[stem]["mixture"]["si_sdr_db"])
+        if not len(mixture_si_sdr):
+            continue
+        metrics = {name: summary(values, mixture_si_sdr) for name, values in scores[stem].items()}
+        del metrics["mixture"]["si_sdri_db"], metrics["mixture"]["si_sdri_db_ci95"]  # 0 by definition
+        tokens, refined = metrics["tokens"], metrics["refined"]
+        separation[stem] = {"chunks": len(mixture_si_sdr),
+                            "si_sdri_db": tokens["si_sdri_db"], "si_sdri_db_ci95": tokens["si_sdri_db_ci95"],
+                            "si_sdr_db": tokens["si_sdr_db"], "mixture_si_sdr_db": metrics["mixture"]["si_sdr_db"],
+                            "oracle_si_sdr_db": metrics["oracle"]["si_sdr_db"],
+                            "oracle_si_sdri_db": metrics["oracle"]["si_sdri_db"],
+                            "refined_si_sdri_db": refined["si_sdri_db"], "refined_si_sdri_db_ci95": refined["si_sdri_db_ci95"],
+                            "refined_si_sdr_db": refined["si_sdr_db"],
+                            "oracle_refined_si_sdri_db": metrics["oracle_refined"]["si_sdri_db"], "metrics": metrics}
+    steps = {"chunk_seconds": frames * hop / rate, "default_steps": default_steps, "chunks_per_track": steps_per_track,
+             "si_sdri_db": {str(n): {stem: mean_ci95(by_steps[stem][n])[0] for stem in separation if by_steps[stem][n]}
+                            for n in steps_list}}
+    refinement = {"default": next(iter(REFINE_VARIANTS)), "variants": REFINE_VARIANTS,
+                  "si_sdri_db": {name: {stem: mean_ci95(values[stem])[0] for stem in separation}
+                                 for name, values in by_variant.items()}}
+    return separation, steps, refinement
+
+@torch.no_grad()
+def mixture_use_check(bert, vocab, cache, device, per_track=4):
+    """One-shot accuracy on fully masked stem tokens with the true mixture vs another track's.
+
+    If BERT ignored the mixture (the failure of the first prototype), both would be equal.
+    """
+    M = (bert.config.max_positions - 1) // 2
+    windows = evenly_spaced(cache, M, per_track)
+    tracks = sorted({t for t, _ in windows})
+    first_window = {t: a for t, a in reversed(windows)}
+    mix_row = cache.sources.index("mix")
+    correct = {"true_mixture": [], "other_mixture": []}
+    for stem in vocab.stems:
+        row = cache.sources.index(stem)
+        active = [(t, a) for t, a in windows if cache.active[row, a:a + M].mean() >= 0.25]
+        if not active:
+            continue
+        other = [(None, first_window[tracks[(tracks.index(t) + 1) % len(tracks)]]) for t, _ in active]
+        truth = rows(cache, row, active, M)  # (B, M)
+        for name, source in (("true_mixture", active), ("other_mixture", other)):
+            mixture = rows(cache, mix_row, source, M)
+            features = torch.stack([cache.latents(mix_row, a, a + M) for _, a in source])
+            inputs = separation_inputs(mixture, features, vocab.stem_separator(stem), vocab)
+            with autocast(device):
+                logits, _ = bert(**{key: value.to(device) for key, value in inputs.items()})
+            guess = logits[:, M + 1:].argmax(-1).cpu()  # (B, M), or (B, M, Q): level 1 is the one decoded first
+            correct[name].append((guess == truth).float().mean(dim=1) if guess.dim() == 2 else
+                                 (guess[..., 0] == truth[..., 0]).float().mean(dim=1))
+    return {name: float(torch.cat(values).mean()) for name, values in correct.items() if values}
+
+
+def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device, stem_latents=True):
+    """(split cache, validation cache, split tracks), tokenized once into the cache beside the VQ-VAE
+    (with the stems' latents or without, as the BERT was trained: `BERTConfig.stem_latents`)."""
+    folder = cache_folder(cache_root, data_root, vqvae_fingerprint(vqvae), stem_latents)
+    for name in ("validation", split):
+        build_token_cache(vqvae, data_root, name, folder, vocab.stems, device, stem_latents)
+    return TokenCache(folder, split), TokenCache(folder, "validation"), find_tracks(data_root, split)
+
+
+def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=4,
+                  separation_steps=(1, 4, 8, 16), steps_per_track=1, gap_seconds=()):
+    """Every BERT figure on one split; the unigram guess comes from the validation split, never the test.
+
+    `gap_seconds`: further inpainting gaps, in seconds, scored with the headline decoding steps
+    (`inpainting_gaps`; one longer than half the context is left out, with a note saying so).
+    """
+    counts = validation.code_counts(vocab.num_codes)  # (K,), or (Q, K): each level's unigram guess
+    unigram_code = int(counts.argmax()) if counts.ndim == 1 else counts.argmax(axis=1)
+    results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
+               "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device)}
+    if gap_seconds:
+        results["inpainting_gaps"] = {}
+        for seconds in gap_seconds:
+            try:
+                results["inpainting_gaps"][f"{seconds:g}"] = evaluate_inpainting(
+                    bert, vqvae, vocab, cache, tracks, device, steps_list=INPAINT_STEPS[:1], gap_seconds=seconds)
+            except UserError as error:
+                results["inpainting_gaps"][f"{seconds:g}"] = {"skipped": str(error)}
+    if vocab.stems:
+        results["separation"], results["separation_steps"], results["separation_refinement"] = evaluate_separation(
+            bert, vqvae, vocab, cache, tracks, device, per_track=separation_per_track, steps_list=separation_steps,
+            default_steps=DEFAULT_STEPS if DEFAULT_STEPS in separation_steps else separation_steps[0],
+            steps_per_track=steps_per_track)
+        results["mixture_use"] = mixture_use_check(bert, vocab, cache, device)
+    return results
+
+
