@@ -6,7 +6,7 @@
 Without checkpoints it times untrained models of the default configurations (speed does not
 depend on the weights). Each timing is the median of several runs after one warm-up run.
 Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
-tokens/s (batch 16 x 512 tokens), encode and decode real-time factors, separating every stem of a
+tokens/s (batch 16 x 512 tokens; frames of Q codes with a residual tokenizer), encode and decode real-time factors, separating every stem of a
 30 s mixture as `infer.py separate` does (one batched BERT pass, decoding, Eq. 10 refinement) with 1
 and 8 decoding steps, with `--index-tracks N` the time to index a
 Slakh2100-shaped tree of N tracks and to draw batches from it, with `--long-file-minutes M` the
@@ -84,8 +84,8 @@ def load_models(args, device):
     else:
         vocab = Vocabulary(vqvae.config.num_codes, ("bass", "drums", "guitar", "piano"))
         config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
-                            num_special=vocab.size - vocab.num_codes)
-        bert = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach()).to(device).eval()
+                            num_special=vocab.size - vocab.num_codes, codebooks=vqvae.config.codebooks)
+        bert = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device).eval()
         source += ", untrained default BERT"
     return vqvae, bert, vocab, source
 
@@ -234,13 +234,16 @@ def main():
     results["vqvae_train_samples_per_s"] = x.numel() / seconds
     print(f"VQ-VAE training   {x.numel() / seconds:10.0f} samples/s ({1 / seconds:.2f} steps/s of 16 x 8192)")
 
-    L = bert.config.max_positions
-    tokens = torch.randint(0, vocab.num_codes, (16, L), device=device)
-    batch = {"tokens": tokens, "segments": torch.full_like(tokens, 2), "positions": torch.arange(L, device=device).expand(16, L),
-             "targets": tokens}
+    L, Q = bert.config.max_positions, bert.config.codebooks
+    frame = () if Q == 1 else (Q,)  # a residual tokenizer's frames of Q codes (Eq. 9)
+    tokens = torch.randint(0, vocab.num_codes, (16, L, *frame), device=device)  # (B, L) or (B, L, Q)
+    batch = {"tokens": tokens, "segments": torch.full((16, L), 2, device=device),
+             "positions": torch.arange(L, device=device).expand(16, L), "targets": tokens}
     seconds = timed_training(bert, lambda: bert(**batch)[1])
     results["bert_train_tokens_per_s"] = tokens.numel() / seconds
-    print(f"BERT training     {tokens.numel() / seconds:10.0f} tokens/s ({1 / seconds:.2f} steps/s of 16 x {L})")
+    results["bert_train_frames_per_s"] = 16 * L / seconds
+    print(f"BERT training     {16 * L / seconds:10.0f} frames/s ({1 / seconds:.2f} steps/s of 16 x {L}"
+          + (")" if Q == 1 else f" frames of {Q} codes)"))
 
     # ---- inference: encode, decode, separate ----
     # the paths infer.py takes: overlapping 2 s pieces, batched (VQVAE.encode_in_pieces / decode_in_pieces)
@@ -255,7 +258,7 @@ def main():
 
     if not args.skip_separation:
         S = int(30 * rate) // hop
-        mixture = torch.randint(0, vocab.num_codes, (S,))
+        mixture = torch.randint(0, vocab.num_codes, (S, *frame))  # (S,) or (S, Q)
         features = torch.nn.functional.normalize(torch.randn(S, vqvae.config.code_dim), dim=-1)
         audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, S * hop).astype(np.float32))
         for steps in (1, 8):

@@ -61,6 +61,10 @@ def print_separation(results):
     print(f"  token-only SI-SDRi by decoding steps ({steps['chunks_per_track']} chunk(s) per track): " + "; ".join(
         f"{n}: " + ", ".join(f"{stem} {v:+.2f}" for stem, v in by_stem.items())
         for n, by_stem in steps["si_sdri_db"].items()))
+    if "si_sdri_db_by_levels" in steps:
+        print("  token-only SI-SDRi from the first n levels of BERT's tokens: " + "; ".join(
+            f"{n}: " + ", ".join(f"{stem} {v:+.2f}" for stem, v in by_stem.items())
+            for n, by_stem in steps["si_sdri_db_by_levels"].items()))
     print("  refined SI-SDRi by Eq. 10 setting (choose on the validation split):")
     for name, by_stem in refinement["si_sdri_db"].items():
         print(f"    {name:<28} " + ", ".join(f"{stem} {v:+.2f}" for stem, v in by_stem.items()))

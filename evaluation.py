@@ -138,9 +138,10 @@ def rows(cache, row, windows, length):
 
 
 @torch.no_grad()
-def decode_batch(vqvae, tokens, device):
+def decode_batch(vqvae, tokens, device, levels=None):
+    """(B, S) or (B, S, Q) tokens -> (B, T) waveforms; `levels` = n decodes the first n levels only."""
     with torch.no_grad(), autocast(device):
-        return vqvae.decode(tokens.to(device)).float()[:, 0].cpu().numpy()  # (B, T)
+        return vqvae.decode(tokens.to(device), levels=levels).float()[:, 0].cpu().numpy()  # (B, T)
 
 
 def write_json(path, results):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from cli import autocast
 from data import find_tracks, is_silent, read_source
 from decoding import maskgit_fill
-from evaluation import batched, decode_batch, evenly_spaced, rows
+from evaluation import batched, decode_batch, evenly_spaced, level_prefixes, rows
 from files import UserError
 from masking import IGNORE, bert_mask, hidden_frames, middle_mask
 from metrics import bss_sdr, log_mel_distance, mean_ci95, mrstft_distance, si_sdr
@@ -180,7 +180,8 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
 
     A stem silent in a chunk (or missing from the track) is not scored there. The SI-SDRi by
     decoding steps is scored on the first `steps_per_track` chunks of each track only (8 and 16
-    steps cost 8 and 16 passes).
+    steps cost 8 and 16 passes). With Q > 1 levels, BERT's tokens are also decoded from their
+    first n levels only (`by_levels`, n = 1, 2, 4 ... Q): do the finer levels it predicts help?
     """
     hop, rate = vqvae.hop, vqvae.config.sample_rate
     frames = int(seconds * rate) // hop
@@ -188,6 +189,8 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
     scores = {stem: {c: {m: [] for m in SEPARATION_METRICS} for c in CANDIDATES} for stem in stems}
     by_steps = {stem: {steps: [] for steps in steps_list} for stem in stems}  # SI-SDRi per chunk
     by_variant = {name: {stem: [] for stem in stems} for name in REFINE_VARIANTS}
+    prefixes = level_prefixes(vqvae.codebooks)[:-1]  # fewer levels than all (none for Q = 1)
+    by_levels = {n: {stem: [] for stem in stems} for n in prefixes}  # token-only SI-SDRi per chunk
     chunk_of_track = {}
     for t, first in evenly_spaced(cache, frames, per_track):
         chunk_of_track[t] = chunk_of_track.get(t, -1) + 1
@@ -218,6 +221,10 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
             refined = refine(mix, torch.from_numpy(estimates), **options).numpy()
             for j in active:
                 by_variant[name][stems[j]].append(si_sdr(references[j], refined[j]) - baseline[j])
+        for n in prefixes:
+            coarse = decode_batch(vqvae, predicted, device, levels=n)  # (J, T) from the first n levels
+            for j in active:
+                by_levels[n][stems[j]].append(si_sdr(references[j], coarse[j]) - baseline[j])
         if chunk_of_track[t] < steps_per_track:
             for steps in steps_list:
                 waves = estimates
@@ -245,6 +252,9 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
     steps = {"chunk_seconds": frames * hop / rate, "default_steps": default_steps, "chunks_per_track": steps_per_track,
              "si_sdri_db": {str(n): {stem: mean_ci95(by_steps[stem][n])[0] for stem in separation if by_steps[stem][n]}
                             for n in steps_list}}
+    if prefixes:  # token-only SI-SDRi from the first n levels of BERT's tokens; all Q levels are `separation`'s
+        steps["si_sdri_db_by_levels"] = {str(n): {stem: mean_ci95(by_levels[n][stem])[0] for stem in separation}
+                                         for n in prefixes}
     refinement = {"default": next(iter(REFINE_VARIANTS)), "variants": REFINE_VARIANTS,
                   "si_sdri_db": {name: {stem: mean_ci95(values[stem])[0] for stem in separation}
                                  for name, values in by_variant.items()}}

@@ -17,9 +17,9 @@ separation SI-SDRi per stem (token-only, one decoding step) and inpainting of ga
 against silence, a cross-fade and the oracle; on the validation split by default: choosing
 (k, Q) and the masking is model selection, which must not look at the test split.
 `--masking-variants` also trains, for the first pair only, a BERT per stem-masking scheme (cosine
-ratio vs BERT's 15%), the comparison that picked the default. `--vqvae-args` passes further
-tokenizer flags to every pair (`--vqvae-args="--level-dim 8 --stage-blocks 2"`; use another --out
-per setting). The table goes to stdout and OUT/sweep.md, the numbers to OUT/sweep.json, both
+ratio vs BERT's 15%), the comparison that picked the default. `--vqvae-args`, `--bert-args` and
+`--evaluate-args` pass further flags to every pair's tokenizer, BERT and evaluation
+(`--vqvae-args="--level-dim 8 --stage-blocks 2"`; use another --out per setting). The table goes to stdout and OUT/sweep.md, the numbers to OUT/sweep.json, both
 rewritten after every run, keeping the rows of an earlier sweep into the same folder for the
 pairs this one does not redo; each run's log sits in its folder (OUT/k7q8/, or OUT/k4/ for Q = 1).
 """
@@ -131,6 +131,8 @@ def main():
     parser.add_argument("--bert-steps", type=int, default=400, help="BERT training steps per pair")
     parser.add_argument("--vqvae-args", default="", help='further train.py vqvae flags for every pair, e.g. --vqvae-args="--level-dim 8 --stage-blocks 2"')
     parser.add_argument("--bert-args", default="", help="further train.py bert flags for every pair")
+    parser.add_argument("--evaluate-args", default="",
+                        help='further evaluate.py flags for every pair, e.g. --evaluate-args="--separation-chunks 2"')
     parser.add_argument("--gap-seconds", default="0.128,1.0", help="inpainting gaps to score (evaluate.py --gap-seconds)")
     parser.add_argument("--masking-variants", action="store_true",
                         help="for the first pair, also train a BERT with --masking bert and compare on validation")
@@ -160,7 +162,8 @@ def main():
                                bert_folder.with_suffix(".log") if masking != "cosine" else folder / "bert.log")
             run([HERE / "evaluate.py", "--vqvae", folder / "vqvae.pt", "--bert", bert_folder / "bert.pt",
                  "--split", args.split, "--separation-steps", "1", "--gap-seconds", args.gap_seconds, "--overwrite",
-                 "--json", bert_folder / "results.json", *data], bert_folder / "evaluate.log")
+                 "--json", bert_folder / "results.json", *shlex.split(args.evaluate_args), *data],
+                bert_folder / "evaluate.log")
             results = json.loads((bert_folder / "results.json").read_text())
             rows.append(row(k, codebooks, masking, minutes + bert_minutes, results))
             print(markdown(rows[-1:]).splitlines()[-1], flush=True)

@@ -58,7 +58,8 @@ def add_vqvae_arguments(parser):
                              "default 0.5 when Q > 1")
     parser.add_argument("--stage-blocks", type=int, default=1,
                         help="residual blocks per resolution stage of the encoder and decoder (capacity for high k)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate (Adam); default 2e-3, or 1e-3 with --codebooks above 1")
     parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="random seed (model init and chunk sampling)")
@@ -83,6 +84,8 @@ def check_vqvae_arguments(args):
         raise UserError("--level-dim needs --codebooks above 1")
     if args.quantizer_dropout is None:
         args.quantizer_dropout = 0.5 if args.codebooks > 1 else 0.0
+    if args.lr is None:  # residual levels trained faster and stayed alive at half the rate (README)
+        args.lr = 2e-3 if args.codebooks == 1 else 1e-3
     if not 0 <= args.quantizer_dropout <= 1:
         raise UserError(f"--quantizer-dropout must be in [0, 1], got {args.quantizer_dropout}")
     if args.k > 12:

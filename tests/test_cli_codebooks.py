@@ -46,7 +46,9 @@ def work(tmp_path_factory):
 
 
 def test_checkpoints_and_test_scores_have_levels(work):
-    assert torch.load(work / "runs" / "vqvae.pt", weights_only=True)["config"]["codebooks"] == 2
+    vqvae = torch.load(work / "runs" / "vqvae.pt", weights_only=True)
+    assert vqvae["config"]["codebooks"] == 2
+    assert vqvae["args"]["lr"] == 1e-3 and vqvae["args"]["quantizer_dropout"] == 0.5  # the defaults for Q > 1
     assert torch.load(work / "runs" / "bert.pt", weights_only=True)["config"]["codebooks"] == 2
     results = json.loads((work / "runs" / "vqvae-test.json").read_text())["reconstruction"]
     assert len(results["codes_used_fraction_by_level"]) == 2 and results["si_sdr_db_by_levels"].keys() == {"1", "2"}
@@ -106,4 +108,6 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     assert gaps["0.02"]["gap_tokens"] == 20 and gaps["0.02"]["mrstft_gap_crossfade"] > 0
     assert "at most" in gaps["100"]["skipped"]
     assert results["separation"]["bass"]["chunks"] >= 1
+    coarse = results["separation_steps"]["si_sdri_db_by_levels"]  # token-only from level 1 alone
+    assert coarse.keys() == {"1"} and coarse["1"].keys() == results["separation"].keys()
     assert "by level (top-1 / unigram)" in result.stdout and "SI-SDR from the first n of 2 levels" in result.stdout
