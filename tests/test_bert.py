@@ -181,9 +181,12 @@ def test_frames_of_q_codes_get_q_heads_and_a_loss_over_levels():
         assert abs(scale.exp().item() - 50.0) < 1e-4
     targets = torch.full_like(frames, IGNORE)
     targets[0, 3, 0], targets[1, 7, 2] = 5, 9
-    _, loss = model(**single_source_inputs(frames), targets=targets)
+    no_logits, loss = model(**single_source_inputs(frames), targets=targets)  # training scores the targets only
     expected = (F.cross_entropy(logits[0, 3, 0:1], torch.tensor([5])) + F.cross_entropy(logits[1, 7, 2:3], torch.tensor([9]))) / 2
-    assert torch.allclose(loss, expected, atol=1e-5)
+    assert no_logits is None and torch.allclose(loss, expected, atol=1e-5)
+    many = torch.where(torch.rand(frames.shape, generator=torch.Generator().manual_seed(5)) < 0.3, frames, IGNORE)
+    full = F.cross_entropy(logits.reshape(-1, K), many.reshape(-1), ignore_index=IGNORE)  # all logits, then the targets
+    assert torch.allclose(model(**single_source_inputs(frames), targets=many)[1], full, atol=1e-5)
     changed = frames.clone()
     changed[0, 4, 2] = (changed[0, 4, 2] + 1) % K  # a finer level is part of the frame's embedding
     assert not torch.allclose(model(**single_source_inputs(changed))[0][0], logits[0])
