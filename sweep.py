@@ -16,6 +16,7 @@ separation SI-SDRi per stem (token-only, one decoding step) and inpainting of ga
 `--gap-seconds` (default 0.128 s, the default model's gap, and 1 s, where the context allows)
 against silence, a cross-fade and the oracle; on the validation split by default: choosing
 (k, Q) and the masking is model selection, which must not look at the test split.
+`--tokenizer-only` trains and scores the tokenizers alone (no BERT: a fraction of the time).
 `--masking-variants` also trains, for the first pair only, a BERT per stem-masking scheme (cosine
 ratio vs BERT's 15%), the comparison that picked the default. `--vqvae-args`, `--bert-args` and
 `--evaluate-args` pass further flags to every pair's tokenizer, BERT and evaluation
@@ -47,7 +48,7 @@ def run(args, log):
 
 
 def row(k, codebooks, label, minutes, results):
-    recon, mlm = results["reconstruction"], results["mlm"]
+    recon, mlm = results["reconstruction"], results.get("mlm")  # no mlm: a --tokenizer-only sweep
     separation = results.get("separation", {})
     gaps = {seconds: ({"skipped": gap["skipped"]} if "skipped" in gap else
                       {name: gap[key] for name, key in (("bert", "mrstft_gap"), ("silence", "mrstft_gap_silence"),
@@ -58,10 +59,12 @@ def row(k, codebooks, label, minutes, results):
             "codes_used_by_level": recon.get("codes_used_fraction_by_level", [recon["codes_used_fraction"]]),
             "si_sdr_db_by_levels": recon.get("si_sdr_db_by_levels", {}),
             "tokens_per_second": recon["tokens_per_second"], "seconds_per_512": recon["seconds_per_512_tokens"],
-            "bitrate_kbps": recon["bitrate_kbps"], "mlm_accuracy": mlm["accuracy"],
-            "unigram_accuracy": mlm["unigram_accuracy"], "neighbour_accuracy": mlm["neighbour_accuracy"],
-            "mlm_accuracy_by_level": mlm.get("accuracy_by_level", [mlm["accuracy"]]),
-            "unigram_accuracy_by_level": mlm.get("unigram_accuracy_by_level", [mlm["unigram_accuracy"]]),
+            "bitrate_kbps": recon["bitrate_kbps"],
+            **({} if mlm is None else {
+                "mlm_accuracy": mlm["accuracy"], "unigram_accuracy": mlm["unigram_accuracy"],
+                "neighbour_accuracy": mlm["neighbour_accuracy"],
+                "mlm_accuracy_by_level": mlm.get("accuracy_by_level", [mlm["accuracy"]]),
+                "unigram_accuracy_by_level": mlm.get("unigram_accuracy_by_level", [mlm["unigram_accuracy"]])}),
             "si_sdri_db": {stem: v["si_sdri_db"] for stem, v in separation.items()}, "inpainting": gaps}
 
 
@@ -101,7 +104,8 @@ def markdown(rows):
                  f"{r['seconds_per_512']:.2f}", f"{r['bitrate_kbps']:.1f}" if "bitrate_kbps" in r else "-",
                  f"{r['si_sdr_db']:.2f}", f"{r['mrstft']:.2f}",
                  f"{100 * r['codes_used']:.0f}%" + (f" ({' '.join(f'{100 * u:.0f}' for u in by_level)})" if len(by_level) > 1 else ""),
-                 f"{r['mlm_accuracy']:.3f} ({r['unigram_accuracy']:.3f}, {r['neighbour_accuracy']:.3f})", mlm_levels]
+                 f"{r['mlm_accuracy']:.3f} ({r['unigram_accuracy']:.3f}, {r['neighbour_accuracy']:.3f})"
+                 if "mlm_accuracy" in r else "-", mlm_levels]
         cells += [f"{r['si_sdri_db'].get(s, float('nan')):+.2f}" for s in stems]
         for g in gaps:
             gap = r.get("inpainting", {}).get(g)
@@ -134,6 +138,8 @@ def main():
     parser.add_argument("--evaluate-args", default="",
                         help='further evaluate.py flags for every pair, e.g. --evaluate-args="--separation-chunks 2"')
     parser.add_argument("--gap-seconds", default="0.128,1.0", help="inpainting gaps to score (evaluate.py --gap-seconds)")
+    parser.add_argument("--tokenizer-only", action="store_true",
+                        help="train and score the tokenizers only, no BERT (the reconstruction and codes-used columns)")
     parser.add_argument("--masking-variants", action="store_true",
                         help="for the first pair, also train a BERT with --masking bert and compare on validation")
     parser.add_argument("--split", default="validation", choices=["validation", "test"],
@@ -151,10 +157,20 @@ def main():
         folder = out / (f"k{k}" if codebooks == 1 else f"k{k}q{codebooks}")
         folder.mkdir(exist_ok=True)
         variants = ["cosine", "bert"] if args.masking_variants and (k, codebooks) == pairs[0] else ["cosine"]
+        if args.tokenizer_only:
+            variants = ["tokenizer only"]
         minutes = run([HERE / "train.py", "vqvae", "--k", k, "--codebooks", codebooks, "--steps", args.vqvae_steps,
                        "--eval-every", 100, "--overwrite", "--out", folder, *shlex.split(args.vqvae_args), *data],
                       folder / "vqvae.log")
         for masking in variants:
+            if args.tokenizer_only:
+                run([HERE / "evaluate.py", "--vqvae", folder / "vqvae.pt", "--bert", "none", "--split", args.split,
+                     "--overwrite", "--json", folder / "results.json", *shlex.split(args.evaluate_args), *data],
+                    folder / "evaluate.log")
+                rows.append(row(k, codebooks, masking, minutes, json.loads((folder / "results.json").read_text())))
+                print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+                save(out, merge(previous, rows))
+                continue
             bert_folder = folder if masking == "cosine" else folder / f"masking-{masking}"
             bert_minutes = run([HERE / "train.py", "bert", "--vqvae", folder / "vqvae.pt", "--steps", args.bert_steps,
                                 "--eval-every", 100, "--overwrite", "--masking", masking, "--out", bert_folder,

@@ -58,3 +58,14 @@ def test_row_reads_the_evaluate_json():
     assert r["inpainting"]["1"]["crossfade"] == 3.0 and "skipped" in r["inpainting"]["5"]
     cells = markdown([r]).splitlines()[-1].split(" | ")
     assert cells[-3] == "2.00 / 9.00 / 3.00 / 1.00" and cells[-2] == "-"  # the 5 s gap was too long for the context
+
+
+def test_a_tokenizer_only_row_has_no_bert_columns():
+    results = {"reconstruction": {"si_sdr_db": 5.0, "mrstft": 3.0, "codes_used_fraction": 0.85, "tokens_per_second": 62.5,
+                                  "seconds_per_512_tokens": 8.192, "bitrate_kbps": 9.0,
+                                  "codes_used_fraction_by_level": [0.85, 0.9, 1.0, 1.0]}}
+    r = row(8, 4, "tokenizer only", 2.0, results)
+    assert "mlm_accuracy" not in r and r["si_sdri_db"] == {} and r["inpainting"] == {}
+    table = markdown([r, fake_row(4, "cosine", 1.0, codebooks=1)]).splitlines()
+    assert all(len(line.split("|")) == len(table[0].split("|")) for line in table)
+    assert "| 8 | 4 | tokenizer only | 62.5 |" in table[2] and "85% (85 90 100 100) | - | - |" in table[2]
