@@ -141,7 +141,7 @@ def separation_layout(mixture, stem, separator):
     return tokens, segments.to(device).expand(B, -1), positions.to(device).expand(B, -1)
 
 
-def cosine_mask(tokens, vocab, generator, maskable=None):
+def cosine_mask(tokens, vocab, generator, maskable=None, first_level_share=None):
     """MaskGIT training mask: (inputs, labels) with a random share of the maskable tokens masked.
 
     Per row, u ~ U(0, 1) and ceil(cos(pi/2 * u) * n) of its n maskable positions become MASK
@@ -150,7 +150,7 @@ def cosine_mask(tokens, vocab, generator, maskable=None):
     Frames of Q > 1 codes are masked level by level instead: `level_mask`.
     """
     if tokens.dim() == 3:
-        return level_mask(tokens, vocab, generator, maskable)
+        return level_mask(tokens, vocab, generator, maskable, first_level_share)
     if maskable is None:
         maskable = tokens < vocab.num_codes
     B = tokens.shape[0]
@@ -163,10 +163,12 @@ def cosine_mask(tokens, vocab, generator, maskable=None):
     return inputs, labels
 
 
-def level_mask(tokens, vocab, generator, maskable=None):
+def level_mask(tokens, vocab, generator, maskable=None, first_level_share=None):
     """Level masking of frames of Q codes (SoundStorm, VampNet): (inputs, labels), both (B, L, Q).
 
-    Per row: a level q ~ U{1..Q}, u ~ U(0, 1); ceil(cos(pi/2 * u) * n) of its n maskable frames
+    Per row: a level q ~ U{1..Q} (or, with `first_level_share` p, level 1 with probability p and
+    the others uniformly: the coarse level, which inference decodes from nothing, trained more
+    often than 1/Q of the time), u ~ U(0, 1); ceil(cos(pi/2 * u) * n) of its n maskable frames
     (at least one) become MASK at level q, and *every* maskable frame becomes MASK at the finer
     levels q+1..Q; the coarser levels stay. Labels: the level-q codes of the masked frames only.
     This is what coarse-to-fine decoding meets: while level q is decoded the levels above it are
@@ -175,7 +177,12 @@ def level_mask(tokens, vocab, generator, maskable=None):
     B, L, Q = tokens.shape
     if maskable is None:
         maskable = tokens[..., 0] < vocab.num_codes  # (B, L)
-    level = torch.randint(0, Q, (B, 1, 1), generator=generator, device=tokens.device)  # the level predicted
+    if first_level_share is None or Q == 1:
+        level = torch.randint(0, Q, (B, 1, 1), generator=generator, device=tokens.device)  # the level predicted
+    else:
+        first = torch.rand(B, 1, 1, generator=generator, device=tokens.device) < first_level_share
+        finer = torch.randint(1, Q, (B, 1, 1), generator=generator, device=tokens.device)
+        level = torch.where(first, 0, finer)  # level 1 with probability p, else one of 2..Q alike
     u = torch.rand(B, 1, generator=generator, device=tokens.device)
     available = maskable.sum(dim=1, keepdim=True)  # (B, 1)
     count = torch.ceil(torch.cos(math.pi / 2 * u) * available).clamp(min=1).minimum(available)

@@ -146,7 +146,7 @@ class TokenCache:
         return np.stack([np.bincount(tokens[..., q].reshape(-1), minlength=num_codes) for q in range(tokens.shape[-1])])
 
 
-def separation_item(mixture, stem, features, separator, vocab, generator, masking):
+def separation_item(mixture, stem, features, separator, vocab, generator, masking, first_level_share=None):
     """One batch's separation sequences in the Eq. 8 layout, stem tokens masked for training.
 
     mixture, stem: (B, M) code ids, or (B, M, Q); features: (B, M, D) mixture latents. The stem
@@ -154,8 +154,10 @@ def separation_item(mixture, stem, features, separator, vocab, generator, maskin
     "bert": the 15% procedure); the mixture part is never masked. Returns a dict of (B, 2M + 1)
     tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
     """
-    mask_fn = cosine_mask if masking == "cosine" else bert_mask
-    stem_inputs, stem_labels = mask_fn(stem, vocab, generator)
+    if masking == "cosine":
+        stem_inputs, stem_labels = cosine_mask(stem, vocab, generator, first_level_share=first_level_share)
+    else:
+        stem_inputs, stem_labels = bert_mask(stem, vocab, generator)
     tokens, segments, positions = separation_layout(mixture, stem_inputs, separator)
     B, M = mixture.shape[:2]
     labels = torch.cat([torch.full((B, M + 1, *stem.shape[2:]), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
@@ -175,10 +177,10 @@ class BatchMaker:
     "silence everywhere" is not a winning guess.
     """
 
-    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, masking="cosine"):
+    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, masking="cosine", first_level_share=None):
         self.cache, self.vocab, self.stems, self.context = cache, vocab, list(stems), context
         self.frames = (context - 1) // 2  # M
-        self.mlm_share, self.masking = mlm_share, masking
+        self.mlm_share, self.masking, self.first_level_share = mlm_share, masking, first_level_share
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
         lengths = np.diff(cache.starts)
@@ -210,7 +212,8 @@ class BatchMaker:
         stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M)
         features = torch.stack(features)  # (B, M, D)
         items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], separators[i],
-                                 self.vocab, self.generator, self.masking) for i in range(batch_size)]
+                                 self.vocab, self.generator, self.masking, self.first_level_share)
+                 for i in range(batch_size)]
         return {key: torch.cat([item[key] for item in items]) for key in items[0]}
 
     def mlm_batch(self, batch_size):
@@ -221,7 +224,8 @@ class BatchMaker:
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
         half = batch_size // 2
         bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
-        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator)
+        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator,
+                                             first_level_share=self.first_level_share)
         inputs, labels = torch.cat([bert_inputs, cos_inputs]), torch.cat([bert_labels, cos_labels])
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
         return {**single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, self.vocab)),

@@ -234,6 +234,9 @@ def add_bert_arguments(parser):
     parser.add_argument("--masking", default="cosine", choices=["cosine", "bert"],
                         help="stem masking for separation: MaskGIT cosine ratio up to 100%% or BERT's 15%%")
     parser.add_argument("--mlm-share", type=float, default=0.25, help="share of each batch that is single-source masked modelling")
+    parser.add_argument("--first-level-share", type=float, default=None,
+                        help="with frames of Q > 1 codes: share of the level-masked items that predict level 1 "
+                             "(default: 1/Q, every level alike, as SoundStorm)")
     parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
                         help="keep every stem's latents in the token cache for its single-source items (default); "
                              "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
@@ -259,6 +262,8 @@ def check_bert_arguments(args):
         raise UserError(f"--width {args.width} must be a positive multiple of --heads {args.heads}")
     if not 0 <= args.mlm_share <= 1:
         raise UserError(f"--mlm-share must be in [0, 1], got {args.mlm_share}")
+    if args.first_level_share is not None and not 0 <= args.first_level_share <= 1:
+        raise UserError(f"--first-level-share must be in [0, 1], got {args.first_level_share}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
 
@@ -307,7 +312,7 @@ def train_bert(args):
         raise UserError(f"{folder}: token cache holds stems {train_cache.sources[1:]}; delete it or use another --out")
     vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
     batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share,
-                         masking=args.masking)  # each rank its own random stream of windows
+                         masking=args.masking, first_level_share=args.first_level_share)  # each rank its own windows
     val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking)
     val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
 

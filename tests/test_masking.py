@@ -151,6 +151,21 @@ def test_level_mask_draws_every_level_and_ratios_up_to_all():
                          level_mask(tokens, VOCAB, torch.Generator().manual_seed(1))[0]))
 
 
+def test_a_first_level_share_draws_level_one_that_often_and_the_others_alike():
+    tokens = random_frames(0, 4000, 30, 4)
+    inputs, labels = level_mask(tokens, VOCAB, torch.Generator().manual_seed(0), first_level_share=0.5)
+    level = (labels != IGNORE).any(dim=1).float().argmax(dim=1)  # (B,) the predicted level of each row
+    counts = torch.bincount(level, minlength=4)
+    assert abs(counts[0].item() - 2000) < 150 and all(abs(c.item() - 667) < 100 for c in counts[1:])
+    assert torch.equal(cosine_mask(tokens, VOCAB, torch.Generator().manual_seed(0), first_level_share=0.5)[0], inputs)
+    masked = inputs == VOCAB.mask
+    for b in range(0, 4000, 97):  # still one level per row, its finer levels masked everywhere
+        q = level[b].item()
+        assert not masked[b, :, :q].any() and masked[b, :, q + 1:].all()
+    always = level_mask(tokens, VOCAB, torch.Generator().manual_seed(0), first_level_share=1.0)[1]
+    assert (always[..., 1:] == IGNORE).all() and (always[..., 0] != IGNORE).any(dim=1).all()
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), L=st.integers(1, 200), Q=st.integers(2, 5))
 def test_bert_mask_of_frames_takes_all_levels_of_a_frame_together(seed, L, Q):
