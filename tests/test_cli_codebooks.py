@@ -34,7 +34,8 @@ def work(tmp_path_factory):
                  "--out", "runs", *TINY_FLAGS, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "'codebooks': 2" in result.stdout and "by level" in result.stdout
-    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "runs", *BERT_FLAGS, cwd=work)
+    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "runs", "--first-level-share", "0.5", *BERT_FLAGS,
+                 cwd=work)
     assert result.returncode == 0, result.stderr
     assert "frames of 2 codes" in result.stdout
     sf.write(work / "mix.wav", sine(110, 1.0) + sine(330, 1.0, amplitude=0.2), RATE)
@@ -49,7 +50,8 @@ def test_checkpoints_and_test_scores_have_levels(work):
     vqvae = torch.load(work / "runs" / "vqvae.pt", weights_only=True)
     assert vqvae["config"]["codebooks"] == 2
     assert vqvae["args"]["lr"] == 1e-3 and vqvae["args"]["quantizer_dropout"] == 0.5  # the defaults for Q > 1
-    assert torch.load(work / "runs" / "bert.pt", weights_only=True)["config"]["codebooks"] == 2
+    bert = torch.load(work / "runs" / "bert.pt", weights_only=True)
+    assert bert["config"]["codebooks"] == 2 and bert["args"]["first_level_share"] == 0.5
     results = json.loads((work / "runs" / "vqvae-test.json").read_text())["reconstruction"]
     assert len(results["codes_used_fraction_by_level"]) == 2 and results["si_sdr_db_by_levels"].keys() == {"1", "2"}
     assert results["bitrate_kbps"] == pytest.approx(RATE / 8 * 2 * 4 / 1000)  # 2 codes of 4 bits per frame
@@ -111,3 +113,8 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     coarse = results["separation_steps"]["si_sdri_db_by_levels"]  # token-only from level 1 alone
     assert coarse.keys() == {"1"} and coarse["1"].keys() == results["separation"].keys()
     assert "by level (top-1 / unigram)" in result.stdout and "SI-SDR from the first n of 2 levels" in result.stdout
+
+
+def test_a_first_level_share_outside_0_1_is_refused(work):
+    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "elsewhere", "--first-level-share", "2", cwd=work)
+    assert_one_line_error(result, "--first-level-share must be in [0, 1], got 2.0")
