@@ -211,7 +211,6 @@ class AudioBERT(nn.Module):
         masking), so the logits of all Q levels at all L frames, (B, L, Q, K), would be mostly
         thrown away: at Q = 8 they cost more than the Transformer (bench.py). Equal to the
         cross-entropy of the full logits (tested)."""
-        B, L, Q = targets.shape
         picked = targets != IGNORE  # (B, L, Q)
         total, count = x.new_zeros((), dtype=torch.float32), picked.sum()
         for q, (head, scale) in enumerate(self.heads()):

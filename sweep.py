@@ -162,26 +162,21 @@ def main():
         minutes = run([HERE / "train.py", "vqvae", "--k", k, "--codebooks", codebooks, "--steps", args.vqvae_steps,
                        "--eval-every", 100, "--overwrite", "--out", folder, *shlex.split(args.vqvae_args), *data],
                       folder / "vqvae.log")
-        for masking in variants:
-            if args.tokenizer_only:
-                run([HERE / "evaluate.py", "--vqvae", folder / "vqvae.pt", "--bert", "none", "--split", args.split,
-                     "--overwrite", "--json", folder / "results.json", *shlex.split(args.evaluate_args), *data],
-                    folder / "evaluate.log")
-                rows.append(row(k, codebooks, masking, minutes, json.loads((folder / "results.json").read_text())))
-                print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-                save(out, merge(previous, rows))
-                continue
-            bert_folder = folder if masking == "cosine" else folder / f"masking-{masking}"
-            bert_minutes = run([HERE / "train.py", "bert", "--vqvae", folder / "vqvae.pt", "--steps", args.bert_steps,
-                                "--eval-every", 100, "--overwrite", "--masking", masking, "--out", bert_folder,
-                                *shlex.split(args.bert_args), *data],
-                               bert_folder.with_suffix(".log") if masking != "cosine" else folder / "bert.log")
-            run([HERE / "evaluate.py", "--vqvae", folder / "vqvae.pt", "--bert", bert_folder / "bert.pt",
-                 "--split", args.split, "--separation-steps", "1", "--gap-seconds", args.gap_seconds, "--overwrite",
+        for variant in variants:
+            if args.tokenizer_only:  # the tokenizer's figures only
+                bert_folder, bert_minutes, bert = folder, 0.0, ["--bert", "none"]
+            else:
+                bert_folder = folder if variant == "cosine" else folder / f"masking-{variant}"
+                bert_minutes = run([HERE / "train.py", "bert", "--vqvae", folder / "vqvae.pt", "--steps", args.bert_steps,
+                                    "--eval-every", 100, "--overwrite", "--masking", variant, "--out", bert_folder,
+                                    *shlex.split(args.bert_args), *data],
+                                   bert_folder.with_suffix(".log") if variant != "cosine" else folder / "bert.log")
+                bert = ["--bert", bert_folder / "bert.pt", "--separation-steps", "1", "--gap-seconds", args.gap_seconds]
+            run([HERE / "evaluate.py", "--vqvae", folder / "vqvae.pt", *bert, "--split", args.split, "--overwrite",
                  "--json", bert_folder / "results.json", *shlex.split(args.evaluate_args), *data],
                 bert_folder / "evaluate.log")
             results = json.loads((bert_folder / "results.json").read_text())
-            rows.append(row(k, codebooks, masking, minutes + bert_minutes, results))
+            rows.append(row(k, codebooks, variant, minutes + bert_minutes, results))
             print(markdown(rows[-1:]).splitlines()[-1], flush=True)
             save(out, merge(previous, rows))  # an interrupted sweep keeps the runs it finished
     print(markdown(merge(previous, rows)))
