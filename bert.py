@@ -154,19 +154,30 @@ class AudioBERT(nn.Module):
         K = self.config.num_codes
         if tokens.dim() == 3:
             x = self.embed_tokens(tokens[..., 0])  # (B, L, E) level 1
-            mask_id = Vocabulary(K).mask
-            for q, level in enumerate(self.finer_levels, start=1):
-                ids = tokens[..., q]  # (B, L)
-                codes = level.code_projection(self.codebook[q][ids.clamp(max=K - 1)])  # (B, L, E)
-                masked = level.mask_embedding.to(codes.dtype).expand_as(codes)
-                x = x + torch.where((ids < K)[..., None], codes, torch.where((ids == mask_id)[..., None], masked, 0.0))
-            return x  # PAD, SEP and the stem separators count once, at level 1
+            return x + self.embed_finer_levels(tokens[..., 1:]).to(x.dtype)  # PAD, SEP, stems count once, at level 1
         is_code = tokens < K
         codebook = self.codebook if self.codebook.dim() == 2 else self.codebook[0]  # (K, D) level 1
         code_vectors = codebook[tokens.clamp(max=K - 1)]  # (B, L, D)
         codes = self.code_projection(code_vectors)  # (B, L, E)
         specials = self.special_embedding((tokens - K).clamp(min=0))  # (B, L, E)
         return torch.where(is_code[..., None], codes, specials)
+
+    def embed_finer_levels(self, ids):
+        """(B, L, Q - 1) ids of levels 2..Q -> (B, L, E): the sum over those levels of each one's
+        projected code vector, its MASK embedding where it is masked, nothing for PAD, SEP, stems.
+
+        Each level's rows form one table of K + 2 rows (its K projected codes, MASK, zero), and
+        one `embedding_bag` sums a frame's rows without building the (B, L, Q - 1, E) tensor:
+        the same sum as projecting each level's code vectors, at the memory traffic of one level.
+        """
+        K = self.config.num_codes
+        tables = [torch.cat([level.code_projection(self.codebook[q]), level.mask_embedding[None],
+                             level.mask_embedding.new_zeros(1, self.config.width)])
+                  for q, level in enumerate(self.finer_levels, start=1)]  # (Q - 1) x (K + 2, E)
+        rows = torch.where(ids < K, ids, torch.where(ids == Vocabulary(K).mask, K, K + 1))  # (B, L, Q - 1)
+        rows = rows + (K + 2) * torch.arange(ids.shape[-1], device=ids.device)  # into the stacked tables
+        frames = F.embedding_bag(rows.reshape(-1, ids.shape[-1]), torch.cat(tables), mode="sum")  # (B * L, E)
+        return frames.view(*ids.shape[:2], -1)
 
     def forward(self, tokens, segments, positions, features=None, padding=None, targets=None):
         """tokens, segments, positions: (B, L) long (tokens (B, L, Q) with Q > 1 levels); features:

@@ -58,7 +58,9 @@ def amp_dtype(device, choice="auto"):
 
 
 def autocast(device, choice="auto"):
-    """An autocast context for `device` with `amp_dtype(device, choice)` (disabled where that is None)."""
+    """An autocast context for `device` (a torch.device or its name) with `amp_dtype(device, choice)`
+    (disabled where that is None)."""
+    device = torch.device(device)
     dtype = amp_dtype(device, choice)
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 

@@ -18,6 +18,7 @@ from evaluation_bert import evaluate_bert, held_out_tokens
 from files import UserError, refuse_existing
 
 CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "refined (Eq. 10)", "mixture": "mixture",
+                   "mixture_tokens": "mixture's tokens",
                    "oracle": "oracle tokens", "oracle_refined": "oracle refined"}
 
 

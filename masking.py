@@ -141,16 +141,16 @@ def separation_layout(mixture, stem, separator):
     return tokens, segments.to(device).expand(B, -1), positions.to(device).expand(B, -1)
 
 
-def cosine_mask(tokens, vocab, generator, maskable=None, first_level_share=None):
+def cosine_mask(tokens, vocab, generator, maskable=None, first_level_share=None, context_known=False):
     """MaskGIT training mask: (inputs, labels) with a random share of the maskable tokens masked.
 
     Per row, u ~ U(0, 1) and ceil(cos(pi/2 * u) * n) of its n maskable positions become MASK
     (at least one). The cosine makes high ratios likely, up to 100%: the state every stem token
     starts in at inference. Labels hold the original token at masked positions, -100 elsewhere.
-    Frames of Q > 1 codes are masked level by level instead: `level_mask`.
+    Frames of Q > 1 codes are masked level by level instead: `level_mask` (`context_known` is its).
     """
     if tokens.dim() == 3:
-        return level_mask(tokens, vocab, generator, maskable, first_level_share)
+        return level_mask(tokens, vocab, generator, maskable, first_level_share, context_known)
     if maskable is None:
         maskable = tokens < vocab.num_codes
     B = tokens.shape[0]
@@ -163,7 +163,7 @@ def cosine_mask(tokens, vocab, generator, maskable=None, first_level_share=None)
     return inputs, labels
 
 
-def level_mask(tokens, vocab, generator, maskable=None, first_level_share=None):
+def level_mask(tokens, vocab, generator, maskable=None, first_level_share=None, context_known=False):
     """Level masking of frames of Q codes (SoundStorm, VampNet): (inputs, labels), both (B, L, Q).
 
     Per row: a level q ~ U{1..Q} (or, with `first_level_share` p, level 1 with probability p and
@@ -173,6 +173,10 @@ def level_mask(tokens, vocab, generator, maskable=None, first_level_share=None):
     levels q+1..Q; the coarser levels stay. Labels: the level-q codes of the masked frames only.
     This is what coarse-to-fine decoding meets: while level q is decoded the levels above it are
     known and those below it are still masked. `maskable` (B, L) bool: frames, default every code.
+
+    `context_known`: only the chosen frames are masked at the finer levels, the others stay whole.
+    That is what decoding a gap meets (inpainting: the frames around it are known at every level),
+    where separation meets the default (no frame of the stem is known).
     """
     B, L, Q = tokens.shape
     if maskable is None:
@@ -189,7 +193,8 @@ def level_mask(tokens, vocab, generator, maskable=None, first_level_share=None):
     chosen = rank_positions(maskable, generator) < count  # (B, L) frames masked at that level
     levels = torch.arange(Q, device=tokens.device)  # (Q,)
     at_level = chosen[..., None] & (levels == level)  # (B, L, Q)
-    masked = at_level | (maskable[..., None] & (levels > level))  # and all of the finer levels
+    finer = (chosen if context_known else maskable)[..., None] & (levels > level)  # (B, L, Q)
+    masked = at_level | finer  # and the finer levels: of every frame, or of the chosen ones
     inputs = tokens.masked_fill(masked, vocab.mask)
     labels = torch.where(at_level, tokens, torch.full_like(tokens, IGNORE))
     return inputs, labels

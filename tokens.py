@@ -29,13 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
 from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, hidden_frames, separation_layout
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
-CACHE_VERSION = 3  # part of the cache folder's name: a new layout never reads an old cache
+CACHE_VERSION = 4  # part of the cache folder's name: a new layout never reads an old cache
 
 
 def vqvae_fingerprint(model):
@@ -58,7 +59,8 @@ def encode_waveform(model, wave, device):
     hop = model.hop
     frames = -(-len(wave) // hop)
     wave = np.pad(np.asarray(wave, dtype=np.float32), (0, frames * hop - len(wave)))
-    h = model.encode_in_pieces(torch.from_numpy(wave).to(device)).float()  # (S, D)
+    with autocast(device):  # as infer.py encodes: the cache holds the tokens a user's files get
+        h = model.encode_in_pieces(torch.from_numpy(wave).to(device)).float()  # (S, D)
     _, _, indices, _ = model.quantizer(h[None])
     rms = np.sqrt(np.mean(wave.reshape(-1, hop) ** 2, axis=1))  # (S,)
     return indices[0].cpu(), F.normalize(h, dim=-1).cpu(), 20 * np.log10(rms + 1e-12) > ACTIVE_DB
@@ -218,14 +220,16 @@ class BatchMaker:
 
     def mlm_batch(self, batch_size):
         """Single-source windows of the whole context, positions 0..L-1; the features of every
-        chosen position (masked, replaced or kept) are hidden, the others are the source's own."""
+        chosen position (masked, replaced or kept) are hidden, the others are the source's own.
+        With frames of Q > 1 codes the cosine half is level-masked as inpainting decodes a gap:
+        the frames not chosen stay whole, with their latents (`level_mask`'s `context_known`)."""
         rows = self.rng.integers(len(self.cache.sources), size=batch_size)
         windows = [self.window(self.context) for _ in range(batch_size)]
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
         half = batch_size // 2
         bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
-        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator,
-                                             first_level_share=self.first_level_share)
+        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator,  # Q > 1: as a gap is
+                                             first_level_share=self.first_level_share, context_known=True)
         inputs, labels = torch.cat([bert_inputs, cos_inputs]), torch.cat([bert_labels, cos_labels])
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
         return {**single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, self.vocab)),

@@ -32,6 +32,10 @@ from vqvae import VQVAE, VQVAEConfig
 
 VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
 BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
+# Level masking over frames of Q > 1 codes trains level 1 in this share of the items, not 1/Q:
+# inference decodes level 1 from nothing, and it decides most of what a separated stem sounds like
+# (README, "Long context": at 1/8 the Q = 8 BERT learned nothing beyond the unigram guess).
+FIRST_LEVEL_SHARE = 0.5
 RERUN_HINT = "pass --resume to continue that run, --overwrite to start over, or use another --out"
 
 
@@ -235,8 +239,8 @@ def add_bert_arguments(parser):
                         help="stem masking for separation: MaskGIT cosine ratio up to 100%% or BERT's 15%%")
     parser.add_argument("--mlm-share", type=float, default=0.25, help="share of each batch that is single-source masked modelling")
     parser.add_argument("--first-level-share", type=float, default=None,
-                        help="with frames of Q > 1 codes: share of the level-masked items that predict level 1 "
-                             "(default: 1/Q, every level alike, as SoundStorm)")
+                        help="with frames of Q > 1 codes: share of the level-masked items that predict level 1, "
+                             f"the others alike (default {FIRST_LEVEL_SHARE}; 1/Q = every level alike, as SoundStorm)")
     parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
                         help="keep every stem's latents in the token cache for its single-source items (default); "
                              "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
@@ -291,6 +295,8 @@ def train_bert(args):
         refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
     vqvae = load_vqvae(args.vqvae, device)
     fingerprint = vqvae_fingerprint(vqvae)
+    if args.first_level_share is None and vqvae.config.codebooks > 1:
+        args.first_level_share = FIRST_LEVEL_SHARE  # recorded in the checkpoint's args as used
 
     # ---- data: tokenize once into a memory-mapped cache ----
     data_root = Path(args.data) if args.data else embedded_dataset(vqvae.config.sample_rate)

@@ -4,6 +4,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
@@ -197,6 +198,23 @@ def test_frames_of_q_codes_get_q_heads_and_a_loss_over_levels():
     padding = torch.arange(14).expand(2, 14) >= 10
     long, _ = model(**single_source_inputs(padded), padding=padding)
     assert torch.allclose(long[:, :10], logits, atol=1e-5)
+
+
+def test_a_frames_finer_levels_embed_as_the_sum_of_their_projected_codes():
+    """embed_finer_levels (one embedding_bag over per-level tables) is, level by level: the
+    projected code vector of a code, the level's MASK embedding for MASK, nothing for PAD or SEP."""
+    model = tiny_bert(codebooks=3)
+    for level in model.finer_levels:
+        nn.init.normal_(level.code_projection.bias)  # a bias must count once per code, never for PAD
+    ids = torch.randint(0, VOCAB.size, (2, 12, 2))  # codes and every special token, at levels 2 and 3
+    expected = torch.zeros(2, 12, model.config.width)
+    for b, l, q in torch.cartesian_prod(torch.arange(2), torch.arange(12), torch.arange(2)).tolist():
+        level, i = model.finer_levels[q], ids[b, l, q].item()
+        if i < K:
+            expected[b, l] += level.code_projection(model.codebook[q + 1][i])
+        elif i == VOCAB.mask:
+            expected[b, l] += level.mask_embedding
+    assert torch.allclose(model.embed_finer_levels(ids), expected, atol=1e-6)
 
 
 def test_tiny_bert_of_frames_learns_a_level_masked_batch():

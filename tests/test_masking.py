@@ -167,6 +167,23 @@ def test_a_first_level_share_draws_level_one_that_often_and_the_others_alike():
 
 
 @settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), L=st.integers(1, 120), Q=st.integers(2, 5))
+def test_level_mask_with_known_context_masks_the_chosen_frames_only(seed, L, Q):
+    """Inpainting's mask: the chosen frames lose level q and the finer ones, the others stay whole."""
+    tokens = random_frames(seed, 4, L, Q)
+    inputs, labels = level_mask(tokens, VOCAB, torch.Generator().manual_seed(seed), context_known=True)
+    same, _ = level_mask(tokens, VOCAB, torch.Generator().manual_seed(seed))
+    chosen = (labels != IGNORE).any(dim=2)  # (B, L) frames predicted
+    level = (labels != IGNORE).any(dim=1).float().argmax(dim=1)  # (B,) the level predicted
+    masked = inputs == VOCAB.mask
+    for b in range(4):
+        q = level[b].item()
+        assert torch.equal(masked[b], chosen[b, :, None] & (torch.arange(Q) >= q)), "exactly levels >= q of the chosen frames"
+        assert torch.equal(labels[b, :, q][chosen[b]], tokens[b, :, q][chosen[b]])
+    assert torch.equal(same[..., 0] == VOCAB.mask, masked[..., 0] & (level[:, None] == 0))  # same draws as the default
+
+
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), L=st.integers(1, 200), Q=st.integers(2, 5))
 def test_bert_mask_of_frames_takes_all_levels_of_a_frame_together(seed, L, Q):
     tokens = random_frames(seed, 3, L, Q)
