@@ -71,7 +71,8 @@ def print_separation(results):
         print(f"    {name:<28} " + ", ".join(f"{stem} {v:+.2f}" for stem, v in by_stem.items()))
     use = results["mixture_use"]
     print(f"  mixture-use check, one-shot accuracy of fully masked stem tokens: true mixture "
-          f"{use.get('true_mixture', float('nan')):.3f}, another track's {use.get('other_mixture', float('nan')):.3f}")
+          f"{use.get('true_mixture', float('nan')):.3f}, another track's {use.get('other_mixture', float('nan')):.3f}, "
+          f"copying the mixture's token {use.get('mixture_copy', float('nan')):.3f}")
 
 
 def main():

@@ -270,13 +270,15 @@ def mixture_use_check(bert, vocab, cache, device, per_track=4):
     """One-shot accuracy on fully masked stem tokens with the true mixture vs another track's.
 
     If BERT ignored the mixture (the failure of the first prototype), both would be equal.
+    `mixture_copy`: the accuracy of the mixture's own token at each frame as the guess, the
+    baseline of a BERT that only copied (level 1 with Q > 1).
     """
     M = (bert.config.max_positions - 1) // 2
     windows = evenly_spaced(cache, M, per_track)
     tracks = sorted({t for t, _ in windows})
     first_window = {t: a for t, a in reversed(windows)}
     mix_row = cache.sources.index("mix")
-    correct = {"true_mixture": [], "other_mixture": []}
+    correct = {"true_mixture": [], "other_mixture": [], "mixture_copy": []}
     for stem in vocab.stems:
         row = cache.sources.index(stem)
         active = [(t, a) for t, a in windows if cache.active[row, a:a + M].mean() >= 0.25]
@@ -284,6 +286,9 @@ def mixture_use_check(bert, vocab, cache, device, per_track=4):
             continue
         other = [(None, first_window[tracks[(tracks.index(t) + 1) % len(tracks)]]) for t, _ in active]
         truth = rows(cache, row, active, M)  # (B, M)
+        copied = rows(cache, mix_row, active, M)
+        correct["mixture_copy"].append((copied == truth).float().mean(dim=1) if copied.dim() == 2 else
+                                       (copied[..., 0] == truth[..., 0]).float().mean(dim=1))
         for name, source in (("true_mixture", active), ("other_mixture", other)):
             mixture = rows(cache, mix_row, source, M)
             features = torch.stack([cache.latents(mix_row, a, a + M) for _, a in source])

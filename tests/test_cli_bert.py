@@ -116,6 +116,8 @@ def test_evaluate_with_bert_writes_the_documented_json(work):
     results = json.loads((work / "results.json").read_text())
     assert {"reconstruction", "mlm", "inpainting", "separation", "separation_steps", "separation_refinement",
             "mixture_use"} <= results.keys()
+    assert results["mixture_use"].keys() == {"true_mixture", "other_mixture", "mixture_copy"}
+    assert all(0 <= value <= 1 for value in results["mixture_use"].values())
     for key in ("accuracy", "top5_accuracy", "unigram_accuracy"):
         assert 0 <= results["mlm"][key] <= 1
     assert results["mlm"]["top5_accuracy"] >= results["mlm"]["accuracy"]

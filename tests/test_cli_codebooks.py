@@ -35,8 +35,7 @@ def work(tmp_path_factory):
                  "--out", "runs", *TINY_FLAGS, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "'codebooks': 2" in result.stdout and "by level" in result.stdout
-    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "runs", "--first-level-share", "0.5", *BERT_FLAGS,
-                 cwd=work)
+    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "runs", *BERT_FLAGS, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "frames of 2 codes" in result.stdout
     sf.write(work / "mix.wav", sine(110, 1.0) + sine(330, 1.0, amplitude=0.2), RATE)
@@ -52,7 +51,7 @@ def test_checkpoints_and_test_scores_have_levels(work):
     assert vqvae["config"]["codebooks"] == 2
     assert vqvae["args"]["lr"] == 1e-3 and vqvae["args"]["quantizer_dropout"] == 0.5  # the defaults for Q > 1
     bert = torch.load(work / "runs" / "bert.pt", weights_only=True)
-    assert bert["config"]["codebooks"] == 2 and bert["args"]["first_level_share"] == 0.5
+    assert bert["config"]["codebooks"] == 2 and bert["args"]["first_level_share"] == 0.5  # the default for Q > 1
     results = json.loads((work / "runs" / "vqvae-test.json").read_text())["reconstruction"]
     assert len(results["codes_used_fraction_by_level"]) == 2 and results["si_sdr_db_by_levels"].keys() == {"1", "2"}
     assert results["bitrate_kbps"] == pytest.approx(RATE / 8 * 2 * 4 / 1000)  # 2 codes of 4 bits per frame
