@@ -191,8 +191,9 @@ class VQVAE(nn.Module):
     # channels parallelise poorly along time); the same signal as a batch of 2 s pieces runs
     # about 2x faster (bench.py). Each piece carries `margin` extra tokens of context on both
     # sides, wider than the encoder's and decoder's reach at the token rate, which are cut off.
-    # A piece is 2 s of audio whatever k is (2048 tokens at k = 4, 256 frames at k = 7): 16 s
-    # pieces at k = 7 made the token cache run at a third of k = 4's speed (memory-bound convs).
+    # A piece is 2 s of audio whatever k is (2048 tokens at k = 4, 256 frames at k = 7): pieces
+    # of 2048 frames are 16 s at k = 7, and with them (in fp32) the k = 7 token cache took 7.8 min;
+    # with 2 s pieces (in bf16, as infer.py encodes) 2.8 min.
 
     def piece_frames(self):
         """Tokens per piece: PIECE_SAMPLES of audio, at least 64 tokens."""
