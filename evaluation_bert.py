@@ -285,19 +285,20 @@ def mixture_use_check(bert, vocab, cache, device, per_track=4):
         if not active:
             continue
         other = [(None, first_window[tracks[(tracks.index(t) + 1) % len(tracks)]]) for t, _ in active]
-        truth = rows(cache, row, active, M)  # (B, M)
-        copied = rows(cache, mix_row, active, M)
-        correct["mixture_copy"].append((copied == truth).float().mean(dim=1) if copied.dim() == 2 else
-                                       (copied[..., 0] == truth[..., 0]).float().mean(dim=1))
+        truth = rows(cache, row, active, M)  # (B, M), or (B, M, Q)
+
+        def accuracy(guess):  # (B,) per window; level 1 with Q > 1, the level decoded first
+            return (guess == truth).float().mean(dim=1) if guess.dim() == 2 else (guess[..., 0] == truth[..., 0]).float().mean(dim=1)
+
         for name, source in (("true_mixture", active), ("other_mixture", other)):
             mixture = rows(cache, mix_row, source, M)
+            if name == "true_mixture":
+                correct["mixture_copy"].append(accuracy(mixture))
             features = torch.stack([cache.latents(mix_row, a, a + M) for _, a in source])
             inputs = separation_inputs(mixture, features, vocab.stem_separator(stem), vocab)
             with autocast(device):
                 logits, _ = bert(**{key: value.to(device) for key, value in inputs.items()})
-            guess = logits[:, M + 1:].argmax(-1).cpu()  # (B, M), or (B, M, Q): level 1 is the one decoded first
-            correct[name].append((guess == truth).float().mean(dim=1) if guess.dim() == 2 else
-                                 (guess[..., 0] == truth[..., 0]).float().mean(dim=1))
+            correct[name].append(accuracy(logits[:, M + 1:].argmax(-1).cpu()))
     return {name: float(torch.cat(values).mean()) for name, values in correct.items() if values}
 
 

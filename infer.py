@@ -122,8 +122,7 @@ class Loudness:
 
 def encode_segment(segment, model, device):
     """Tokens (S,) and normalised latents (S, D) of a segment with its margins."""
-    with torch.no_grad(), autocast(device):
-        tokens, features, _ = encode_waveform(model, segment.audio, device)
+    tokens, features, _ = encode_waveform(model, segment.audio, device)  # no_grad, bf16 where the CPU has it
     return tokens, features
 
 
