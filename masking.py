@@ -89,7 +89,7 @@ def bert_mask(tokens, vocab, generator, maskable=None):
     if maskable is None:
         maskable = frames < vocab.num_codes
     rank = rank_positions(maskable, generator)  # (B, L)
-    available = maskable.sum(dim=1, keepdim=True)  # (B, 1)
+    available = maskable.sum(dim=1, keepdim=True).double()  # (B, 1); float64 rounds as Python does (190 x 15% -> 28)
     chosen_count = (available * MASK_FRACTION).round().clamp(min=1).minimum(available)
     masked_count = (chosen_count * SPLIT[0]).round()
     random_count = (chosen_count * SPLIT[1]).round()
@@ -198,6 +198,28 @@ def level_mask(tokens, vocab, generator, maskable=None, first_level_share=None, 
     inputs = tokens.masked_fill(masked, vocab.mask)
     labels = torch.where(at_level, tokens, torch.full_like(tokens, IGNORE))
     return inputs, labels
+
+
+def gap_mask(tokens, vocab, generator, first_level_share=None):
+    """Inpainting's training mask: (inputs, labels, gap), one gap per row at a random place.
+
+    Per row, a gap of n ~ U{1..L/2} frames (inference fills at most half the context) starts
+    uniformly where it fits; inside it the cosine mask (`cosine_mask`, restricted to the gap's
+    codes), the frames outside it untouched. Scattered masks alone never show BERT what a long
+    gap is: each masked frame has known neighbours whose latents give it away. With frames of
+    Q > 1 codes this is what coarse-to-fine decoding of a gap meets: at level q a cosine share of
+    the gap's frames masked and every gap frame masked at the finer levels, the rest whole.
+    gap: (B, L) bool, the frames whose latents an item must hide (all of them, as at inference).
+    """
+    B, L = tokens.shape[:2]
+    device = tokens.device
+    length = torch.randint(1, max(1, L // 2) + 1, (B, 1), generator=generator, device=device)
+    start = (torch.rand(B, 1, generator=generator, device=device) * (L - length + 1)).long()  # (B, 1)
+    frames = torch.arange(L, device=device)
+    gap = (frames >= start) & (frames < start + length)  # (B, L)
+    codes = (tokens if tokens.dim() == 2 else tokens[..., 0]) < vocab.num_codes
+    inputs, labels = cosine_mask(tokens, vocab, generator, maskable=gap & codes, first_level_share=first_level_share)
+    return inputs, labels, gap
 
 
 def hidden_frames(inputs, labels, vocab):

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
-from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, hidden_frames, separation_layout
+from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, gap_mask, hidden_frames, separation_layout
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
@@ -172,17 +172,20 @@ def separation_item(mixture, stem, features, separator, vocab, generator, maskin
 class BatchMaker:
     """Random training batches from a TokenCache, with their own numpy and torch generators.
 
-    A share `mlm_share` of each batch is single-source masked modelling (BERT's 15% masking or a
-    cosine ratio, half and half), over a window of the whole context; the rest is separation in
+    A share `mlm_share` of each batch is single-source masked modelling over a window of the whole
+    context (one gap in a share `gap_share` of those items, the rest BERT's 15% masking or a cosine
+    ratio, half and half: `mlm_batch`); the rest is separation in
     the Eq. 8 layout, each item a random stem in a window of M = (context - 1) // 2 frames where
     that stem is playing in at least a quarter of the frames (drawn again up to 20 times), so
     "silence everywhere" is not a winning guess.
     """
 
-    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, masking="cosine", first_level_share=None):
+    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, masking="cosine", first_level_share=None,
+                 gap_share=0.0):
         self.cache, self.vocab, self.stems, self.context = cache, vocab, list(stems), context
         self.frames = (context - 1) // 2  # M
         self.mlm_share, self.masking, self.first_level_share = mlm_share, masking, first_level_share
+        self.gap_share = gap_share
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
         lengths = np.diff(cache.starts)
@@ -219,21 +222,27 @@ class BatchMaker:
         return {key: torch.cat([item[key] for item in items]) for key in items[0]}
 
     def mlm_batch(self, batch_size):
-        """Single-source windows of the whole context, positions 0..L-1; the features of every
-        chosen position (masked, replaced or kept) are hidden, the others are the source's own.
-        With frames of Q > 1 codes the cosine half is level-masked as inpainting decodes a gap:
-        the frames not chosen stay whole, with their latents (`level_mask`'s `context_known`)."""
+        """Single-source windows of the whole context, positions 0..L-1, masked three ways: a share
+        `gap_share` of the items as one gap each (`gap_mask`: what inpainting meets), the rest half
+        BERT's 15% and half a cosine share of scattered frames. The features of every chosen
+        position (masked, replaced or kept), and of a whole gap, are hidden; the others are the
+        source's own. With frames of Q > 1 codes the cosine items are level-masked as inpainting
+        decodes a gap: the frames not chosen stay whole, with their latents (`level_mask`'s
+        `context_known`)."""
         rows = self.rng.integers(len(self.cache.sources), size=batch_size)
         windows = [self.window(self.context) for _ in range(batch_size)]
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
-        half = batch_size // 2
+        n_gap = int(round(batch_size * self.gap_share))
+        half = (batch_size - n_gap) // 2
         bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
-        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator,  # Q > 1: as a gap is
+        cos_inputs, cos_labels = cosine_mask(tokens[half:batch_size - n_gap], self.vocab, self.generator,  # Q > 1: as a gap is
                                              first_level_share=self.first_level_share, context_known=True)
-        inputs, labels = torch.cat([bert_inputs, cos_inputs]), torch.cat([bert_labels, cos_labels])
+        gap_inputs, gap_labels, gap = gap_mask(tokens[batch_size - n_gap:], self.vocab, self.generator, self.first_level_share)
+        inputs, labels = torch.cat([bert_inputs, cos_inputs, gap_inputs]), torch.cat([bert_labels, cos_labels, gap_labels])
+        in_gap = torch.cat([torch.zeros(batch_size - n_gap, tokens.shape[1], dtype=torch.bool), gap])  # (B, L)
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
-        return {**single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, self.vocab)),
-                "targets": labels}
+        hidden = hidden_frames(inputs, labels, self.vocab) | in_gap
+        return {**single_source_inputs(inputs, features, hidden=hidden), "targets": labels}
 
     def sample(self, batch_size):
         """A training batch; the separation part is padded to the context length with PAD."""

@@ -36,6 +36,9 @@ BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
 # inference decodes level 1 from nothing, and it decides most of what a separated stem sounds like
 # (README, "Long context": at 1/8 the Q = 8 BERT learned nothing beyond the unigram guess).
 FIRST_LEVEL_SHARE = 0.5
+# Single-source items masked as one gap (masking.gap_mask), the rest half BERT's 15% and half cosine:
+# inpainting fills one gap of up to half the context, which scattered masks never show.
+GAP_SHARE = 0.5
 RERUN_HINT = "pass --resume to continue that run, --overwrite to start over, or use another --out"
 
 
@@ -241,6 +244,8 @@ def add_bert_arguments(parser):
     parser.add_argument("--first-level-share", type=float, default=None,
                         help="with frames of Q > 1 codes: share of the level-masked items that predict level 1, "
                              f"the others alike (default {FIRST_LEVEL_SHARE}; 1/Q = every level alike, as SoundStorm)")
+    parser.add_argument("--gap-share", type=float, default=GAP_SHARE,
+                        help=f"share of the single-source items masked as one gap, as inpainting meets (default {GAP_SHARE})")
     parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
                         help="keep every stem's latents in the token cache for its single-source items (default); "
                              "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
@@ -268,6 +273,8 @@ def check_bert_arguments(args):
         raise UserError(f"--mlm-share must be in [0, 1], got {args.mlm_share}")
     if args.first_level_share is not None and not 0 <= args.first_level_share <= 1:
         raise UserError(f"--first-level-share must be in [0, 1], got {args.first_level_share}")
+    if not 0 <= args.gap_share <= 1:
+        raise UserError(f"--gap-share must be in [0, 1], got {args.gap_share}")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
 
@@ -318,8 +325,10 @@ def train_bert(args):
         raise UserError(f"{folder}: token cache holds stems {train_cache.sources[1:]}; delete it or use another --out")
     vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
     batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share,
-                         masking=args.masking, first_level_share=args.first_level_share)  # each rank its own windows
-    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking)
+                         masking=args.masking, first_level_share=args.first_level_share,
+                         gap_share=args.gap_share)  # each rank its own windows
+    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking,
+                           gap_share=args.gap_share)
     val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
 
     # ---- model, optimizer, state ----

@@ -1,9 +1,9 @@
 """masking.py: exact BERT proportions, codebook-only replacements, specials never chosen, Eq. 7, Eq. 8;
 frames of Q codes: level masking, frame-wise BERT masking, and Q = 1 unchanged."""
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
-from masking import (CONTEXT, IGNORE, SEPARATOR, TARGET, Vocabulary, bert_mask, cosine_mask, hidden_frames,
+from masking import (CONTEXT, IGNORE, SEPARATOR, TARGET, Vocabulary, bert_mask, cosine_mask, gap_mask, hidden_frames,
                      level_mask, middle_mask, separation_layout)
 
 VOCAB = Vocabulary(num_codes=32, stems=("bass", "drums"))
@@ -15,6 +15,7 @@ def random_tokens(seed, B, L, num_codes=32):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), B=st.integers(1, 4), L=st.integers(1, 300))
+@example(seed=0, B=1, L=190)  # 15% of 190 is 28.5 in float32 but 28.499... in Python: rounds to 28
 def test_bert_mask_counts_are_exact(seed, B, L):
     tokens = random_tokens(seed, B, L)
     before = tokens.clone()
@@ -208,3 +209,28 @@ def test_middle_mask_and_layout_of_frames():
     assert layout.shape == (2, 13, 3) and segments.shape == positions.shape == (2, 13)
     assert (layout[:, 6] == VOCAB.stem_separator("drums")).all()
     assert torch.equal(layout[:, :6], mixture) and torch.equal(layout[:, 7:], stem)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), L=st.integers(2, 120), Q=st.integers(1, 4))
+def test_gap_mask_masks_inside_one_gap_of_at_most_half_the_context(seed, L, Q):
+    """Inpainting's training mask: one contiguous gap per row; outside it nothing changes, inside it
+    a cosine share of level q and, with Q > 1, every gap frame at the finer levels."""
+    tokens = random_tokens(seed, 4, L) if Q == 1 else random_frames(seed, 4, L, Q)
+    inputs, labels, gap = gap_mask(tokens, VOCAB, torch.Generator().manual_seed(seed))
+    for b in range(4):
+        where = gap[b].nonzero()[:, 0]
+        assert 1 <= len(where) <= L // 2 and where[-1] - where[0] + 1 == len(where), "one gap, at most half"
+    outside = ~gap if Q == 1 else ~gap[..., None].expand_as(tokens)
+    assert torch.equal(inputs[outside], tokens[outside]) and (labels[outside] == IGNORE).all()
+    chosen = labels != IGNORE
+    assert torch.equal(labels[chosen], tokens[chosen]) and torch.equal(inputs[chosen], torch.full_like(tokens, VOCAB.mask)[chosen])
+    if Q == 1:
+        assert (chosen.sum(dim=1) >= 1).all()
+        return
+    level = chosen.any(dim=1).float().argmax(dim=1)  # (B,) the level predicted
+    for b in range(4):
+        q = level[b].item()
+        assert chosen[b].any(dim=0).sum() == 1, "one level predicted per row"
+        assert (inputs[b][gap[b]][:, q + 1:] == VOCAB.mask).all(), "every gap frame masked at the finer levels"
+        assert torch.equal(inputs[b, :, :q], tokens[b, :, :q]), "the coarser levels stay"

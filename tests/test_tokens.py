@@ -73,3 +73,15 @@ def test_batches_of_frames_mask_levels_and_hide_latents_of_masked_frames(dataset
     masked_frames = (batch["tokens"][mlm] == vocab.mask).any(dim=-1) | (batch["targets"][mlm] != IGNORE).any(dim=-1)
     assert (batch["features"][mlm][masked_frames] == 0).all(), "a masked frame's latent would give it away"
     assert (batch["features"][mlm][~masked_frames].abs().sum(-1) > 0).all()
+
+
+def test_gap_items_hide_the_latents_of_their_whole_gap(dataset, tmp_path):
+    model = tokenizer(2)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
+    cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
+    batch = BatchMaker(cache, vocab, STEMS, context=41, seed=0, mlm_share=1.0, gap_share=1.0).sample(6)
+    for b in range(6):
+        hidden = (batch["features"][b].abs().sum(-1) == 0).nonzero()[:, 0]  # (n,) frames without latents
+        assert 1 <= len(hidden) <= 20 and hidden[-1] - hidden[0] + 1 == len(hidden), "one gap of at most half"
+        predicted = (batch["targets"][b] != IGNORE).any(dim=-1).nonzero()[:, 0]
+        assert len(predicted) >= 1 and set(predicted.tolist()) <= set(hidden.tolist()), "predicted inside the gap only"
