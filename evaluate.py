@@ -38,6 +38,10 @@ def print_bert(results):
     print(f"  BERT {inp['mrstft_gap']:.3f} +- {inp['mrstft_gap_ci95']:.3f}   silence {inp['mrstft_gap_silence']:.3f}   "
           f"cross-fade {inp['mrstft_gap_crossfade']:.3f}   oracle tokens {inp['mrstft_gap_oracle']:.3f}")
     print("  BERT by decoding steps: " + ", ".join(f"{n}: {v:.3f}" for n, v in inp["mrstft_gap_by_steps"].items()))
+    for seconds, gap in [("", inp), *results.get("inpainting_gaps", {}).items()]:
+        if "mrstft_gap_by_temperature" in gap:
+            print(f"  BERT by sampling temperature{f' (gap of {seconds} s)' if seconds else ''}: " + ", ".join(
+                f"{t}: {m:.3f} +- {ci:.3f}" for t, (m, ci) in gap["mrstft_gap_by_temperature"].items()))
     for seconds, gap in results.get("inpainting_gaps", {}).items():
         if "skipped" in gap:
             print(f"  gap of {seconds} s: {gap['skipped']}")
@@ -75,6 +79,18 @@ def print_separation(results):
           f"copying the mixture's token {use.get('mixture_copy', float('nan')):.3f}")
 
 
+def number_list(text, flag, kind, valid, rule):
+    """The value of a comma-separated flag: "1,4,8" -> (1, 4, 8) of `kind`, each passing `valid`;
+    () when the flag is not given (None); a one-line error otherwise."""
+    try:
+        values = tuple(kind(item) for item in text.split(",")) if text is not None else ()
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated {'integers' if kind is int else 'numbers'}, got '{text}'") from None
+    if not all(valid(value) for value in values):
+        raise UserError(f"{flag} must be {rule}, got '{text}'")
+    return values
+
+
 def main():
     parser = ArgumentParser(description="Evaluate the tokenizer (and BERT) on held-out data.")
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
@@ -88,6 +104,8 @@ def main():
     parser.add_argument("--separation-steps", default="1,4,8,16", help="comma-separated decoding steps to score separation with")
     parser.add_argument("--gap-seconds", default=None,
                         help="comma-separated further inpainting gaps in seconds, e.g. 0.128,1.0 (at most half the context)")
+    parser.add_argument("--inpaint-temperatures", default=None,
+                        help="comma-separated sampling temperatures to fill every gap with too, e.g. 0.7,1.0 (0 = argmax)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples of the scored split")
@@ -96,18 +114,10 @@ def main():
     refuse_existing([p for p in (args.json, args.report and Path(args.report) / "index.html") if p], args.overwrite)
     if min(args.chunks_per_track, args.separation_chunks, args.steps_chunks) < 1:
         raise UserError("--chunks-per-track, --separation-chunks and --steps-chunks must be at least 1")
-    try:
-        separation_steps = tuple(int(n) for n in args.separation_steps.split(","))
-    except ValueError:
-        raise UserError(f"--separation-steps must be comma-separated integers, got '{args.separation_steps}'") from None
-    if min(separation_steps) < 1:
-        raise UserError(f"--separation-steps must be at least 1, got '{args.separation_steps}'")
-    try:
-        gap_seconds = tuple(float(g) for g in args.gap_seconds.split(",")) if args.gap_seconds else ()
-    except ValueError:
-        raise UserError(f"--gap-seconds must be comma-separated numbers, got '{args.gap_seconds}'") from None
-    if any(not g > 0 or g == float("inf") for g in gap_seconds):
-        raise UserError(f"--gap-seconds must be positive and finite, got '{args.gap_seconds}'")
+    separation_steps = number_list(args.separation_steps, "--separation-steps", int, lambda n: n >= 1, "at least 1")
+    gap_seconds = number_list(args.gap_seconds, "--gap-seconds", float, lambda g: 0 < g < float("inf"), "positive and finite")
+    temperatures = number_list(args.inpaint_temperatures, "--inpaint-temperatures", float, lambda t: 0 <= t < float("inf"),
+                               "finite and at least 0")
     device = pick_device(args.device)
     model = load_vqvae(args.vqvae, device)
     data_root = args.data or embedded_dataset(model.config.sample_rate)
@@ -123,7 +133,8 @@ def main():
                                                     bert.config.stem_latents)
         results.update(evaluate_bert(bert, vocab, model, cache, validation, tracks, device,
                                      separation_per_track=args.separation_chunks, separation_steps=separation_steps,
-                                     steps_per_track=args.steps_chunks, gap_seconds=gap_seconds))
+                                     steps_per_track=args.steps_chunks, gap_seconds=gap_seconds,
+                                     inpaint_temperatures=temperatures))
         print_bert(results)
         if args.report:
             from report import write_report  # matplotlib only when pictures are asked for

@@ -91,10 +91,11 @@ def crossfade_fill(before, after):
 
 @torch.no_grad()
 def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16,
-                        gap_seconds=None):
+                        gap_seconds=None, temperatures=()):
     """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle (or of
     `gap_seconds`, at most half the context) in the middle. The cross-fade takes the gap's length
-    of audio on each side, read beyond the window where a long gap needs it."""
+    of audio on each side, read beyond the window where a long gap needs it. `temperatures`: also
+    score sampling at these temperatures with the headline steps (seeded: the same draws every run)."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
     P = L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
     if P > L // 2:
@@ -102,7 +103,9 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
     reach = max(0, (b - a) - a)  # samples the cross-fade needs beyond each side of the window
     mix_row = cache.sources.index("mix")
-    scores = {"silence": [], "crossfade": [], "oracle": [], **{steps: [] for steps in steps_list}}
+    decodings = [(steps, 0.0) for steps in steps_list] + [(steps_list[0], t) for t in temperatures if t > 0]
+    scores = {"silence": [], "crossfade": [], "oracle": [], **{decoding: [] for decoding in decodings}}
+    generator = torch.Generator(device=device).manual_seed(0)
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
         tokens = rows(cache, mix_row, batch, L)  # (B, L), or (B, L, Q)
         inputs, labels = middle_mask(tokens, P, vocab)
@@ -110,9 +113,10 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
         batch_inputs = {key: value.to(device) for key, value in
                         single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab)).items()}
         estimates = {}
-        for steps in steps_list:
+        for steps, temperature in decodings:
             with autocast(device):
-                estimates[steps] = decode_batch(vqvae, maskgit_fill(bert, batch_inputs, vocab.mask, steps).cpu(), device)
+                filled = maskgit_fill(bert, batch_inputs, vocab.mask, steps, temperature, generator)
+                estimates[steps, temperature] = decode_batch(vqvae, filled.cpu(), device)
         oracles = decode_batch(vqvae, tokens, device)
         for i, ((t, first), oracle) in enumerate(zip(batch, oracles)):
             frame = first - cache.track_range(t)[0]
@@ -122,16 +126,19 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
             gap = reference[reach + a:reach + b]
             if is_silent(gap, -50.0):
                 continue
-            for steps in steps_list:
-                scores[steps].append(mrstft_distance(gap, estimates[steps][i][a:b]))
+            for decoding in decodings:
+                scores[decoding].append(mrstft_distance(gap, estimates[decoding][i][a:b]))
             scores["silence"].append(mrstft_distance(gap, np.zeros_like(gap)))
             scores["crossfade"].append(mrstft_distance(gap, crossfade_fill(reference[reach + a - (b - a):reach + a],
                                                                            reference[reach + b:reach + 2 * b - a])))
             scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
     results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
                "decoding_steps": steps_list[0],
-               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps])[0] for steps in steps_list}}
-    for name, key in ((steps_list[0], "mrstft_gap"), ("silence", "mrstft_gap_silence"),
+               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, 0.0])[0] for steps in steps_list}}
+    if len(decodings) > len(steps_list):
+        results["mrstft_gap_by_temperature"] = {f"{t:g}": list(mean_ci95(scores[steps_list[0], t]))
+                                                for t in (0.0, *temperatures)}
+    for name, key in (((steps_list[0], 0.0), "mrstft_gap"), ("silence", "mrstft_gap_silence"),
                       ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle")):
         results[key], results[key + "_ci95"] = mean_ci95(scores[name])
     return results
@@ -312,22 +319,25 @@ def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device, stem_lat
 
 
 def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=4,
-                  separation_steps=(1, 4, 8, 16), steps_per_track=1, gap_seconds=()):
+                  separation_steps=(1, 4, 8, 16), steps_per_track=1, gap_seconds=(), inpaint_temperatures=()):
     """Every BERT figure on one split; the unigram guess comes from the validation split, never the test.
 
     `gap_seconds`: further inpainting gaps, in seconds, scored with the headline decoding steps
     (`inpainting_gaps`; one longer than half the context is left out, with a note saying so).
+    `inpaint_temperatures`: every gap also filled by sampling at these temperatures.
     """
     counts = validation.code_counts(vocab.num_codes)  # (K,), or (Q, K): each level's unigram guess
     unigram_code = int(counts.argmax()) if counts.ndim == 1 else counts.argmax(axis=1)
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
-               "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device)}
+               "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device,
+                                                 temperatures=inpaint_temperatures)}
     if gap_seconds:
         results["inpainting_gaps"] = {}
         for seconds in gap_seconds:
             try:
                 results["inpainting_gaps"][f"{seconds:g}"] = evaluate_inpainting(
-                    bert, vqvae, vocab, cache, tracks, device, steps_list=INPAINT_STEPS[:1], gap_seconds=seconds)
+                    bert, vqvae, vocab, cache, tracks, device, steps_list=INPAINT_STEPS[:1], gap_seconds=seconds,
+                    temperatures=inpaint_temperatures)
             except UserError as error:
                 results["inpainting_gaps"][f"{seconds:g}"] = {"skipped": str(error)}
     if vocab.stems:

@@ -285,7 +285,7 @@ def command_separate(args, device):
                     panels[f"reference {stems[0]}"] = reference
             with autocast(device):  # every stem in one batched pass
                 tokens = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
-                                      temperature=args.temperature,
+                                      temperature=args.temperature, generator=sampling_generator(args, device),
                                       progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
             waves = np.stack([decode_long(t, vqvae, device)[:len(segment.audio)] for t in tokens])  # (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
@@ -338,7 +338,8 @@ def command_inpaint(args, device):
     with torch.no_grad(), autocast(device):
         tokens, features, _ = encode_waveform(vqvae, region, device)
         filled = inpaint_tokens(bert, vocab, tokens, features, first - region_first, last - first,
-                                steps=args.steps, temperature=args.temperature)
+                                steps=args.steps, temperature=args.temperature,
+                                generator=sampling_generator(args, device))
     # decode around the gap only, then splice it into the original audio with short cross-fades
     a, b = max(0, first - region_first - margin), min(len(filled), last - region_first + margin)
     with torch.no_grad(), autocast(device):
@@ -374,7 +375,7 @@ def command_inpaint(args, device):
                                        ("filled by BERT", region[a:b])], rate)
 
 
-def add_common(command, with_bert=False, with_plot=True, steps=1):
+def add_common(command, with_bert=False, with_plot=True, steps=1, temperature=0.0):
     command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
     if with_plot:
         command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
@@ -385,7 +386,14 @@ def add_common(command, with_bert=False, with_plot=True, steps=1):
     if with_bert:
         command.add_argument("--bert", default="runs/bert.pt", help="BERT checkpoint (default runs/bert.pt)")
         command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot argmax; default {steps})")
-        command.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = argmax)")
+        command.add_argument("--temperature", type=non_negative_float, default=temperature,
+                             help=f"sampling temperature (0 = argmax; default {temperature:g})")
+        command.add_argument("--seed", type=int, default=0, help="seed of the sampling (the same seed, the same output)")
+
+
+def sampling_generator(args, device):
+    """The generator of BERT's sampling: seeded, so a command run twice writes the same file."""
+    return torch.Generator(device=device).manual_seed(args.seed)
 
 
 def positive_int(text):
@@ -398,6 +406,13 @@ def positive_int(text):
 def finite_float(text):
     value = float(text)
     if not np.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def non_negative_float(text):
+    value = finite_float(text)
+    if value < 0:
         raise ValueError(text)
     return value
 

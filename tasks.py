@@ -51,7 +51,8 @@ def window_starts(total, window):
 
 
 @torch.no_grad()
-def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None):
+def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
+                 generator=None):
     """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`;
     (S, Q) frames of a residual tokenizer -> (J, S, Q), decoded coarse to fine (`maskgit_fill`).
 
@@ -73,7 +74,7 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
-        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature)[:, M + 1:].cpu()  # (B, M) the stem half
+        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator)[:, M + 1:].cpu()  # (B, M) stem half
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
             result[j, starts[w] + frames] = filled[i, frames]
@@ -105,7 +106,7 @@ def single_source_inputs(tokens, features=None, hidden=None):
 
 
 @torch.no_grad()
-def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0):
+def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0, generator=None):
     """(S,) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
     (S,) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
     file), with the latents of the audio around the gap; only the gap changes.
@@ -116,7 +117,8 @@ def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8
     window[gap_start - start:gap_start - start + gap_length] = vocab.mask
     device = bert.codebook.device
     inputs = single_source_inputs(window[None], features[None, start:start + L].float(), window[None] == vocab.mask)
-    filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature)
+    filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature,
+                          generator)
     out = tokens.clone()
     out[start:start + L] = filled[0].cpu()
     return out
