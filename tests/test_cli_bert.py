@@ -110,6 +110,16 @@ def test_inpaint_changes_only_the_gap(work):
     assert not np.allclose(filled[gap], source[gap], atol=1e-3)
 
 
+def test_sampled_inpainting_is_the_same_for_the_same_seed(work):
+    outputs = {}
+    for name, seed in (("a.wav", 1), ("b.wav", 1), ("c.wav", 2)):
+        result = run(ROOT / "infer.py", "inpaint", "mix.wav", "--start", "0.5", "--duration", "0.02", "--steps", "2",
+                     "--temperature", "1", "--seed", seed, "-o", name, cwd=work)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = sf.read(work / name, dtype="float32")[0]
+    assert np.array_equal(outputs["a.wav"], outputs["b.wav"]) and not np.array_equal(outputs["a.wav"], outputs["c.wav"])
+
+
 def test_evaluate_with_bert_writes_the_documented_json(work):
     result = run(ROOT / "evaluate.py", "--data", "data", "--json", "results.json", cwd=work)
     assert result.returncode == 0, result.stderr
@@ -151,6 +161,7 @@ def test_bert_bad_inputs(work):
         (["separate", "mix.wav", "--vqvae", "runs/bert.pt"], "expected a vqvae"),
         (["separate", "mix.wav", "--vqvae", other / "vqvae.pt"], "another VQ-VAE"),
         (["separate", "mix.wav", "--steps", "0"], "--steps"),
+        (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "--temperature", "-1"], "--temperature"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "1.0"], "at most"),
         (["inpaint", "mix.wav", "--start", "9", "--duration", "0.01"], "not inside"),
         (["separate", "missing.wav"], "no such file"),
