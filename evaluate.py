@@ -33,7 +33,7 @@ def print_bert(results):
             f"{q + 1}: {a:.3f} / {u:.3f}" for q, (a, u) in enumerate(zip(mlm["accuracy_by_level"], mlm["unigram_accuracy_by_level"]))))
     inp = results["inpainting"]
     print(f"inpainting, gap of {inp['gap_tokens']} tokens = {inp['gap_seconds']:.3f} s ({inp['gaps']} gaps, "
-          f"{inp['decoding_steps']} decoding steps), "
+          f"{inp['decoding_steps']} decoding steps, temperature {inp['decoding_temperature']:g}), "
           f"MR-STFT distance on the gap (lower is better)")
     print(f"  BERT {inp['mrstft_gap']:.3f} +- {inp['mrstft_gap_ci95']:.3f}   silence {inp['mrstft_gap_silence']:.3f}   "
           f"cross-fade {inp['mrstft_gap_crossfade']:.3f}   oracle tokens {inp['mrstft_gap_oracle']:.3f}")

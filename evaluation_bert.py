@@ -31,6 +31,7 @@ from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprin
 
 DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
 INPAINT_STEPS = (8, 1)  # decoding steps scored for inpainting; the first is the headline (infer.py's default)
+INPAINT_TEMPERATURE = 1.0  # sampling temperature of the inpainting figures (infer.py's default; 0 = argmax)
 SEPARATION_SECONDS = 2.0  # length of each separation chunk
 STEM_SILENCE_DB = -40.0  # a stem quieter than this in a chunk is not scored there (SI-SDR is undefined)
 
@@ -95,7 +96,8 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle (or of
     `gap_seconds`, at most half the context) in the middle. The cross-fade takes the gap's length
     of audio on each side, read beyond the window where a long gap needs it. `temperatures`: also
-    score sampling at these temperatures with the headline steps (seeded: the same draws every run)."""
+    score these sampling temperatures with the headline steps (the headline samples at
+    INPAINT_TEMPERATURE; every draw is seeded: the same figures every run)."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
     P = L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
     if P > L // 2:
@@ -103,7 +105,8 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
     reach = max(0, (b - a) - a)  # samples the cross-fade needs beyond each side of the window
     mix_row = cache.sources.index("mix")
-    decodings = [(steps, 0.0) for steps in steps_list] + [(steps_list[0], t) for t in temperatures if t > 0]
+    T = INPAINT_TEMPERATURE
+    decodings = [(steps, T) for steps in steps_list] + [(steps_list[0], t) for t in temperatures if t != T]
     scores = {"silence": [], "crossfade": [], "oracle": [], **{decoding: [] for decoding in decodings}}
     generator = torch.Generator(device=device).manual_seed(0)
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
@@ -134,11 +137,12 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
             scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
     results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
                "decoding_steps": steps_list[0],
-               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, 0.0])[0] for steps in steps_list}}
+               "decoding_temperature": T,
+               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, T])[0] for steps in steps_list}}
     if len(decodings) > len(steps_list):
         results["mrstft_gap_by_temperature"] = {f"{t:g}": list(mean_ci95(scores[steps_list[0], t]))
-                                                for t in (0.0, *temperatures)}
-    for name, key in (((steps_list[0], 0.0), "mrstft_gap"), ("silence", "mrstft_gap_silence"),
+                                                for t in sorted({T, *temperatures})}
+    for name, key in (((steps_list[0], T), "mrstft_gap"), ("silence", "mrstft_gap_silence"),
                       ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle")):
         results[key], results[key + "_ci95"] = mean_ci95(scores[name])
     return results

@@ -49,6 +49,7 @@ DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more t
 SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
 REFINE_CHOICES = ("wiener", "none")  # separate --refine: Eq. 10 soft masks (refine.py), or BERT's tokens decoded as they are
 INPAINT_STEPS = 8
+INPAINT_TEMPERATURE = 1.0  # inpainting samples from BERT: argmax collapses a long gap onto a few codes (README)
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
 
@@ -449,7 +450,7 @@ def main():
     command.add_argument("--start", type=finite_float, required=True, help="gap start in seconds")
     command.add_argument("--duration", type=finite_float, required=True, help="gap length in seconds (at most half the context)")
     command.add_argument("-o", "--output", default=None, help="output file (default: <input name>.inpainted.wav)")
-    add_common(command, with_bert=True, steps=INPAINT_STEPS)
+    add_common(command, with_bert=True, steps=INPAINT_STEPS, temperature=INPAINT_TEMPERATURE)
     args = parser.parse_args()
     device = pick_device(args.device)
     if args.command in ("separate", "inpaint"):
