@@ -1,10 +1,12 @@
-"""Shared command-line plumbing: one-line errors with exit code 2, device and precision choice.
+"""Shared command-line plumbing: one-line errors with exit code 2, device and precision choice,
+and the types of flag values (a bad value is a one-line error naming the flag).
 
 Every entry point (`train.py`, `infer.py`, `evaluate.py`, `bench.py`, `sweep.py`, `plots.py`) runs its `main` through `run_main`, which
 turns a `UserError` (bad file, bad flag, mismatched checkpoint) into a single line on stderr and
 exit code 2, with no traceback. Real bugs still raise with a full traceback.
 """
 import argparse
+import math
 import sys
 
 import torch
@@ -71,3 +73,45 @@ def cpu_has_bf16():
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):
         return False
+
+
+# ---- flag values: a bad one is a one-line error naming the flag ----
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def non_negative_float(text):
+    value = finite_float(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text):
+    value = finite_float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+def number_list(text, flag, kind, valid, rule):
+    """The value of a comma-separated flag: "1,4,8" -> (1, 4, 8) of `kind`, each passing `valid`;
+    () when the flag is not given (None); a one-line error otherwise."""
+    try:
+        values = tuple(kind(item) for item in text.split(",")) if text is not None else ()
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated {'integers' if kind is int else 'numbers'}, got '{text}'") from None
+    if not all(valid(value) for value in values):
+        raise UserError(f"{flag} must be {rule}, got '{text}'")
+    return values

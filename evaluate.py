@@ -11,7 +11,7 @@ and, with `--report`, a listening page (`report.py`).
 from pathlib import Path
 
 from checkpoint import load_bert, load_vqvae
-from cli import ArgumentParser, pick_device, run_main
+from cli import ArgumentParser, number_list, pick_device, run_main
 from data import embedded_dataset
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from evaluation_bert import evaluate_bert, held_out_tokens
@@ -77,18 +77,6 @@ def print_separation(results):
     print(f"  mixture-use check, one-shot accuracy of fully masked stem tokens: true mixture "
           f"{use.get('true_mixture', float('nan')):.3f}, another track's {use.get('other_mixture', float('nan')):.3f}, "
           f"copying the mixture's token {use.get('mixture_copy', float('nan')):.3f}")
-
-
-def number_list(text, flag, kind, valid, rule):
-    """The value of a comma-separated flag: "1,4,8" -> (1, 4, 8) of `kind`, each passing `valid`;
-    () when the flag is not given (None); a one-line error otherwise."""
-    try:
-        values = tuple(kind(item) for item in text.split(",")) if text is not None else ()
-    except ValueError:
-        raise UserError(f"{flag} must be comma-separated {'integers' if kind is int else 'numbers'}, got '{text}'") from None
-    if not all(valid(value) for value in values):
-        raise UserError(f"{flag} must be {rule}, got '{text}'")
-    return values
 
 
 def main():

@@ -32,7 +32,8 @@ import soundfile as sf
 import torch
 
 from audio import audio_info, audio_writer, check_output_format
-from cli import ArgumentParser, autocast, pick_device, run_main
+from cli import (ArgumentParser, autocast, finite_float, non_negative_float, pick_device, positive_float, positive_int,
+                 run_main)
 from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
 from files import UserError, atomic_write, check_writable, refuse_existing
@@ -395,34 +396,6 @@ def add_common(command, with_bert=False, with_plot=True, steps=1, temperature=0.
 def sampling_generator(args, device):
     """The generator of BERT's sampling: seeded, so a command run twice writes the same file."""
     return torch.Generator(device=device).manual_seed(args.seed)
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def finite_float(text):
-    value = float(text)
-    if not np.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
-def non_negative_float(text):
-    value = finite_float(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
-
-
-def positive_float(text):
-    value = finite_float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
 
 
 def main():
