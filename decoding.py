@@ -9,6 +9,11 @@ the rest, so that after step t a share cos(pi/2 * t / N) of the originally maske
 still masked (cosine schedule, 0 after the last step); repeat. A position that was not masked at
 the start is never changed.
 
+Reveal noise (MaskGIT's "choice temperature", also in VampNet): rank positions by
+log(confidence) + r * (1 - t / N) * g, with g Gumbel noise, instead of by confidence alone. With
+r = 0 the most confident codes come first; as r grows the order becomes random, as in sampling
+the positions one at a time in a random order. The noise fades to 0 over the steps.
+
 Frames of Q codes (residual quantization, Eq. 9) are decoded coarse to fine, as in SoundStorm
 (Borsos et al., 2023, arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps`
 steps, then each finer level given the coarser ones, with `fine_steps` steps each (one by
@@ -22,26 +27,26 @@ import torch
 
 
 @torch.no_grad()
-def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1):
+def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, reveal_noise=0.0):
     """Fill the MASK tokens of batch["tokens"] (B, L), or (B, L, Q) level by level; returns new tokens.
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
-    and confidence is the probability of the sampled code.
+    and confidence is the probability of the sampled code. `reveal_noise` r: see the module text.
     """
     if min(steps, fine_steps) < 1:
         raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
     if tokens.dim() == 2:
-        return fill_level(model, tokens, inputs, mask_id, steps, temperature, generator)
+        return fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise)
     for level in range(tokens.shape[-1]):  # coarse to fine
         tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
-                            generator, level)
+                            generator, reveal_noise, level)
     return tokens
 
 
-def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level=None):
+def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise=0.0, level=None):
     """MaskGIT over the MASKs of `tokens` (B, L), or of level `level` of (B, L, Q) frames."""
     def at_level(t):  # (B, L, ...) -> the level being filled
         return t if level is None else t[:, :, level]
@@ -60,7 +65,11 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, le
             probs = torch.softmax(logits, dim=-1)
             guess = probs.argmax(dim=-1)  # (B, L)
         confidence = probs.gather(-1, guess[..., None])[..., 0]  # (B, L)
-        confidence = confidence.masked_fill(~still_masked, -1.0)  # only masked positions compete
+        if reveal_noise > 0:  # log-confidence plus fading Gumbel noise: the rank order is all that counts
+            uniform = torch.rand(confidence.shape, generator=generator, device=confidence.device)
+            gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+            confidence = confidence.clamp_min(1e-30).log() + reveal_noise * (1 - step / steps) * gumbel
+        confidence = confidence.masked_fill(~still_masked, -math.inf)  # only masked positions compete
         remaining = torch.floor(total * math.cos(math.pi / 2 * step / steps)).long()  # (B,) stay masked
         if step == steps:
             remaining = torch.zeros_like(remaining)

@@ -33,15 +33,17 @@ def print_bert(results):
             f"{q + 1}: {a:.3f} / {u:.3f}" for q, (a, u) in enumerate(zip(mlm["accuracy_by_level"], mlm["unigram_accuracy_by_level"]))))
     inp = results["inpainting"]
     print(f"inpainting, gap of {inp['gap_tokens']} tokens = {inp['gap_seconds']:.3f} s ({inp['gaps']} gaps, "
-          f"{inp['decoding_steps']} decoding steps, temperature {inp['decoding_temperature']:g}), "
+          f"{inp['decoding_steps']} decoding steps, temperature {inp['decoding_temperature']:g}, "
+          f"reveal noise {inp['decoding_reveal_noise']:g}), "
           f"MR-STFT distance on the gap (lower is better)")
     print(f"  BERT {inp['mrstft_gap']:.3f} +- {inp['mrstft_gap_ci95']:.3f}   silence {inp['mrstft_gap_silence']:.3f}   "
           f"cross-fade {inp['mrstft_gap_crossfade']:.3f}   oracle tokens {inp['mrstft_gap_oracle']:.3f}")
     print("  BERT by decoding steps: " + ", ".join(f"{n}: {v:.3f}" for n, v in inp["mrstft_gap_by_steps"].items()))
     for seconds, gap in [("", inp), *results.get("inpainting_gaps", {}).items()]:
-        if "mrstft_gap_by_temperature" in gap:
-            print(f"  BERT by sampling temperature{f' (gap of {seconds} s)' if seconds else ''}: " + ", ".join(
-                f"{t}: {m:.3f} +- {ci:.3f}" for t, (m, ci) in gap["mrstft_gap_by_temperature"].items()))
+        for key, name in (("mrstft_gap_by_temperature", "sampling temperature"), ("mrstft_gap_by_reveal_noise", "reveal noise")):
+            if key in gap:
+                print(f"  BERT by {name}{f' (gap of {seconds} s)' if seconds else ''}: " + ", ".join(
+                    f"{t}: {m:.3f} +- {ci:.3f}" for t, (m, ci) in gap[key].items()))
     for seconds, gap in results.get("inpainting_gaps", {}).items():
         if "skipped" in gap:
             print(f"  gap of {seconds} s: {gap['skipped']}")
@@ -94,6 +96,12 @@ def main():
                         help="comma-separated further inpainting gaps in seconds, e.g. 0.128,1.0 (at most half the context)")
     parser.add_argument("--inpaint-temperatures", default=None,
                         help="comma-separated sampling temperatures to fill every gap with too, e.g. 0.7,1.0 (0 = argmax)")
+    parser.add_argument("--inpaint-steps", default=None,
+                        help="comma-separated decoding steps to fill every gap with, the first the headline (default 8,1 "
+                             "for the quarter-context gap, 8 for --gap-seconds)")
+    parser.add_argument("--reveal-noises", default=None,
+                        help="comma-separated MaskGIT reveal noises to fill every gap with too, e.g. 1,10 (0 = most "
+                             "confident first)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples of the scored split")
@@ -106,6 +114,9 @@ def main():
     gap_seconds = number_list(args.gap_seconds, "--gap-seconds", float, lambda g: 0 < g < float("inf"), "positive and finite")
     temperatures = number_list(args.inpaint_temperatures, "--inpaint-temperatures", float, lambda t: 0 <= t < float("inf"),
                                "finite and at least 0")
+    inpaint_steps = number_list(args.inpaint_steps, "--inpaint-steps", int, lambda n: n >= 1, "at least 1")
+    reveal_noises = number_list(args.reveal_noises, "--reveal-noises", float, lambda r: 0 <= r < float("inf"),
+                                "finite and at least 0")
     device = pick_device(args.device)
     model = load_vqvae(args.vqvae, device)
     data_root = args.data or embedded_dataset(model.config.sample_rate)
@@ -122,7 +133,8 @@ def main():
         results.update(evaluate_bert(bert, vocab, model, cache, validation, tracks, device,
                                      separation_per_track=args.separation_chunks, separation_steps=separation_steps,
                                      steps_per_track=args.steps_chunks, gap_seconds=gap_seconds,
-                                     inpaint_temperatures=temperatures))
+                                     inpaint_temperatures=temperatures, inpaint_steps=inpaint_steps,
+                                     reveal_noises=reveal_noises))
         print_bert(results)
         if args.report:
             from report import write_report  # matplotlib only when pictures are asked for

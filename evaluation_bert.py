@@ -32,6 +32,7 @@ from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprin
 DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
 INPAINT_STEPS = (8, 1)  # decoding steps scored for inpainting; the first is the headline (infer.py's default)
 INPAINT_TEMPERATURE = 1.0  # sampling temperature of the inpainting figures (infer.py's default; 0 = argmax)
+INPAINT_REVEAL_NOISE = 0.0  # MaskGIT's noise on the reveal order of the inpainting figures (infer.py's default)
 SEPARATION_SECONDS = 2.0  # length of each separation chunk
 STEM_SILENCE_DB = -40.0  # a stem quieter than this in a chunk is not scored there (SI-SDR is undefined)
 
@@ -92,12 +93,13 @@ def crossfade_fill(before, after):
 
 @torch.no_grad()
 def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16,
-                        gap_seconds=None, temperatures=()):
+                        gap_seconds=None, temperatures=(), reveal_noises=()):
     """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle (or of
     `gap_seconds`, at most half the context) in the middle. The cross-fade takes the gap's length
-    of audio on each side, read beyond the window where a long gap needs it. `temperatures`: also
-    score these sampling temperatures with the headline steps (the headline samples at
-    INPAINT_TEMPERATURE; every draw is seeded: the same figures every run)."""
+    of audio on each side, read beyond the window where a long gap needs it. The headline decodes
+    with steps_list[0] steps at INPAINT_TEMPERATURE and INPAINT_REVEAL_NOISE; each other value of
+    `steps_list`, `temperatures` and `reveal_noises` is also scored, one setting changed at a time
+    (every draw is seeded: the same figures every run)."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
     P = L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
     if P > L // 2:
@@ -105,8 +107,9 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
     reach = max(0, (b - a) - a)  # samples the cross-fade needs beyond each side of the window
     mix_row = cache.sources.index("mix")
-    T = INPAINT_TEMPERATURE
-    decodings = [(steps, T) for steps in steps_list] + [(steps_list[0], t) for t in temperatures if t != T]
+    N, T, R = steps_list[0], INPAINT_TEMPERATURE, INPAINT_REVEAL_NOISE
+    decodings = list(dict.fromkeys([(steps, T, R) for steps in steps_list] + [(N, t, R) for t in temperatures]
+                                   + [(N, T, r) for r in reveal_noises]))  # (steps, temperature, reveal noise)
     scores = {"silence": [], "crossfade": [], "oracle": [], **{decoding: [] for decoding in decodings}}
     generator = torch.Generator(device=device).manual_seed(0)
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
@@ -116,10 +119,10 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
         batch_inputs = {key: value.to(device) for key, value in
                         single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab)).items()}
         estimates = {}
-        for steps, temperature in decodings:
+        for steps, temperature, noise in decodings:
             with autocast(device):
-                filled = maskgit_fill(bert, batch_inputs, vocab.mask, steps, temperature, generator)
-                estimates[steps, temperature] = decode_batch(vqvae, filled.cpu(), device)
+                filled = maskgit_fill(bert, batch_inputs, vocab.mask, steps, temperature, generator, reveal_noise=noise)
+                estimates[steps, temperature, noise] = decode_batch(vqvae, filled.cpu(), device)
         oracles = decode_batch(vqvae, tokens, device)
         for i, ((t, first), oracle) in enumerate(zip(batch, oracles)):
             frame = first - cache.track_range(t)[0]
@@ -136,13 +139,14 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
                                                                            reference[reach + b:reach + 2 * b - a])))
             scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
     results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
-               "decoding_steps": steps_list[0],
-               "decoding_temperature": T,
-               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, T])[0] for steps in steps_list}}
-    if len(decodings) > len(steps_list):
-        results["mrstft_gap_by_temperature"] = {f"{t:g}": list(mean_ci95(scores[steps_list[0], t]))
-                                                for t in sorted({T, *temperatures})}
-    for name, key in (((steps_list[0], T), "mrstft_gap"), ("silence", "mrstft_gap_silence"),
+               "decoding_steps": N, "decoding_temperature": T, "decoding_reveal_noise": R,
+               "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, T, R])[0] for steps in steps_list}}
+    if temperatures:
+        results["mrstft_gap_by_temperature"] = {f"{t:g}": list(mean_ci95(scores[N, t, R])) for t in sorted({T, *temperatures})}
+    if reveal_noises:
+        results["mrstft_gap_by_reveal_noise"] = {f"{r:g}": list(mean_ci95(scores[N, T, r]))
+                                                 for r in sorted({R, *reveal_noises})}
+    for name, key in (((N, T, R), "mrstft_gap"), ("silence", "mrstft_gap_silence"),
                       ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle")):
         results[key], results[key + "_ci95"] = mean_ci95(scores[name])
     return results
@@ -323,25 +327,29 @@ def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device, stem_lat
 
 
 def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=4,
-                  separation_steps=(1, 4, 8, 16), steps_per_track=1, gap_seconds=(), inpaint_temperatures=()):
+                  separation_steps=(1, 4, 8, 16), steps_per_track=1, gap_seconds=(), inpaint_temperatures=(),
+                  inpaint_steps=None, reveal_noises=()):
     """Every BERT figure on one split; the unigram guess comes from the validation split, never the test.
 
     `gap_seconds`: further inpainting gaps, in seconds, scored with the headline decoding steps
     (`inpainting_gaps`; one longer than half the context is left out, with a note saying so).
-    `inpaint_temperatures`: every gap also filled by sampling at these temperatures.
+    Every gap is also filled with each of `inpaint_steps` (the first is the headline; default:
+    INPAINT_STEPS for the quarter-context gap, its first for the others), `inpaint_temperatures`
+    and `reveal_noises`, one setting changed at a time.
     """
     counts = validation.code_counts(vocab.num_codes)  # (K,), or (Q, K): each level's unigram guess
     unigram_code = int(counts.argmax()) if counts.ndim == 1 else counts.argmax(axis=1)
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
                "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device,
-                                                 temperatures=inpaint_temperatures)}
+                                                 steps_list=inpaint_steps or INPAINT_STEPS,
+                                                 temperatures=inpaint_temperatures, reveal_noises=reveal_noises)}
     if gap_seconds:
         results["inpainting_gaps"] = {}
         for seconds in gap_seconds:
             try:
                 results["inpainting_gaps"][f"{seconds:g}"] = evaluate_inpainting(
-                    bert, vqvae, vocab, cache, tracks, device, steps_list=INPAINT_STEPS[:1], gap_seconds=seconds,
-                    temperatures=inpaint_temperatures)
+                    bert, vqvae, vocab, cache, tracks, device, steps_list=inpaint_steps or INPAINT_STEPS[:1],
+                    gap_seconds=seconds, temperatures=inpaint_temperatures, reveal_noises=reveal_noises)
             except UserError as error:
                 results["inpainting_gaps"][f"{seconds:g}"] = {"skipped": str(error)}
     if vocab.stems:

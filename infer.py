@@ -288,6 +288,7 @@ def command_separate(args, device):
             with autocast(device):  # every stem in one batched pass
                 tokens = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
                                       temperature=args.temperature, generator=sampling_generator(args, device),
+                                      reveal_noise=args.reveal_noise,
                                       progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
             waves = np.stack([decode_long(t, vqvae, device)[:len(segment.audio)] for t in tokens])  # (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
@@ -341,7 +342,7 @@ def command_inpaint(args, device):
         tokens, features, _ = encode_waveform(vqvae, region, device)
         filled = inpaint_tokens(bert, vocab, tokens, features, first - region_first, last - first,
                                 steps=args.steps, temperature=args.temperature,
-                                generator=sampling_generator(args, device))
+                                generator=sampling_generator(args, device), reveal_noise=args.reveal_noise)
     # decode around the gap only, then splice it into the original audio with short cross-fades
     a, b = max(0, first - region_first - margin), min(len(filled), last - region_first + margin)
     with torch.no_grad(), autocast(device):
@@ -377,7 +378,7 @@ def command_inpaint(args, device):
                                        ("filled by BERT", region[a:b])], rate)
 
 
-def add_common(command, with_bert=False, with_plot=True, steps=1, temperature=0.0):
+def add_common(command, with_bert=False, with_plot=True, steps=1, temperature=0.0, reveal_noise=0.0):
     command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
     if with_plot:
         command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
@@ -390,6 +391,9 @@ def add_common(command, with_bert=False, with_plot=True, steps=1, temperature=0.
         command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot argmax; default {steps})")
         command.add_argument("--temperature", type=non_negative_float, default=temperature,
                              help=f"sampling temperature (0 = argmax; default {temperature:g})")
+        command.add_argument("--reveal-noise", type=non_negative_float, default=reveal_noise,
+                             help="Gumbel noise on the confidences that order MaskGIT's reveals (0 = most confident "
+                                  f"first; large = random order; default {reveal_noise:g})")
         command.add_argument("--seed", type=int, default=0, help="seed of the sampling (the same seed, the same output)")
 
 

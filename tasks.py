@@ -52,7 +52,7 @@ def window_starts(total, window):
 
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
-                 generator=None):
+                 generator=None, reveal_noise=0.0):
     """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`;
     (S, Q) frames of a residual tokenizer -> (J, S, Q), decoded coarse to fine (`maskgit_fill`).
 
@@ -74,7 +74,8 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
-        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator)[:, M + 1:].cpu()  # (B, M) stem half
+        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator,
+                              reveal_noise=reveal_noise)[:, M + 1:].cpu()  # (B, M) stem half
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
             result[j, starts[w] + frames] = filled[i, frames]
@@ -106,7 +107,8 @@ def single_source_inputs(tokens, features=None, hidden=None):
 
 
 @torch.no_grad()
-def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0, generator=None):
+def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0, generator=None,
+                   reveal_noise=0.0):
     """(S,) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
     (S,) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
     file), with the latents of the audio around the gap; only the gap changes.
@@ -118,7 +120,7 @@ def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8
     device = bert.codebook.device
     inputs = single_source_inputs(window[None], features[None, start:start + L].float(), window[None] == vocab.mask)
     filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature,
-                          generator)
+                          generator, reveal_noise=reveal_noise)
     out = tokens.clone()
     out[start:start + L] = filled[0].cpu()
     return out

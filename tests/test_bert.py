@@ -94,15 +94,17 @@ def test_tiny_bert_overfits_one_batch():
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 1000), steps=st.integers(1, 16), masked_share=st.floats(0.0, 1.0))
-def test_maskgit_never_changes_unmasked_tokens_and_fills_everything(seed, steps, masked_share):
+@given(seed=st.integers(0, 1000), steps=st.integers(1, 16), masked_share=st.floats(0.0, 1.0),
+       temperature=st.sampled_from([0.0, 1.0]), reveal_noise=st.sampled_from([0.0, 1.0, 1e6]))
+def test_maskgit_never_changes_unmasked_tokens_and_fills_everything(seed, steps, masked_share, temperature, reveal_noise):
     model = tiny_bert(seed=seed % 3).eval()
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, K, (3, 20), generator=generator)
     masked = torch.rand(3, 20, generator=generator) < masked_share
     inputs = tokens.masked_fill(masked, VOCAB.mask)
     batch = single_source_inputs(inputs)
-    filled = maskgit_fill(model, batch, VOCAB.mask, steps=steps)
+    filled = maskgit_fill(model, batch, VOCAB.mask, steps=steps, temperature=temperature, generator=generator,
+                          reveal_noise=reveal_noise)
     assert torch.equal(filled[~masked], tokens[~masked])
     assert (filled < K).all(), "with N steps every MASK is filled"
     assert torch.equal(batch["tokens"], inputs), "the input batch is not edited"
@@ -116,6 +118,28 @@ def test_one_step_maskgit_is_the_argmax():
     logits, _ = model(**batch)
     filled = maskgit_fill(model, batch, VOCAB.mask, steps=1)
     assert torch.equal(filled[:, 5:15], logits.argmax(-1)[:, 5:15])
+
+
+def test_reveal_noise_turns_most_confident_first_into_a_random_order():
+    """Two steps over 10 MASKs reveal 3 in the first (cosine schedule): without noise always the 3
+    most confident; with overwhelming noise each of the 10 about equally often, over 300 draws."""
+    model = Recorder(tiny_bert().eval())
+    inputs = torch.randint(0, K, (1, 20), generator=torch.Generator().manual_seed(1))
+    inputs[:, 5:15] = VOCAB.mask
+    batch = single_source_inputs(inputs)
+    logits, _ = model.model(**batch)
+    most_confident = set((torch.softmax(logits[0, 5:15], -1).amax(-1).argsort(descending=True)[:3] + 5).tolist())
+    for noise in (0.0, 1e6):
+        counts = torch.zeros(20)
+        for seed in range(300):
+            model.calls.clear()
+            maskgit_fill(model, batch, VOCAB.mask, steps=2, generator=torch.Generator().manual_seed(seed), reveal_noise=noise)
+            counts += (model.calls[1][0] != VOCAB.mask).float() - (inputs[0] != VOCAB.mask).float()  # revealed at step 1
+        assert counts.sum() == 300 * 3 and counts[:5].sum() == counts[15:].sum() == 0
+        if noise == 0:
+            assert set(torch.nonzero(counts == 300)[:, 0].tolist()) == most_confident
+        else:  # 90 expected each, standard deviation 8
+            assert counts[5:15].min() > 50 and counts[5:15].max() < 130
 
 
 @given(total=st.integers(1, 2000), window=st.integers(1, 300))

@@ -246,7 +246,8 @@ def test_bad_flags(trained):
     assert_one_line_error(run(ROOT / "train.py", "vqvae", "--k", "0", cwd=trained), "--k")
     assert_one_line_error(run(ROOT / "train.py", "vqvae", "--steps", "many", cwd=trained), "--steps")
     assert_one_line_error(run(ROOT / "train.py", "vqvae", "--bogus", cwd=trained), "--bogus")
-    for flag, value in (("--separation-steps", "1,x"), ("--gap-seconds", "nan"), ("--inpaint-temperatures", "-1")):
+    for flag, value in (("--separation-steps", "1,x"), ("--gap-seconds", "nan"), ("--inpaint-temperatures", "-1"),
+                        ("--inpaint-steps", "0"), ("--reveal-noises", "inf")):
         assert_one_line_error(run(ROOT / "evaluate.py", flag, value, cwd=trained), flag)
     unknown = trained / "unknown_layout"
     unknown.mkdir(exist_ok=True)

@@ -162,6 +162,7 @@ def test_bert_bad_inputs(work):
         (["separate", "mix.wav", "--vqvae", other / "vqvae.pt"], "another VQ-VAE"),
         (["separate", "mix.wav", "--steps", "0"], "--steps"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "--temperature", "-1"], "--temperature"),
+        (["separate", "mix.wav", "--reveal-noise", "nan"], "--reveal-noise"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "1.0"], "at most"),
         (["inpaint", "mix.wav", "--start", "9", "--duration", "0.01"], "not inside"),
         (["separate", "missing.wav"], "no such file"),

@@ -100,7 +100,8 @@ def test_separate_and_inpaint_decode_frames(work):
 
 def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     result = run(ROOT / "evaluate.py", "--data", "data", "--separation-steps", "1", "--separation-chunks", "1",
-                 "--gap-seconds", "0.02,100", "--inpaint-temperatures", "0", "--json", "results.json", cwd=work)
+                 "--gap-seconds", "0.02,100", "--inpaint-temperatures", "0", "--inpaint-steps", "2,1", "--reveal-noises", "50",
+                 "--json", "results.json", cwd=work)
     assert result.returncode == 0, result.stderr
     results = json.loads((work / "results.json").read_text())
     assert len(results["reconstruction"]["codes_used_fraction_by_level"]) == 2
@@ -112,6 +113,9 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     assert "at most" in gaps["100"]["skipped"]
     sampled = gaps["0.02"]["mrstft_gap_by_temperature"]  # argmax and sampling at T = 1 (the headline) on the same gaps
     assert sampled.keys() == {"0", "1"} and sampled["1"][0] == gaps["0.02"]["mrstft_gap"] and sampled["0"][0] > 0
+    assert gaps["0.02"]["mrstft_gap_by_steps"].keys() == {"2", "1"} and gaps["0.02"]["decoding_steps"] == 2
+    noisy = gaps["0.02"]["mrstft_gap_by_reveal_noise"]  # the headline's order (0) and a noisy one, 2 steps each
+    assert noisy.keys() == {"0", "50"} and noisy["0"][0] == gaps["0.02"]["mrstft_gap"]
     assert results["separation"]["bass"]["chunks"] >= 1
     coarse = results["separation_steps"]["si_sdri_db_by_levels"]  # token-only from level 1 alone
     assert coarse.keys() == {"1"} and coarse["1"].keys() == results["separation"].keys()
