@@ -14,6 +14,10 @@ log(confidence) + r * (1 - t / N) * g, with g Gumbel noise, instead of by confid
 r = 0 the most confident codes come first; as r grows the order becomes random, as in sampling
 the positions one at a time in a random order. The noise fades to 0 over the steps.
 
+`probabilities=True` also returns, for every position, BERT's distribution over codes at the
+step that revealed it (softmax of the logits, untempered; one-hot where the token was given):
+what `tasks.separate_all` turns into expected code vectors (soft decoding).
+
 Frames of Q codes (residual quantization, Eq. 9) are decoded coarse to fine, as in SoundStorm
 (Borsos et al., 2023, arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps`
 steps, then each finer level given the coarser ones, with `fine_steps` steps each (one by
@@ -27,8 +31,10 @@ import torch
 
 
 @torch.no_grad()
-def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, reveal_noise=0.0):
-    """Fill the MASK tokens of batch["tokens"] (B, L), or (B, L, Q) level by level; returns new tokens.
+def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, reveal_noise=0.0,
+                 probabilities=False):
+    """Fill the MASK tokens of batch["tokens"] (B, L), or (B, L, Q) level by level; returns new tokens
+    (and with `probabilities`, their distributions (B, L, K) or (B, L, Q, K)).
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
@@ -38,16 +44,22 @@ def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None
         raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
+    probs = None  # (B, L, [Q,] K) with `probabilities`: given tokens one-hot, the rest filled as revealed
+    if probabilities:
+        K = model.config.num_codes
+        probs = torch.nn.functional.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)
     if tokens.dim() == 2:
-        return fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise)
-    for level in range(tokens.shape[-1]):  # coarse to fine
-        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
-                            generator, reveal_noise, level)
-    return tokens
+        tokens = fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise, record=probs)
+    else:
+        for level in range(tokens.shape[-1]):  # coarse to fine
+            tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
+                                generator, reveal_noise, level, record=None if probs is None else probs[:, :, level])
+    return (tokens, probs) if probabilities else tokens
 
 
-def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise=0.0, level=None):
-    """MaskGIT over the MASKs of `tokens` (B, L), or of level `level` of (B, L, Q) frames."""
+def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise=0.0, level=None, record=None):
+    """MaskGIT over the MASKs of `tokens` (B, L), or of level `level` of (B, L, Q) frames; `record`
+    (B, L, K), if given, receives the distribution of each position at the step that reveals it."""
     def at_level(t):  # (B, L, ...) -> the level being filled
         return t if level is None else t[:, :, level]
 
@@ -76,6 +88,8 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, re
         reveal = still_masked.sum(dim=1) - remaining  # (B,) how many to unmask now
         order = confidence.argsort(dim=1, descending=True).argsort(dim=1)  # rank by confidence
         chosen = (order < reveal[:, None]) & still_masked  # (B, L)
+        if record is not None:
+            record[chosen] = torch.softmax(logits[chosen], dim=-1)
         if level is None:
             tokens = torch.where(chosen, guess, tokens)
         else:

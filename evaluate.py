@@ -17,7 +17,8 @@ from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstru
 from evaluation_bert import evaluate_bert, held_out_tokens
 from files import UserError, refuse_existing
 
-CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "refined (Eq. 10)", "mixture": "mixture",
+CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "refined (Eq. 10)", "expected": "soft decoding",
+                   "expected_refined": "soft, refined", "mixture": "mixture",
                    "mixture_tokens": "mixture's tokens",
                    "oracle": "oracle tokens", "oracle_refined": "oracle refined"}
 

@@ -157,7 +157,8 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
 
 # what is scored against each stem; "mixture_tokens" decodes the mixture's own tokens for every stem:
 # what a BERT that only copied the mixture would score (the tokenizer's floor for token-only separation)
-CANDIDATES = ("tokens", "refined", "mixture", "mixture_tokens", "oracle", "oracle_refined")
+# "expected" decodes BERT's expected code vectors instead of its tokens (soft decoding, tasks.py)
+CANDIDATES = ("tokens", "refined", "expected", "expected_refined", "mixture", "mixture_tokens", "oracle", "oracle_refined")
 SEPARATION_METRICS = ("si_sdr_db", "bss_sdr_db", "mrstft", "log_mel_distance")
 # Eq. 10 settings scored side by side on the same token estimates (`separation_refinement`); choose
 # among them on the validation split, never the test split. The first is refine.py's default.
@@ -222,11 +223,14 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
         truth = torch.from_numpy(np.stack([cache.tokens[cache.sources.index(stem), first:first + frames]
                                            for stem in stems]).astype(np.int64))  # (J, S)
         with autocast(device):
-            predicted = separate_all(bert, vocab, mixture, features, stems, steps=default_steps)  # (J, S)
+            predicted, soft = separate_all(bert, vocab, mixture, features, stems, steps=default_steps,
+                                           code_vectors=vqvae.quantizer.code_vectors().detach())  # (J, S), (J, S, D)
         estimates = decode_batch(vqvae, predicted, device)  # (J, T)
+        expected = decode_batch(vqvae, soft, device)  # (J, T)
         oracles = decode_batch(vqvae, truth, device)  # (J, T)
         mix = torch.from_numpy(mixture_audio)
         candidates = {"tokens": estimates, "refined": refine(mix, torch.from_numpy(estimates)).numpy(),
+                      "expected": expected, "expected_refined": refine(mix, torch.from_numpy(expected)).numpy(),
                       "mixture": np.stack([mixture_audio] * len(stems)),
                       "mixture_tokens": np.repeat(decode_batch(vqvae, mixture[None], device), len(stems), axis=0),
                       "oracle": oracles,
@@ -268,6 +272,9 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
                             "oracle_si_sdri_db": metrics["oracle"]["si_sdri_db"],
                             "refined_si_sdri_db": refined["si_sdri_db"], "refined_si_sdri_db_ci95": refined["si_sdri_db_ci95"],
                             "refined_si_sdr_db": refined["si_sdr_db"],
+                            "expected_si_sdri_db": metrics["expected"]["si_sdri_db"],
+                            "expected_si_sdri_db_ci95": metrics["expected"]["si_sdri_db_ci95"],
+                            "expected_refined_si_sdri_db": metrics["expected_refined"]["si_sdri_db"],
                             "oracle_refined_si_sdri_db": metrics["oracle_refined"]["si_sdri_db"], "metrics": metrics}
     steps = {"chunk_seconds": frames * hop / rate, "default_steps": default_steps, "chunks_per_track": steps_per_track,
              "si_sdri_db": {str(n): {stem: mean_ci95(by_steps[stem][n])[0] for stem in separation if by_steps[stem][n]}

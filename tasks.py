@@ -16,6 +16,11 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
 With a residual tokenizer (Eq. 9) tokens are frames of Q codes, (S, Q), and `maskgit_fill`
 decodes each window coarse to fine; windows, layouts and features are per frame as with Q = 1.
 
+Soft decoding (`separate_all(..., code_vectors=...)`): besides the tokens, each stem frame's
+expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT's distribution
+at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
+them; the expectation keeps what they share (Results, "Soft decoding").
+
 Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, Q levels.
 """
 import numpy as np
@@ -52,9 +57,11 @@ def window_starts(total, window):
 
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
-                 generator=None, reveal_noise=0.0):
+                 generator=None, reveal_noise=0.0, code_vectors=None):
     """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`;
     (S, Q) frames of a residual tokenizer -> (J, S, Q), decoded coarse to fine (`maskgit_fill`).
+    With `code_vectors` ((K, D), or (Q, K, D): `quantizer.code_vectors()`) also returns the
+    expected decoder inputs (J, S, D) of soft decoding.
 
     The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
@@ -69,19 +76,34 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     separators = torch.tensor([vocab.stem_separator(stem) for stem in stems])  # (J,)
     items = [(w, j) for w in range(len(starts)) for j in range(J)]  # (window, stem) pairs
     result = torch.empty(J, *mixture.shape, dtype=torch.long)  # (J, S) or (J, S, Q)
+    soft = None if code_vectors is None else torch.empty(J, S, code_vectors.shape[-1])  # (J, S, D)
     for first in range(0, len(items), batch_size):
         batch = items[first:first + batch_size]
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
-        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator,
-                              reveal_noise=reveal_noise)[:, M + 1:].cpu()  # (B, M) stem half
+        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, reveal_noise=reveal_noise,
+                              probabilities=soft is not None)
+        if soft is not None:
+            filled, probs = filled
+            expected = expected_vectors(probs[:, M + 1:], code_vectors.to(probs.device)).cpu()  # (B, M, D)
+        filled = filled[:, M + 1:].cpu()  # (B, M) stem half
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
             result[j, starts[w] + frames] = filled[i, frames]
+            if soft is not None:
+                soft[j, starts[w] + frames] = expected[i, frames]
         if progress:
             progress(-(-(first + len(batch)) // J), len(starts))
-    return result
+    return result if soft is None else (result, soft)
+
+
+def expected_vectors(probs, code_vectors):
+    """(B, M, K) or (B, M, Q, K) distributions, (K, D) or (Q, K, D) code vectors -> (B, M, D):
+    the expected decoder input, summed over levels."""
+    if probs.dim() == 3:
+        return probs @ code_vectors.float()
+    return torch.einsum("bmqk,qkd->bmd", probs, code_vectors.float())
 
 
 def separate_tokens(bert, vocab, mixture, features, stem, **options):

@@ -182,8 +182,12 @@ class VQVAE(nn.Module):
     def decode(self, indices, num_samples=None, levels=None):
         """(B, S) token indices, or (B, S, Q) if Q > 1 -> (B, 1, num_samples) waveform (default
         S * 2^k samples). `levels` = n decodes from the first n levels only (Q > 1)."""
-        z = self.lookup(indices, levels).transpose(1, 2)  # (B, D, S)
-        x_hat = self.decoder(z)  # (B, 1, S * 2^k)
+        return self.decode_vectors(self.lookup(indices, levels), num_samples)
+
+    @torch.no_grad()
+    def decode_vectors(self, vectors, num_samples=None):
+        """(B, S, D) decoder inputs (code vectors, or their expectation: soft decoding) -> (B, 1, T)."""
+        x_hat = self.decoder(vectors.transpose(1, 2))  # (B, 1, S * 2^k)
         return x_hat if num_samples is None else x_hat[..., :num_samples]
 
     # ---- long audio: overlapping pieces, batched ----

@@ -120,6 +120,34 @@ def test_one_step_maskgit_is_the_argmax():
     assert torch.equal(filled[:, 5:15], logits.argmax(-1)[:, 5:15])
 
 
+@pytest.mark.parametrize("codebooks", [1, 3])
+def test_soft_decoding_expects_the_distribution_that_chose_each_token(codebooks):
+    """One-shot: a masked position's recorded distribution is that pass's softmax and its argmax
+    the token chosen; a given token is one-hot; expected vectors of one-hot rows are the tokens'
+    own decoder inputs (summed over levels)."""
+    from vqvae import VQVAE, VQVAEConfig
+    from tasks import expected_vectors
+    model = tiny_bert(codebooks=codebooks).eval()
+    shape = (2, 20) if codebooks == 1 else (2, 20, codebooks)
+    inputs = torch.randint(0, K, shape, generator=torch.Generator().manual_seed(2))
+    inputs[:, 5:15] = VOCAB.mask
+    batch = single_source_inputs(inputs)
+    filled, probs = maskgit_fill(model, batch, VOCAB.mask, steps=1, probabilities=True)
+    assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:-1]), atol=1e-5)
+    assert torch.equal(probs.argmax(-1), filled)
+    assert torch.equal(probs[:, :5].amax(-1), torch.ones_like(probs[:, :5].amax(-1))), "given tokens are one-hot"
+    if codebooks == 1:
+        logits, _ = model(**batch)
+        assert torch.allclose(probs[:, 5:15], torch.softmax(logits[:, 5:15].float(), -1), atol=1e-6)
+    torch.manual_seed(0)
+    vqvae = VQVAE(VQVAEConfig(num_downsamples=2, num_codes=K, code_dim=D, base_channels=2, max_channels=8,
+                              bottleneck_blocks=1, codebooks=codebooks))
+    one_hot = F.one_hot(filled, K).float()
+    expected = expected_vectors(one_hot, vqvae.quantizer.code_vectors().detach())
+    assert torch.allclose(expected, vqvae.lookup(filled), atol=1e-5)
+    assert torch.allclose(vqvae.decode_vectors(expected), vqvae.decode(filled), atol=1e-5)
+
+
 def test_reveal_noise_turns_most_confident_first_into_a_random_order():
     """Two steps over 10 MASKs reveal 3 in the first (cosine schedule): without noise always the 3
     most confident; with overwhelming noise each of the 10 about equally often, over 300 draws."""
