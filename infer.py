@@ -6,6 +6,7 @@
     python infer.py separate mix.wav               # writes separated/mix/{bass,drums,guitar,piano}.wav
     python infer.py separate mix.wav --stem bass --out DIR
     python infer.py separate mix.wav --refine none # BERT's tokens decoded, without refinement by the mixture
+    python infer.py separate mix.wav --decode soft # the code vectors expected under BERT's distributions
     python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
 
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
@@ -48,6 +49,7 @@ SEGMENT_SECONDS = 30.0  # files are processed this much at a time (streaming.py)
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
+SEPARATE_DECODE = "tokens"  # or "soft": expected code vectors (README, Results, "Soft decoding")
 REFINE_CHOICES = ("wiener", "none")  # separate --refine: Eq. 10 soft masks (refine.py), or BERT's tokens decoded as they are
 INPAINT_STEPS = 8
 INPAINT_TEMPERATURE = 1.0  # inpainting samples from BERT: argmax collapses a long gap onto a few codes (README)
@@ -138,7 +140,8 @@ def kept_samples(wave, segment):
 
 
 def decode_long(tokens, model, device):
-    """(S,) tokens -> (S * 2^k,) float32 waveform, decoded in overlapping pieces (bounded memory)."""
+    """(S,) tokens, (S, Q) frames or (S, D) decoder inputs -> (S * 2^k,) float32 waveform, decoded in
+    overlapping pieces (bounded memory)."""
     with torch.no_grad(), autocast(device):
         return model.decode_in_pieces(tokens.to(device)).float().cpu().numpy()
 
@@ -273,6 +276,7 @@ def command_separate(args, device):
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness, scores, mixture_score, panels = Loudness(args.input), {}, RunningSISDR(), {}
+    code_vectors = vqvae.quantizer.code_vectors().detach() if args.decode == "soft" else None
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, rate)) for stem, path in paths.items()}
         for i, segment in enumerate(segments(args, vqvae, margin, align)):
@@ -286,11 +290,13 @@ def command_separate(args, device):
                 if reference is not None:
                     panels[f"reference {stems[0]}"] = reference
             with autocast(device):  # every stem in one batched pass
-                tokens = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
-                                      temperature=args.temperature, generator=sampling_generator(args, device),
-                                      reveal_noise=args.reveal_noise,
-                                      progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
-            waves = np.stack([decode_long(t, vqvae, device)[:len(segment.audio)] for t in tokens])  # (J, samples)
+                estimates = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
+                                         temperature=args.temperature, generator=sampling_generator(args, device),
+                                         reveal_noise=args.reveal_noise, code_vectors=code_vectors,
+                                         progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
+            if code_vectors is not None:  # soft decoding: each stem's expected decoder inputs (J, S, D)
+                estimates = estimates[1]
+            waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
                              offset=segment.start - segment.offset).numpy() if refining else waves  # Eq. 10
             for stem in stems:
@@ -421,6 +427,9 @@ def main():
     command.add_argument("--refine", default="wiener", choices=REFINE_CHOICES,
                          help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
                               "stem is separated, even with --stem); none: BERT's tokens decoded as they are")
+    command.add_argument("--decode", default=SEPARATE_DECODE, choices=["tokens", "soft"],
+                         help="tokens: decode BERT's chosen codes; soft: decode the code vectors expected under "
+                              f"its distributions (tasks.py; default {SEPARATE_DECODE})")
     add_common(command, with_bert=True, steps=SEPARATE_STEPS)
     command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
     command.add_argument("input", help="audio file")

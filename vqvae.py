@@ -217,9 +217,10 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def decode_in_pieces(self, indices, piece=None, margin=32, batch_size=8):
-        """(S,) token indices, or (S, Q) if Q > 1 -> (S * 2^k,) waveform."""
+        """(S,) token indices, or (S, Q) if Q > 1, or float (S, D) decoder inputs -> (S * 2^k,) waveform."""
         hop, S, piece = self.hop, indices.shape[0], piece or self.piece_frames()
-        z = F.pad(self.lookup(indices).t(), (margin, margin + piece))  # (D, S + room), zero margins
+        vectors = indices if indices.is_floating_point() else self.lookup(indices)  # (S, D)
+        z = F.pad(vectors.t(), (margin, margin + piece))  # (D, S + room), zero margins
         starts = list(range(0, S, piece))
         out = []
         for first in range(0, len(starts), batch_size):

@@ -92,6 +92,11 @@ def test_separate_and_inpaint_decode_frames(work):
     assert result.returncode == 0, result.stderr
     audio, rate = sf.read(work / "separated" / "mix" / "bass.wav")
     assert rate == RATE and len(audio) == RATE
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--refine", "none", "--steps", "2",
+                 "--decode", "soft", "--out", "soft", cwd=work)
+    assert result.returncode == 0, result.stderr
+    soft = sf.read(work / "soft" / "mix" / "bass.wav")[0]  # expected code vectors: not the chosen codes' audio
+    assert len(soft) == RATE and np.isfinite(soft).all() and not np.allclose(soft, audio, atol=1e-3)
     result = run(ROOT / "infer.py", "inpaint", "mix.wav", "--start", "0.5", "--duration", "0.02", "-o", "filled.wav", cwd=work)
     assert result.returncode == 0, result.stderr
     filled, source = sf.read(work / "filled.wav")[0], sf.read(work / "mix.wav")[0]
