@@ -38,7 +38,8 @@ def print_bert(results):
           f"reveal noise {inp['decoding_reveal_noise']:g}), "
           f"MR-STFT distance on the gap (lower is better)")
     print(f"  BERT {inp['mrstft_gap']:.3f} +- {inp['mrstft_gap_ci95']:.3f}   silence {inp['mrstft_gap_silence']:.3f}   "
-          f"cross-fade {inp['mrstft_gap_crossfade']:.3f}   oracle tokens {inp['mrstft_gap_oracle']:.3f}")
+          f"cross-fade {inp['mrstft_gap_crossfade']:.3f}   oracle tokens {inp['mrstft_gap_oracle']:.3f}" + unigram_text(inp))
+    print_log_mel(inp, "")
     print("  BERT by decoding steps: " + ", ".join(f"{n}: {v:.3f}" for n, v in inp["mrstft_gap_by_steps"].items()))
     for seconds, gap in [("", inp), *results.get("inpainting_gaps", {}).items()]:
         for key, name in (("mrstft_gap_by_temperature", "sampling temperature"), ("mrstft_gap_by_reveal_noise", "reveal noise")):
@@ -51,9 +52,20 @@ def print_bert(results):
         else:
             print(f"  gap of {seconds} s ({gap['gap_tokens']} tokens, {gap['gaps']} gaps): BERT {gap['mrstft_gap']:.3f} +- "
                   f"{gap['mrstft_gap_ci95']:.3f}   silence {gap['mrstft_gap_silence']:.3f}   cross-fade "
-                  f"{gap['mrstft_gap_crossfade']:.3f} +- {gap['mrstft_gap_crossfade_ci95']:.3f}   oracle {gap['mrstft_gap_oracle']:.3f}")
+                  f"{gap['mrstft_gap_crossfade']:.3f} +- {gap['mrstft_gap_crossfade_ci95']:.3f}   oracle {gap['mrstft_gap_oracle']:.3f}"
+                  + unigram_text(gap))
+            print_log_mel(gap, f" (gap of {seconds} s)")
     if "separation" in results:
         print_separation(results)
+
+
+def unigram_text(gap):
+    return f"   unigram codes {gap['mrstft_gap_unigram']:.3f} +- {gap['mrstft_gap_unigram_ci95']:.3f}" if "mrstft_gap_unigram" in gap else ""
+
+
+def print_log_mel(gap, where):
+    print(f"  log-mel distance on the gap{where}, dB: " + ", ".join(
+        f"{name} {m:.2f} +- {ci:.2f}" for name, (m, ci) in gap["log_mel_gap"].items()))
 
 
 def print_separation(results):
@@ -98,8 +110,8 @@ def main():
     parser.add_argument("--inpaint-temperatures", default=None,
                         help="comma-separated sampling temperatures to fill every gap with too, e.g. 0.7,1.0 (0 = argmax)")
     parser.add_argument("--inpaint-steps", default=None,
-                        help="comma-separated decoding steps to fill every gap with, the first the headline (default 8,1 "
-                             "for the quarter-context gap, 8 for --gap-seconds)")
+                        help="comma-separated decoding steps to fill every gap with, the first the headline (default 1,8 "
+                             "for the quarter-context gap, 1 for --gap-seconds)")
     parser.add_argument("--reveal-noises", default=None,
                         help="comma-separated MaskGIT reveal noises to fill every gap with too, e.g. 1,10 (0 = most "
                              "confident first)")

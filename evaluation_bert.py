@@ -30,7 +30,7 @@ from tasks import separate_all, separation_inputs, single_source_inputs
 from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
 
 DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
-INPAINT_STEPS = (8, 1)  # decoding steps scored for inpainting; the first is the headline (infer.py's default)
+INPAINT_STEPS = (1, 8)  # decoding steps scored for inpainting; the first is the headline (infer.py's default)
 INPAINT_TEMPERATURE = 1.0  # sampling temperature of the inpainting figures (infer.py's default; 0 = argmax)
 INPAINT_REVEAL_NOISE = 0.0  # MaskGIT's noise on the reveal order of the inpainting figures (infer.py's default)
 SEPARATION_SECONDS = 2.0  # length of each separation chunk
@@ -93,13 +93,19 @@ def crossfade_fill(before, after):
 
 @torch.no_grad()
 def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, steps_list=INPAINT_STEPS, batch_size=16,
-                        gap_seconds=None, temperatures=(), reveal_noises=()):
+                        gap_seconds=None, temperatures=(), reveal_noises=(), unigram=None):
     """Eq. 7 on mixture windows of the full context, a gap of a quarter of it in the middle (or of
     `gap_seconds`, at most half the context) in the middle. The cross-fade takes the gap's length
     of audio on each side, read beyond the window where a long gap needs it. The headline decodes
     with steps_list[0] steps at INPAINT_TEMPERATURE and INPAINT_REVEAL_NOISE; each other value of
     `steps_list`, `temperatures` and `reveal_noises` is also scored, one setting changed at a time
-    (every draw is seeded: the same figures every run)."""
+    (every draw is seeded: the same figures every run).
+
+    `unigram`: code counts of mixtures ((K,) or (Q, K), from the validation split): the gap is
+    also filled with codes drawn from them, frame by frame and level by level, ignoring the
+    context: what a sampler that learned nothing but the code frequencies would give. Each fill is
+    also scored by the log-mel distance on the gap (`log_mel_gap`), a second, phase-blind view.
+    """
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
     P = L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
     if P > L // 2:
@@ -110,8 +116,11 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     N, T, R = steps_list[0], INPAINT_TEMPERATURE, INPAINT_REVEAL_NOISE
     decodings = list(dict.fromkeys([(steps, T, R) for steps in steps_list] + [(N, t, R) for t in temperatures]
                                    + [(N, T, r) for r in reveal_noises]))  # (steps, temperature, reveal noise)
-    scores = {"silence": [], "crossfade": [], "oracle": [], **{decoding: [] for decoding in decodings}}
+    baselines = ("silence", "crossfade", "oracle") + (("unigram",) if unigram is not None else ())
+    scores = {**{name: [] for name in baselines}, **{decoding: [] for decoding in decodings}}
+    mel = {name: [] for name in baselines + ("bert",)}  # log-mel distances on the gap
     generator = torch.Generator(device=device).manual_seed(0)
+    draws = torch.Generator().manual_seed(1)  # the unigram fills
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
         tokens = rows(cache, mix_row, batch, L)  # (B, L), or (B, L, Q)
         inputs, labels = middle_mask(tokens, P, vocab)
@@ -124,6 +133,8 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
                 filled = maskgit_fill(bert, batch_inputs, vocab.mask, steps, temperature, generator, reveal_noise=noise)
                 estimates[steps, temperature, noise] = decode_batch(vqvae, filled.cpu(), device)
         oracles = decode_batch(vqvae, tokens, device)
+        guesses = None if unigram is None else decode_batch(vqvae, unigram_fill(tokens, labels != IGNORE, unigram, draws),
+                                                             device)
         for i, ((t, first), oracle) in enumerate(zip(batch, oracles)):
             frame = first - cache.track_range(t)[0]
             before = min(reach, frame * hop)  # (zeros before the track's start)
@@ -134,10 +145,14 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
                 continue
             for decoding in decodings:
                 scores[decoding].append(mrstft_distance(gap, estimates[decoding][i][a:b]))
-            scores["silence"].append(mrstft_distance(gap, np.zeros_like(gap)))
-            scores["crossfade"].append(mrstft_distance(gap, crossfade_fill(reference[reach + a - (b - a):reach + a],
-                                                                           reference[reach + b:reach + 2 * b - a])))
-            scores["oracle"].append(mrstft_distance(gap, oracle[a:b]))
+            fills = {"silence": np.zeros_like(gap), "oracle": oracle[a:b], "bert": estimates[N, T, R][i][a:b],
+                     "crossfade": crossfade_fill(reference[reach + a - (b - a):reach + a], reference[reach + b:reach + 2 * b - a])}
+            if guesses is not None:
+                fills["unigram"] = guesses[i][a:b]
+            for name, fill in fills.items():
+                if name != "bert":
+                    scores[name].append(mrstft_distance(gap, fill))
+                mel[name].append(log_mel_distance(gap, fill, rate))
     results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
                "decoding_steps": N, "decoding_temperature": T, "decoding_reveal_noise": R,
                "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, T, R])[0] for steps in steps_list}}
@@ -146,10 +161,23 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     if reveal_noises:
         results["mrstft_gap_by_reveal_noise"] = {f"{r:g}": list(mean_ci95(scores[N, T, r]))
                                                  for r in sorted({R, *reveal_noises})}
-    for name, key in (((N, T, R), "mrstft_gap"), ("silence", "mrstft_gap_silence"),
-                      ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle")):
+    for name, key in (((N, T, R), "mrstft_gap"), *((name, f"mrstft_gap_{name}") for name in baselines)):
         results[key], results[key + "_ci95"] = mean_ci95(scores[name])
+    results["log_mel_gap"] = {name: list(mean_ci95(values)) for name, values in mel.items()}
     return results
+
+
+def unigram_fill(tokens, masked, counts, generator):
+    """(B, L) tokens, or (B, L, Q) frames, with every `masked` code replaced by a draw from its
+    level's unigram `counts` ((K,) or (Q, K))."""
+    counts = torch.as_tensor(np.atleast_2d(counts), dtype=torch.float64)  # (Q, K)
+    levels = tokens[..., None] if tokens.dim() == 2 else tokens  # (B, L, Q)
+    draws = torch.stack([torch.multinomial(counts[q] / counts[q].sum(), levels[..., q].numel(), replacement=True,
+                                           generator=generator).view(levels.shape[:2]) for q in range(levels.shape[-1])],
+                        dim=-1)  # (B, L, Q)
+    masked = masked if masked.dim() == 3 else masked[..., None]
+    filled = torch.where(masked, draws, levels)
+    return filled[..., 0] if tokens.dim() == 2 else filled
 
 
 
@@ -346,17 +374,20 @@ def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separat
     """
     counts = validation.code_counts(vocab.num_codes)  # (K,), or (Q, K): each level's unigram guess
     unigram_code = int(counts.argmax()) if counts.ndim == 1 else counts.argmax(axis=1)
+    mixture_counts = validation.code_counts(vocab.num_codes, "mix")  # the unigram fill of inpainting
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
                "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device,
                                                  steps_list=inpaint_steps or INPAINT_STEPS,
-                                                 temperatures=inpaint_temperatures, reveal_noises=reveal_noises)}
+                                                 temperatures=inpaint_temperatures, reveal_noises=reveal_noises,
+                                                 unigram=mixture_counts)}
     if gap_seconds:
         results["inpainting_gaps"] = {}
         for seconds in gap_seconds:
             try:
                 results["inpainting_gaps"][f"{seconds:g}"] = evaluate_inpainting(
                     bert, vqvae, vocab, cache, tracks, device, steps_list=inpaint_steps or INPAINT_STEPS[:1],
-                    gap_seconds=seconds, temperatures=inpaint_temperatures, reveal_noises=reveal_noises)
+                    gap_seconds=seconds, temperatures=inpaint_temperatures, reveal_noises=reveal_noises,
+                    unigram=mixture_counts)
             except UserError as error:
                 results["inpainting_gaps"][f"{seconds:g}"] = {"skipped": str(error)}
     if vocab.stems:

@@ -86,7 +86,7 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
                               probabilities=soft is not None)
         if soft is not None:
             filled, probs = filled
-            expected = expected_vectors(probs[:, M + 1:], code_vectors.to(probs.device)).cpu()  # (B, M, D)
+            expected = expected_vectors(probs[:, M + 1:], code_vectors.to(probs.device)).float().cpu()  # (B, M, D)
         filled = filled[:, M + 1:].cpu()  # (B, M) stem half
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]

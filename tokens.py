@@ -139,10 +139,11 @@ class TokenCache:
             return torch.zeros(end - start, self.features.shape[-1])
         return torch.from_numpy(self.features[self.latent_sources.index(source), start:end].astype(np.float32))
 
-    def code_counts(self, num_codes):
-        """How often each code occurs, over every source: the unigram distribution, (K,), or
-        (Q, K) for frames of Q codes (each level has its own codebook)."""
-        tokens = np.asarray(self.tokens)
+    def code_counts(self, num_codes, source=None):
+        """How often each code occurs, over every source (or the one named): the unigram
+        distribution, (K,), or (Q, K) for frames of Q codes (each level has its own codebook)."""
+        row = None if source is None else self.sources.index(source)
+        tokens = np.asarray(self.tokens if row is None else self.tokens[row:row + 1])  # (sources, frames[, Q])
         if tokens.ndim == 2:
             return np.bincount(tokens.reshape(-1), minlength=num_codes)
         return np.stack([np.bincount(tokens[..., q].reshape(-1), minlength=num_codes) for q in range(tokens.shape[-1])])

@@ -119,6 +119,8 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     sampled = gaps["0.02"]["mrstft_gap_by_temperature"]  # argmax and sampling at T = 1 (the headline) on the same gaps
     assert sampled.keys() == {"0", "1"} and sampled["1"][0] == gaps["0.02"]["mrstft_gap"] and sampled["0"][0] > 0
     assert gaps["0.02"]["mrstft_gap_by_steps"].keys() == {"2", "1"} and gaps["0.02"]["decoding_steps"] == 2
+    assert gaps["0.02"]["mrstft_gap_unigram"] > 0 and gaps["0.02"]["log_mel_gap"].keys() == {
+        "silence", "crossfade", "oracle", "unigram", "bert"}
     noisy = gaps["0.02"]["mrstft_gap_by_reveal_noise"]  # the headline's order (0) and a noisy one, 2 steps each
     assert noisy.keys() == {"0", "50"} and noisy["0"][0] == gaps["0.02"]["mrstft_gap"]
     assert results["separation"]["bass"]["chunks"] >= 1

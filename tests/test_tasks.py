@@ -1,4 +1,5 @@
-"""tasks.py: every stem separated in one batched pass gives the tokens of one stem at a time."""
+"""tasks.py: every stem separated in one batched pass gives the tokens of one stem at a time; soft
+separation and the unigram fill of the inpainting baseline."""
 import pytest
 import torch
 
@@ -49,3 +50,34 @@ def test_separation_inputs_put_each_rows_separator_after_its_mixture():
     assert torch.equal(inputs["tokens"][:, :5], mixture) and (inputs["tokens"][:, 6:] == VOCAB.mask).all()
     one = separation_inputs(mixture, features, VOCAB.stem_separator("guitar"), VOCAB)
     assert (one["tokens"][:, 5] == VOCAB.stem_separator("guitar")).all()
+
+
+def test_soft_separation_keeps_the_tokens_and_averages_code_vectors():
+    """With code vectors given, the same tokens come back, and each frame's soft vector is a convex
+    combination of code vectors: it lies between the smallest and largest coordinate of the codebook."""
+    model = tiny_bert()
+    generator = torch.Generator().manual_seed(2)
+    mixture = torch.randint(0, K, (40,), generator=generator)
+    features = torch.randn(40, D, generator=generator)
+    codes = torch.randn(K, D, generator=generator)
+    plain = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2)
+    tokens, soft = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, code_vectors=codes)
+    assert torch.equal(tokens, plain) and soft.shape == (4, 40, D)
+    assert (soft >= codes.min(0).values - 1e-5).all() and (soft <= codes.max(0).values + 1e-5).all()
+    assert not torch.allclose(soft, codes[tokens]), "a hesitating BERT's expectation is not its argmax code"
+
+
+@pytest.mark.parametrize("codebooks", [1, 2])
+def test_unigram_fill_draws_masked_codes_from_the_counts_only(codebooks):
+    import numpy as np
+    from evaluation_bert import unigram_fill
+    shape = (3, 50) if codebooks == 1 else (3, 50, codebooks)
+    tokens = torch.randint(0, K, shape, generator=torch.Generator().manual_seed(0))
+    masked = torch.zeros(shape, dtype=torch.bool)
+    masked[:, 10:40] = True
+    counts = np.zeros((codebooks, K))
+    counts[:, 3], counts[:, 7] = 1, 3  # codes 3 and 7 only, 7 three times as often
+    filled = unigram_fill(tokens, masked, counts if codebooks > 1 else counts[0], torch.Generator().manual_seed(1))
+    assert torch.equal(filled[~masked], tokens[~masked])
+    drawn = filled[masked]
+    assert set(drawn.unique().tolist()) <= {3, 7} and 0.6 < (drawn == 7).float().mean() < 0.9
