@@ -14,6 +14,10 @@ prototype predicted the silent code everywhere, see README "Why BERT on audio to
   hidden state and that same code vector (the head is tied to the input side through the
   codebook), times a learned logit scale that starts at 50: the codebook is crowded (many code
   pairs have cosine > 0.5), and a scale of 10 cannot even express the unigram distribution.
+- **A per-code output bias** (`code_bias`, `train.py bert --code-bias`), as BERT's own output
+  layer has: a cosine alone has no way to say "code i is common". Where the context says
+  nothing (the middle of a 1 s gap), a cosine-only BERT fell back on a near-uniform guess that
+  scored the true codes worse than the unigram guess did (Results, "What BERT knows inside a gap").
 - **Continuous mixture features, frame-local.** Beside tokens, the model takes `features`
   (B, L, D): pre-quantisation encoder latents (the mixture's in separation; in single-source
   sequences each visible position's own, none where a token is to be predicted). They are
@@ -60,6 +64,7 @@ class BERTConfig:
     local_kernel: int = 5       # width of the local convolution before attention (0 = none)
     codebooks: int = 1          # Q: codes per frame (the VQ-VAE's residual levels)
     stem_latents: bool = True   # its stems' single-source items showed their own latents (False: tokens only)
+    code_bias: bool = False     # a learned bias per code (and level) added to the cosine logits (older models: none)
 
 
 class SelfAttention(nn.Module):
@@ -133,6 +138,7 @@ class AudioBERT(nn.Module):
         self.head = nn.Linear(E, D)  # hidden state -> a direction in code space
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale)))
         self.finer_levels = nn.ModuleList(CodeLevel(config) for _ in range(Q - 1))  # empty for Q = 1
+        self.code_bias = nn.Parameter(torch.zeros(Q, K)) if config.code_bias else None  # (Q, K), starts at 0
         self.apply(self.init_weights)
         for level in self.finer_levels:
             nn.init.normal_(level.mask_embedding, std=0.02)
@@ -207,10 +213,11 @@ class AudioBERT(nn.Module):
         if tokens.dim() == 3 and targets is not None:
             return None, self.level_loss(x, targets)
         if tokens.dim() == 3:
-            logits = torch.stack([self.cosine_logits(x, head, scale, self.codebook[q]) for q, (head, scale) in
+            logits = torch.stack([self.cosine_logits(x, head, scale, self.codebook[q], bias) for q, (head, scale, bias) in
                                   enumerate(self.heads())], dim=2)  # (B, L, Q, K) one tied head per level
         else:
-            logits = self.cosine_logits(x, self.head, self.log_logit_scale, self.codebook)  # (B, L, K)
+            head, scale, bias = self.heads()[0]
+            logits = self.cosine_logits(x, head, scale, self.codebook, bias)  # (B, L, K)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(targets.numel(), -1), targets.reshape(-1), ignore_index=IGNORE)
@@ -224,19 +231,21 @@ class AudioBERT(nn.Module):
         cross-entropy of the full logits (tested)."""
         picked = targets != IGNORE  # (B, L, Q)
         total, count = x.new_zeros((), dtype=torch.float32), picked.sum()
-        for q, (head, scale) in enumerate(self.heads()):
+        for q, (head, scale, bias) in enumerate(self.heads()):
             at_level = picked[..., q]  # (B, L)
             if at_level.any():
-                logits = self.cosine_logits(x[at_level], head, scale, self.codebook[q])  # (n_q, K)
+                logits = self.cosine_logits(x[at_level], head, scale, self.codebook[q], bias)  # (n_q, K)
                 total = total + F.cross_entropy(logits, targets[..., q][at_level], reduction="sum")
         return total / count  # NaN when nothing is targeted, as the mean over no positions
 
     def heads(self):
-        """(head, log scale) of every level, level 1 first."""
-        return [(self.head, self.log_logit_scale)] + [(level.head, level.log_logit_scale) for level in self.finer_levels]
+        """(head, log scale, code bias or None) of every level, level 1 first."""
+        pairs = [(self.head, self.log_logit_scale)] + [(level.head, level.log_logit_scale) for level in self.finer_levels]
+        return [(head, scale, None if self.code_bias is None else self.code_bias[q]) for q, (head, scale) in enumerate(pairs)]
 
     @staticmethod
-    def cosine_logits(x, head, log_scale, codebook):
-        """The tied cosine head: scale * cos(head(x), e_i) for every code i of `codebook` (K, D)."""
+    def cosine_logits(x, head, log_scale, codebook, bias=None):
+        """The tied cosine head: scale * cos(head(x), e_i) (+ bias_i) for every code i of `codebook` (K, D)."""
         direction = F.normalize(head(x).float(), dim=-1)  # (B, L, D)
-        return log_scale.exp() * direction @ codebook.t()  # (B, L, K) scaled cosine
+        logits = log_scale.exp() * direction @ codebook.t()  # (B, L, K) scaled cosine
+        return logits if bias is None else logits + bias.float()

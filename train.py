@@ -250,6 +250,9 @@ def add_bert_arguments(parser):
     parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
                         help="keep every stem's latents in the token cache for its single-source items (default); "
                              "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
+    parser.add_argument("--code-bias", action=argparse.BooleanOptionalAction, default=False,
+                        help="a learned bias per code added to the cosine head's logits, so BERT can say which codes "
+                             "are common where the context says nothing (bert.py; default off)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
     parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
@@ -336,7 +339,8 @@ def train_bert(args):
     config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
                         num_layers=args.layers, num_heads=args.heads, width=args.width,
-                        codebooks=vqvae.config.codebooks, stem_latents=args.stem_latents)  # Q from the tokenizer
+                        codebooks=vqvae.config.codebooks, stem_latents=args.stem_latents,
+                        code_bias=args.code_bias)  # Q from the tokenizer
     model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
     trained = distributed.wrap(model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)

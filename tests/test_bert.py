@@ -19,11 +19,11 @@ K, D = 16, 8
 VOCAB = Vocabulary(K, ("bass", "drums"))
 
 
-def tiny_bert(seed=0, max_positions=64, layers=2, width=32, codebooks=1):
+def tiny_bert(seed=0, max_positions=64, layers=2, width=32, codebooks=1, code_bias=False):
     torch.manual_seed(seed)
     codebook = torch.randn(K, D) if codebooks == 1 else torch.randn(codebooks, K, D)
     config = BERTConfig(num_codes=K, code_dim=D, num_special=VOCAB.size - K, max_positions=max_positions,
-                        num_layers=layers, num_heads=4, width=width, codebooks=codebooks)
+                        num_layers=layers, num_heads=4, width=width, codebooks=codebooks, code_bias=code_bias)
     return AudioBERT(config, codebook)
 
 
@@ -224,14 +224,22 @@ def test_one_codebook_bert_is_what_it_was():
         4, 10, 4, 9, 4, 4, 4, 4, 4, 9, 3, 13]
 
 
-def test_frames_of_q_codes_get_q_heads_and_a_loss_over_levels():
-    model = tiny_bert(codebooks=3).eval()
+@pytest.mark.parametrize("code_bias", [False, True])
+def test_frames_of_q_codes_get_q_heads_and_a_loss_over_levels(code_bias):
+    model = tiny_bert(codebooks=3, code_bias=code_bias).eval()
     frames = torch.randint(0, K, (2, 10, 3))
+    if code_bias:  # a bias per (level, code), added to that level's cosine logits only
+        with torch.no_grad():
+            model.code_bias.zero_()
+            plain, _ = model(**single_source_inputs(frames))
+            model.code_bias.normal_(0.0, 3.0)
     logits, _ = model(**single_source_inputs(frames))
     assert logits.shape == (2, 10, 3, K)
-    for q, (head, scale) in enumerate(model.heads()):  # each level scored against its own codebook
+    if code_bias:
+        assert torch.allclose(logits, plain + model.code_bias[None, None], atol=1e-4)
+    for q, (head, scale, bias) in enumerate(model.heads()):  # each level scored against its own codebook
         assert torch.allclose(logits[:, :, q].softmax(-1).sum(-1), torch.ones(2, 10))
-        assert abs(scale.exp().item() - 50.0) < 1e-4
+        assert abs(scale.exp().item() - 50.0) < 1e-4 and (bias is None) != code_bias
     targets = torch.full_like(frames, IGNORE)
     targets[0, 3, 0], targets[1, 7, 2] = 5, 9
     no_logits, loss = model(**single_source_inputs(frames), targets=targets)  # training scores the targets only
