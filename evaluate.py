@@ -66,6 +66,10 @@ def unigram_text(gap):
 def print_log_mel(gap, where):
     print(f"  log-mel distance on the gap{where}, dB: " + ", ".join(
         f"{name} {m:.2f} +- {ci:.2f}" for name, (m, ci) in gap["log_mel_gap"].items()))
+    print("    RMS level of each fill, dB: " + ", ".join(f"{name} {v:.1f}" for name, v in gap["gap_level_db"].items()))
+    if "gap_code_nll" in gap:
+        print("    NLL of the true level-1 codes of the gap, nats per code (first pass): " + ", ".join(
+            f"{name} {m:.3f} +- {ci:.3f}" for name, (m, ci) in gap["gap_code_nll"].items()))
 
 
 def print_separation(results):

@@ -119,6 +119,8 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     baselines = ("silence", "crossfade", "oracle") + (("unigram",) if unigram is not None else ())
     scores = {**{name: [] for name in baselines}, **{decoding: [] for decoding in decodings}}
     mel = {name: [] for name in baselines + ("bert",)}  # log-mel distances on the gap
+    level = {name: [] for name in ("truth", "bert") + baselines if name != "silence"}  # RMS level of each fill, dB
+    code_nlls = {"bert": [], "unigram": []}  # nats per level-1 gap code
     generator = torch.Generator(device=device).manual_seed(0)
     draws = torch.Generator().manual_seed(1)  # the unigram fills
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
@@ -127,6 +129,9 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
         features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
         batch_inputs = {key: value.to(device) for key, value in
                         single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab)).items()}
+        with autocast(device):
+            logits, _ = bert(**batch_inputs)  # (B, L, K) or (B, L, Q, K): the first pass, every gap code masked
+        nll = code_nll(logits, tokens, labels, vocab, unigram)  # (B, 2): BERT's and the unigram's, level 1
         estimates = {}
         for steps, temperature, noise in decodings:
             with autocast(device):
@@ -153,6 +158,11 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
                 if name != "bert":
                     scores[name].append(mrstft_distance(gap, fill))
                 mel[name].append(log_mel_distance(gap, fill, rate))
+                if name in level:
+                    level[name].append(10 * np.log10(np.mean(fill.astype(np.float64) ** 2) + 1e-10))
+            level["truth"].append(10 * np.log10(np.mean(gap.astype(np.float64) ** 2) + 1e-10))
+            for j, name in enumerate(("bert", "unigram")):
+                code_nlls[name].append(float(nll[i, j]))
     results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
                "decoding_steps": N, "decoding_temperature": T, "decoding_reveal_noise": R,
                "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, T, R])[0] for steps in steps_list}}
@@ -164,7 +174,29 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     for name, key in (((N, T, R), "mrstft_gap"), *((name, f"mrstft_gap_{name}") for name in baselines)):
         results[key], results[key + "_ci95"] = mean_ci95(scores[name])
     results["log_mel_gap"] = {name: list(mean_ci95(values)) for name, values in mel.items()}
+    results["gap_level_db"] = {name: mean_ci95(values)[0] for name, values in level.items()}
+    if unigram is not None:
+        results["gap_code_nll"] = {name: list(mean_ci95(values)) for name, values in code_nlls.items()}
     return results
+
+
+def code_nll(logits, tokens, labels, vocab, unigram=None):
+    """Mean negative log-likelihood (nats) of the true level-1 codes at the masked positions of each
+    window: (B, 2), under BERT's `logits` and under the `unigram` counts (add-one; NaN without)."""
+    if logits.dim() == 4:  # frames: level 1
+        logits, tokens, labels = logits[:, :, 0], tokens[..., 0], labels[..., 0]
+    masked = (labels != IGNORE).to(logits.device)  # (B, L)
+    true = tokens.to(logits.device).clamp(max=vocab.num_codes - 1)
+    bert = -torch.log_softmax(logits.float(), dim=-1).gather(-1, true[..., None])[..., 0]  # (B, L)
+
+    def per_window(values):  # (B, L) -> (B,) mean over the masked positions
+        return ((values * masked).sum(1) / masked.sum(1).clamp(min=1)).cpu()
+
+    if unigram is None:
+        return torch.stack([per_window(bert), torch.full((len(bert),), float("nan"))], dim=1)
+    counts = torch.as_tensor(np.atleast_2d(unigram)[0], dtype=torch.float64, device=logits.device) + 1.0
+    prior = -torch.log(counts / counts.sum())[true].float()  # (B, L)
+    return torch.stack([per_window(bert), per_window(prior)], dim=1)
 
 
 def unigram_fill(tokens, masked, counts, generator):
