@@ -5,8 +5,8 @@
     python infer.py decode song.tokens.npy -o song.recon.wav
     python infer.py separate mix.wav               # writes separated/mix/{bass,drums,guitar,piano}.wav
     python infer.py separate mix.wav --stem bass --out DIR
-    python infer.py separate mix.wav --refine none # BERT's tokens decoded, without refinement by the mixture
-    python infer.py separate mix.wav --decode soft # the code vectors expected under BERT's distributions
+    python infer.py separate mix.wav --refine none # BERT's output decoded (soft), without refinement by the mixture
+    python infer.py separate mix.wav --refine none --decode tokens   # BERT's tokens decoded as they are
     python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
 
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
@@ -49,9 +49,9 @@ SEGMENT_SECONDS = 30.0  # files are processed this much at a time (streaming.py)
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
-SEPARATE_DECODE = "tokens"  # or "soft": expected code vectors (README, Results, "Soft decoding")
+SEPARATE_DECODE = "auto"  # soft (expected code vectors) without refinement, tokens with it (README, "Soft decoding")
 REFINE_CHOICES = ("wiener", "none")  # separate --refine: Eq. 10 soft masks (refine.py), or BERT's tokens decoded as they are
-INPAINT_STEPS = 8
+INPAINT_STEPS = 1  # sampled, one step beat eight at every gap length (README, "Decoding")
 INPAINT_TEMPERATURE = 1.0  # inpainting samples from BERT: argmax collapses a long gap onto a few codes (README)
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
@@ -276,7 +276,8 @@ def command_separate(args, device):
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness, scores, mixture_score, panels = Loudness(args.input), {}, RunningSISDR(), {}
-    code_vectors = vqvae.quantizer.code_vectors().detach() if args.decode == "soft" else None
+    soft = args.decode == "soft" or (args.decode == "auto" and not refining)
+    code_vectors = vqvae.quantizer.code_vectors().detach() if soft else None
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, rate)) for stem, path in paths.items()}
         for i, segment in enumerate(segments(args, vqvae, margin, align)):
@@ -427,9 +428,9 @@ def main():
     command.add_argument("--refine", default="wiener", choices=REFINE_CHOICES,
                          help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
                               "stem is separated, even with --stem); none: BERT's tokens decoded as they are")
-    command.add_argument("--decode", default=SEPARATE_DECODE, choices=["tokens", "soft"],
+    command.add_argument("--decode", default=SEPARATE_DECODE, choices=["auto", "tokens", "soft"],
                          help="tokens: decode BERT's chosen codes; soft: decode the code vectors expected under "
-                              f"its distributions (tasks.py; default {SEPARATE_DECODE})")
+                              "its distributions (tasks.py); auto (default): soft with --refine none, tokens when refining")
     add_common(command, with_bert=True, steps=SEPARATE_STEPS)
     command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
     command.add_argument("input", help="audio file")

@@ -72,7 +72,7 @@ def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
 
 def test_separate_refines_by_default_with_every_stem(work):
     """Eq. 10 needs every stem's estimate: --stem bass writes the bass that the all-stems run writes;
-    --refine none writes BERT's tokens decoded, which differ."""
+    --refine none writes BERT's output decoded (soft), which differs."""
     for args, out in ((["--refine", "wiener"], "all"), (["--stem", "bass"], "bass"), (["--stem", "bass", "--refine", "none"], "raw")):
         result = run(ROOT / "infer.py", "separate", "mix.wav", "--out", out, *args, cwd=work)
         assert result.returncode == 0, result.stderr
