@@ -138,7 +138,7 @@ def test_evaluate_with_bert_writes_the_documented_json(work):
         assert {"si_sdri_db", "si_sdr_db", "oracle_si_sdr_db", "mixture_si_sdr_db"} <= values.keys()
         assert values["si_sdri_db"] == pytest.approx(values["si_sdr_db"] - values["mixture_si_sdr_db"], abs=1e-6)
         assert {"refined_si_sdri_db", "refined_si_sdri_db_ci95", "refined_si_sdr_db", "oracle_refined_si_sdri_db"} <= values.keys()
-        assert values["metrics"].keys() == {"tokens", "refined", "mixture", "mixture_tokens", "oracle", "oracle_refined"}
+        assert values["metrics"].keys() == {"tokens", "refined", "expected", "expected_refined", "mixture", "mixture_tokens", "oracle", "oracle_refined"}
         assert values["mixture_tokens_si_sdri_db"] == values["metrics"]["mixture_tokens"]["si_sdri_db"]
         for name, metrics in values["metrics"].items():
             assert {"si_sdr_db", "bss_sdr_db", "mrstft", "log_mel_distance", "bss_sdr_db_ci95"} <= metrics.keys()
