@@ -15,9 +15,10 @@ prototype predicted the silent code everywhere, see README "Why BERT on audio to
   codebook), times a learned logit scale that starts at 50: the codebook is crowded (many code
   pairs have cosine > 0.5), and a scale of 10 cannot even express the unigram distribution.
 - **A per-code output bias** (`code_bias`, `train.py bert --code-bias`), as BERT's own output
-  layer has: a cosine alone has no way to say "code i is common". Where the context says
-  nothing (the middle of a 1 s gap), a cosine-only BERT fell back on a near-uniform guess that
-  scored the true codes worse than the unigram guess did (Results, "What BERT knows inside a gap").
+  layer has: a cosine alone has no way to say "code i is common". Off by default: inside a 1 s
+  gap a cosine-only BERT scores the true codes worse than the unigram guess does, and with the
+  bias it still did, within the measurement's interval (README, Results, "Decoding, soft
+  separation and what BERT knows inside a gap").
 - **Continuous mixture features, frame-local.** Beside tokens, the model takes `features`
   (B, L, D): pre-quantisation encoder latents (the mixture's in separation; in single-source
   sequences each visible position's own, none where a token is to be predicted). They are

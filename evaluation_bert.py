@@ -129,9 +129,10 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
         features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
         batch_inputs = {key: value.to(device) for key, value in
                         single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab)).items()}
-        with autocast(device):
-            logits, _ = bert(**batch_inputs)  # (B, L, K) or (B, L, Q, K): the first pass, every gap code masked
-        nll = code_nll(logits, tokens, labels, vocab, unigram)  # (B, 2): BERT's and the unigram's, level 1
+        if unigram is not None:
+            with autocast(device):
+                logits, _ = bert(**batch_inputs)  # (B, L, K) or (B, L, Q, K): the first pass, every gap code masked
+            nll = code_nll(logits, tokens, labels, vocab, unigram)  # (B, 2): BERT's and the unigram's, level 1
         estimates = {}
         for steps, temperature, noise in decodings:
             with autocast(device):
@@ -161,8 +162,9 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
                 if name in level:
                     level[name].append(10 * np.log10(np.mean(fill.astype(np.float64) ** 2) + 1e-10))
             level["truth"].append(10 * np.log10(np.mean(gap.astype(np.float64) ** 2) + 1e-10))
-            for j, name in enumerate(("bert", "unigram")):
-                code_nlls[name].append(float(nll[i, j]))
+            if unigram is not None:
+                for j, name in enumerate(("bert", "unigram")):
+                    code_nlls[name].append(float(nll[i, j]))
     results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
                "decoding_steps": N, "decoding_temperature": T, "decoding_reveal_noise": R,
                "mrstft_gap_by_steps": {str(steps): mean_ci95(scores[steps, T, R])[0] for steps in steps_list}}
@@ -180,9 +182,10 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     return results
 
 
-def code_nll(logits, tokens, labels, vocab, unigram=None):
+def code_nll(logits, tokens, labels, vocab, unigram):
     """Mean negative log-likelihood (nats) of the true level-1 codes at the masked positions of each
-    window: (B, 2), under BERT's `logits` and under the `unigram` counts (add-one; NaN without)."""
+    window: (B, 2), under BERT's `logits` (B, L, K) or (B, L, Q, K) and under the `unigram` counts
+    (K,) or (Q, K) (add-one smoothed)."""
     if logits.dim() == 4:  # frames: level 1
         logits, tokens, labels = logits[:, :, 0], tokens[..., 0], labels[..., 0]
     masked = (labels != IGNORE).to(logits.device)  # (B, L)
@@ -192,8 +195,6 @@ def code_nll(logits, tokens, labels, vocab, unigram=None):
     def per_window(values):  # (B, L) -> (B,) mean over the masked positions
         return ((values * masked).sum(1) / masked.sum(1).clamp(min=1)).cpu()
 
-    if unigram is None:
-        return torch.stack([per_window(bert), torch.full((len(bert),), float("nan"))], dim=1)
     counts = torch.as_tensor(np.atleast_2d(unigram)[0], dtype=torch.float64, device=logits.device) + 1.0
     prior = -torch.log(counts / counts.sum())[true].float()  # (B, L)
     return torch.stack([per_window(bert), per_window(prior)], dim=1)

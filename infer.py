@@ -49,9 +49,9 @@ SEGMENT_SECONDS = 30.0  # files are processed this much at a time (streaming.py)
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
-SEPARATE_DECODE = "auto"  # soft (expected code vectors) without refinement, tokens with it (README, "Soft decoding")
-REFINE_CHOICES = ("wiener", "none")  # separate --refine: Eq. 10 soft masks (refine.py), or BERT's tokens decoded as they are
-INPAINT_STEPS = 1  # sampled, one step beat eight at every gap length (README, "Decoding")
+SEPARATE_DECODE = "auto"  # soft (expected code vectors) without refinement, tokens with it (README, Results, "Decoding")
+REFINE_CHOICES = ("wiener", "none")  # separate --refine: Eq. 10 soft masks (refine.py), or BERT's output decoded alone
+INPAINT_STEPS = 1  # sampled, one step beat eight at every gap length (README, Results, "Decoding")
 INPAINT_TEMPERATURE = 1.0  # inpainting samples from BERT: argmax collapses a long gap onto a few codes (README)
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
@@ -427,7 +427,7 @@ def main():
     command.add_argument("--reference", default=None, help="the true stem's audio (with --stem): print SI-SDR, add it to --plot")
     command.add_argument("--refine", default="wiener", choices=REFINE_CHOICES,
                          help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
-                              "stem is separated, even with --stem); none: BERT's tokens decoded as they are")
+                              "stem is separated, even with --stem); none: BERT's output decoded as it is (see --decode)")
     command.add_argument("--decode", default=SEPARATE_DECODE, choices=["auto", "tokens", "soft"],
                          help="tokens: decode BERT's chosen codes; soft: decode the code vectors expected under "
                               "its distributions (tasks.py); auto (default): soft with --refine none, tokens when refining")

@@ -19,7 +19,7 @@ decodes each window coarse to fine; windows, layouts and features are per frame 
 Soft decoding (`separate_all(..., code_vectors=...)`): besides the tokens, each stem frame's
 expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT's distribution
 at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
-them; the expectation keeps what they share (Results, "Soft decoding").
+them; the expectation keeps what they share (README, Results, "Decoding, soft separation ...").
 
 Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, Q levels.
 """
