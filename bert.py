@@ -66,6 +66,7 @@ class BERTConfig:
     codebooks: int = 1          # Q: codes per frame (the VQ-VAE's residual levels)
     stem_latents: bool = True   # its stems' single-source items showed their own latents (False: tokens only)
     code_bias: bool = False     # a learned bias per code (and level) added to the cosine logits (older models: none)
+    mixture_segment: bool = False  # single-source mixtures in segment CONTEXT, stems in TARGET (older models: all TARGET)
 
 
 class SelfAttention(nn.Module):

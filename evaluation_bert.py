@@ -26,7 +26,7 @@ from files import UserError
 from masking import IGNORE, bert_mask, hidden_frames, middle_mask
 from metrics import bss_sdr, log_mel_distance, mean_ci95, mrstft_distance, si_sdr
 from refine import FFT_SIZE, ITERATIONS, POWER, RESIDUAL, refine
-from tasks import separate_all, separation_inputs, single_source_inputs
+from tasks import separate_all, separation_inputs, single_source_inputs, source_segment
 from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
 
 DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
@@ -58,7 +58,8 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
         tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L) or (B, L, Q)
         features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
         inputs, labels = bert_mask(tokens, vocab, generator)
-        batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab))
+        segments = torch.tensor([source_segment(bert.config, cache.sources[row]) for row, _ in batch])  # (B,)
+        batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab), segment=segments)
         with autocast(device):
             logits, _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})
         best5 = logits.float().topk(5, dim=-1).indices.cpu().reshape(*tokens.shape[:2], Q, 5)  # (B, L, Q, 5)
@@ -128,7 +129,8 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
         inputs, labels = middle_mask(tokens, P, vocab)
         features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
         batch_inputs = {key: value.to(device) for key, value in
-                        single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab)).items()}
+                        single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab),
+                                             segment=source_segment(bert.config, "mix")).items()}
         if unigram is not None:
             with autocast(device):
                 logits, _ = bert(**batch_inputs)  # (B, L, K) or (B, L, Q, K): the first pass, every gap code masked

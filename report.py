@@ -26,7 +26,7 @@ from masking import middle_mask
 from metrics import mrstft_distance, si_sdr
 from plots import spectrogram_figure
 from refine import refine
-from tasks import separate_all, single_source_inputs
+from tasks import separate_all, single_source_inputs, source_segment
 
 
 def clip_row(folder, name, clips, sample_rate):
@@ -84,7 +84,8 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, 
     for t, first in evenly_spaced(cache, L, 1)[:examples]:
         tokens = torch.from_numpy(cache.tokens[mix_row, first:first + L].astype(np.int64))[None]
         inputs, _ = middle_mask(tokens, P, vocab)
-        batch_inputs = single_source_inputs(inputs, cache.latents(mix_row, first, first + L)[None], inputs == vocab.mask)
+        batch_inputs = single_source_inputs(inputs, cache.latents(mix_row, first, first + L)[None], inputs == vocab.mask,
+                                            source_segment(bert.config, "mix"))
         with autocast(device):
             filled = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
                                   vocab.mask, inpaint_steps).cpu()

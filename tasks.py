@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from decoding import maskgit_fill
-from masking import TARGET, separation_layout
+from masking import CONTEXT, TARGET, separation_layout
 
 
 def separation_inputs(mixture, features, separator, vocab):
@@ -111,16 +111,20 @@ def separate_tokens(bert, vocab, mixture, features, stem, **options):
     return separate_all(bert, vocab, mixture, features, [stem], **options)[0]
 
 
-def single_source_inputs(tokens, features=None, hidden=None):
+def single_source_inputs(tokens, features=None, hidden=None, segment=TARGET):
     """(B, L) tokens of one source, or (B, L, Q) frames (MASKs included) -> model inputs with
     positions 0..L-1.
+
+    segment: the segment id of every position, one for all rows or a (B,) tensor: TARGET, or
+    CONTEXT for a mixture where the BERT tells them apart (`source_segment`).
 
     features (B, L, D): the source's own latents, zeroed where `hidden` (B, L) is True (the
     positions to predict): what is known of the audio around a gap is given, the gap is not.
     With frames, `hidden` may be (B, L, Q): a frame is hidden where any of its levels is.
     """
     B, L = tokens.shape[:2]
-    inputs = {"tokens": tokens, "segments": torch.full((B, L), TARGET, dtype=tokens.dtype, device=tokens.device),
+    segments = torch.as_tensor(segment, dtype=tokens.dtype, device=tokens.device).reshape(-1, 1).expand(B, L)
+    inputs = {"tokens": tokens, "segments": segments,
               "positions": torch.arange(L, device=tokens.device).expand(B, L)}
     if features is not None:
         hidden = hidden if hidden.dim() == 2 else hidden.any(dim=-1)  # (B, L)
@@ -128,19 +132,28 @@ def single_source_inputs(tokens, features=None, hidden=None):
     return inputs
 
 
+def source_segment(config, source):
+    """The segment id of a single-source sequence of `source` ("mix" or a stem's name): CONTEXT,
+    the segment of the mixture half of Eq. 8, for a mixture where the BERT was trained to tell
+    mixtures from stems (`BERTConfig.mixture_segment`), else TARGET."""
+    return CONTEXT if config.mixture_segment and source == "mix" else TARGET
+
+
 @torch.no_grad()
 def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0, generator=None,
                    reveal_noise=0.0):
     """(S,) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
     (S,) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
-    file), with the latents of the audio around the gap; only the gap changes.
+    file), with the latents of the audio around the gap; only the gap changes. The audio is
+    taken for a mixture (a piece of music, not one instrument of it: `source_segment`).
     """
     S, L = tokens.shape[0], min(bert.config.max_positions, tokens.shape[0])
     start = int(np.clip(gap_start + gap_length // 2 - L // 2, 0, S - L))
     window = tokens[start:start + L].clone()
     window[gap_start - start:gap_start - start + gap_length] = vocab.mask
     device = bert.codebook.device
-    inputs = single_source_inputs(window[None], features[None, start:start + L].float(), window[None] == vocab.mask)
+    inputs = single_source_inputs(window[None], features[None, start:start + L].float(), window[None] == vocab.mask,
+                                  source_segment(bert.config, "mix"))
     filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature,
                           generator, reveal_noise=reveal_noise)
     out = tokens.clone()

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
-from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, gap_mask, hidden_frames, separation_layout
+from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, gap_mask, hidden_frames, separation_layout
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
@@ -175,18 +175,20 @@ class BatchMaker:
 
     A share `mlm_share` of each batch is single-source masked modelling over a window of the whole
     context (one gap in a share `gap_share` of those items, the rest BERT's 15% masking or a cosine
-    ratio, half and half: `mlm_batch`); the rest is separation in
+    ratio, half and half: `mlm_batch`; a share `mixture_share` of them from the mixture, the rest
+    from the stems, or every source alike by default; with `mixture_segment` a mixture's items are
+    in segment CONTEXT, as the mixture half of Eq. 8 is, and a stem's in TARGET); the rest is separation in
     the Eq. 8 layout, each item a random stem in a window of M = (context - 1) // 2 frames where
     that stem is playing in at least a quarter of the frames (drawn again up to 20 times), so
     "silence everywhere" is not a winning guess.
     """
 
     def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, masking="cosine", first_level_share=None,
-                 gap_share=0.0):
+                 gap_share=0.0, mixture_share=None, mixture_segment=False):
         self.cache, self.vocab, self.stems, self.context = cache, vocab, list(stems), context
         self.frames = (context - 1) // 2  # M
         self.mlm_share, self.masking, self.first_level_share = mlm_share, masking, first_level_share
-        self.gap_share = gap_share
+        self.gap_share, self.mixture_share, self.mixture_segment = gap_share, mixture_share, mixture_segment
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
         lengths = np.diff(cache.starts)
@@ -230,7 +232,12 @@ class BatchMaker:
         source's own. With frames of Q > 1 codes the cosine items are level-masked as inpainting
         decodes a gap: the frames not chosen stay whole, with their latents (`level_mask`'s
         `context_known`)."""
-        rows = self.rng.integers(len(self.cache.sources), size=batch_size)
+        rows = self.rng.integers(len(self.cache.sources), size=batch_size)  # every source alike
+        mix_row = self.cache.sources.index("mix")
+        if self.mixture_share is not None and len(self.cache.sources) > 1:  # the mixture in that share, else a stem
+            stem_rows = [r for r in range(len(self.cache.sources)) if r != mix_row]
+            rows = np.where(self.rng.random(batch_size) < self.mixture_share, mix_row,
+                            np.array(stem_rows)[self.rng.integers(len(stem_rows), size=batch_size)])
         windows = [self.window(self.context) for _ in range(batch_size)]
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
         n_gap = int(round(batch_size * self.gap_share))
@@ -243,7 +250,8 @@ class BatchMaker:
         in_gap = torch.cat([torch.zeros(batch_size - n_gap, tokens.shape[1], dtype=torch.bool), gap])  # (B, L)
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
         hidden = hidden_frames(inputs, labels, self.vocab) | in_gap
-        return {**single_source_inputs(inputs, features, hidden=hidden), "targets": labels}
+        segments = torch.tensor([CONTEXT if self.mixture_segment and r == mix_row else TARGET for r in rows])  # (B,)
+        return {**single_source_inputs(inputs, features, hidden=hidden, segment=segments), "targets": labels}
 
     def sample(self, batch_size):
         """A training batch; the separation part is padded to the context length with PAD."""

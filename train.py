@@ -247,6 +247,12 @@ def add_bert_arguments(parser):
                              f"the others alike (default {FIRST_LEVEL_SHARE}; 1/Q = every level alike, as SoundStorm)")
     parser.add_argument("--gap-share", type=float, default=GAP_SHARE,
                         help=f"share of the single-source items masked as one gap, as inpainting meets (default {GAP_SHARE})")
+    parser.add_argument("--mixture-share", type=float, default=None,
+                        help="share of the single-source items taken from the mixture, the rest from the stems "
+                             "(default: every source alike, a fifth each for four stems)")
+    parser.add_argument("--mixture-segment", action=argparse.BooleanOptionalAction, default=False,
+                        help="single-source mixtures in the segment of Eq. 8's mixture half, stems in the stem's, "
+                             "so BERT knows which kind of source it fills (inpainting reads a mixture)")
     parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
                         help="keep every stem's latents in the token cache for its single-source items (default); "
                              "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
@@ -277,6 +283,8 @@ def check_bert_arguments(args):
         raise UserError(f"--mlm-share must be in [0, 1], got {args.mlm_share}")
     if args.first_level_share is not None and not 0 <= args.first_level_share <= 1:
         raise UserError(f"--first-level-share must be in [0, 1], got {args.first_level_share}")
+    if args.mixture_share is not None and not 0 <= args.mixture_share <= 1:
+        raise UserError(f"--mixture-share must be in [0, 1], got {args.mixture_share}")
     if not 0 <= args.gap_share <= 1:
         raise UserError(f"--gap-share must be in [0, 1], got {args.gap_share}")
     if not args.lr > 0:
@@ -330,9 +338,11 @@ def train_bert(args):
     vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
     batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share,
                          masking=args.masking, first_level_share=args.first_level_share,
-                         gap_share=args.gap_share)  # each rank its own windows
+                         gap_share=args.gap_share, mixture_share=args.mixture_share,
+                         mixture_segment=args.mixture_segment)  # each rank its own windows
     val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking,
-                           gap_share=args.gap_share)
+                           gap_share=args.gap_share, mixture_share=args.mixture_share,
+                           mixture_segment=args.mixture_segment)
     val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
 
     # ---- model, optimizer, state ----
@@ -340,7 +350,7 @@ def train_bert(args):
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
                         num_layers=args.layers, num_heads=args.heads, width=args.width,
                         codebooks=vqvae.config.codebooks, stem_latents=args.stem_latents,
-                        code_bias=args.code_bias)  # Q from the tokenizer
+                        code_bias=args.code_bias, mixture_segment=args.mixture_segment)  # Q from the tokenizer
     model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
     trained = distributed.wrap(model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)

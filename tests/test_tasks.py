@@ -1,11 +1,14 @@
 """tasks.py: every stem separated in one batched pass gives the tokens of one stem at a time; soft
 separation and the unigram fill of the inpainting baseline."""
+import dataclasses
+
 import pytest
 import torch
 
 from bert import AudioBERT, BERTConfig
-from masking import Vocabulary
-from tasks import separate_all, separate_tokens, separation_inputs
+from decoding import maskgit_fill
+from masking import CONTEXT, TARGET, Vocabulary
+from tasks import inpaint_tokens, separate_all, separate_tokens, separation_inputs, single_source_inputs, source_segment
 
 K, D = 16, 8
 VOCAB = Vocabulary(K, ("bass", "drums", "guitar", "piano"))
@@ -81,3 +84,22 @@ def test_unigram_fill_draws_masked_codes_from_the_counts_only(codebooks):
     assert torch.equal(filled[~masked], tokens[~masked])
     drawn = filled[masked]
     assert set(drawn.unique().tolist()) <= {3, 7} and 0.6 < (drawn == 7).float().mean() < 0.9
+
+
+@pytest.mark.parametrize("mixture_segment", [False, True])
+def test_inpainting_reads_the_audio_as_a_mixture_where_the_bert_tells_sources_apart(mixture_segment):
+    """With `mixture_segment` the window is in the mixture's segment (CONTEXT), else in TARGET as before."""
+    model = tiny_bert(max_positions=24)
+    model.config = dataclasses.replace(model.config, mixture_segment=mixture_segment)
+    tokens, features = torch.randint(0, K, (40,)), torch.randn(40, D)
+    filled = inpaint_tokens(model, VOCAB, tokens, features, gap_start=16, gap_length=6, steps=2)
+    window = tokens[7:31].clone()  # the 24 frames centred on the gap: 16 + 6 // 2 - 12 = 7
+    window[9:15] = VOCAB.mask
+    by_segment = {}
+    for segment in (CONTEXT, TARGET):
+        inputs = single_source_inputs(window[None], features[None, 7:31], window[None] == VOCAB.mask, segment)
+        by_segment[segment] = maskgit_fill(model, inputs, VOCAB.mask, 2)[0]
+    assert not torch.equal(by_segment[CONTEXT], by_segment[TARGET]), "the segment must matter to this model"
+    assert torch.equal(filled[7:31], by_segment[source_segment(model.config, "mix")])
+    assert source_segment(model.config, "mix") == (CONTEXT if mixture_segment else TARGET)
+    assert source_segment(model.config, "bass") == TARGET

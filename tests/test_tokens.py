@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from data import find_tracks, read_source
-from masking import IGNORE, Vocabulary
+from masking import CONTEXT, IGNORE, TARGET, Vocabulary
 from test_data import RATE, sine, slakh_track
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, encode_waveform
 from vqvae import VQVAE, VQVAEConfig
@@ -85,3 +85,34 @@ def test_gap_items_hide_the_latents_of_their_whole_gap(dataset, tmp_path):
         assert 1 <= len(hidden) <= 20 and hidden[-1] - hidden[0] + 1 == len(hidden), "one gap of at most half"
         predicted = (batch["targets"][b] != IGNORE).any(dim=-1).nonzero()[:, 0]
         assert len(predicted) >= 1 and set(predicted.tolist()) <= set(hidden.tolist()), "predicted inside the gap only"
+
+
+def source_of(cache, features):
+    """The rows of the cache with a window whose latents match `features` (L, D) wherever they are shown."""
+    L = len(features)
+    shown = features.abs().sum(-1) > 0  # (L,) the frames whose latents the item shows
+    found = set()
+    for row in range(len(cache.sources)):
+        latents = cache.latents(row, 0, cache.tokens.shape[1])  # (N, D)
+        windows = latents.unfold(0, L, 1).transpose(1, 2)  # (N - L + 1, L, D)
+        if (windows[:, shown] == features[shown]).all(dim=-1).all(dim=-1).any():
+            found.add(cache.sources[row])
+    return found
+
+
+@pytest.mark.parametrize("share, segment", [(1.0, True), (0.0, True), (1.0, False)])
+def test_mixture_share_picks_the_source_and_the_mixture_segment_names_it(dataset, tmp_path, share, segment):
+    model = tokenizer(1)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
+    cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
+    batch = BatchMaker(cache, vocab, STEMS, context=41, seed=0, mlm_share=1.0, mixture_share=share,
+                       mixture_segment=segment).sample(8)
+    told = 0
+    for b in range(8):
+        expected = CONTEXT if segment and share == 1.0 else TARGET
+        assert (batch["segments"][b] == expected).all()
+        if (batch["features"][b].abs().sum(-1) > 0).sum() >= 2:  # enough latents shown to tell the source
+            sources = source_of(cache, batch["features"][b])
+            assert sources == {"mix"} if share == 1.0 else sources and "mix" not in sources, sources
+            told += 1
+    assert told >= 4
