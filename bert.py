@@ -29,6 +29,10 @@ prototype predicted the silent code everywhere, see README "Why BERT on audio to
   mostly a function of the latents on either side of it (the nearest code to the sum of its two
   neighbours' latents is right 19% of the time, 2.3x the unigram guess); attention
   with absolute positions learned that relation too slowly for a CPU budget.
+- **Mixtures told from stems** (`mixture_segment`, `train.py bert --mixture-segment`): a
+  single-source mixture sequence is in segment CONTEXT (the segment of Eq. 8's mixture half), a
+  stem's in TARGET, so inside a long gap, where the context says little, the model can fall back
+  on a mixture's codes instead of a stem's silences (older models: every single-source item TARGET).
 Only codes are predicted: logits are (B, L, K), special tokens are never an output.
 
 Frames of Q codes (residual quantization, Eq. 9; as in VampNet and SoundStorm, Borsos et al.,

@@ -47,12 +47,16 @@ def run(args, log):
     return (time.time() - start) / 60
 
 
+# inpainting columns: (name, evaluate.py's key); the unigram codes (context-free draws) are missing in older rows
+GAP_COLUMNS = (("bert", "mrstft_gap"), ("unigram", "mrstft_gap_unigram"), ("silence", "mrstft_gap_silence"),
+               ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle"))
+
+
 def row(k, codebooks, label, minutes, results):
     recon, mlm = results["reconstruction"], results.get("mlm")  # no mlm: a --tokenizer-only sweep
     separation = results.get("separation", {})
     gaps = {seconds: ({"skipped": gap["skipped"]} if "skipped" in gap else
-                      {name: gap[key] for name, key in (("bert", "mrstft_gap"), ("silence", "mrstft_gap_silence"),
-                                                        ("crossfade", "mrstft_gap_crossfade"), ("oracle", "mrstft_gap_oracle"))})
+                      {name: gap[key] for name, key in GAP_COLUMNS if key in gap})
             for seconds, gap in results.get("inpainting_gaps", {}).items()}
     return {"k": k, "codebooks": codebooks, "variant": label, "minutes": minutes,
             "si_sdr_db": recon["si_sdr_db"], "mrstft": recon["mrstft"], "codes_used": recon["codes_used_fraction"],
@@ -94,7 +98,8 @@ def markdown(rows):
     lines = ["| k | Q | BERT stem masking | frames/s | s per 512 frames | kbit/s | recon SI-SDR dB | MR-STFT | codes used "
              "(each level) | MLM acc. (unigram, neighbour) | MLM acc. by level (unigram) | "
              + "".join(f"SI-SDRi {s} | " for s in stems)
-             + "".join(f"inpainting {g} s: BERT / silence / cross-fade / oracle | " for g in gaps) + "wall min |",
+             + "".join(f"inpainting {g} s: BERT / unigram codes / silence / cross-fade / oracle | " for g in gaps)
+             + "wall min |",
              "|" + " --- |" * (12 + len(stems) + len(gaps))]
     for r in rows:
         by_level = r.get("codes_used_by_level", [r["codes_used"]])
@@ -110,7 +115,7 @@ def markdown(rows):
         for g in gaps:
             gap = r.get("inpainting", {}).get(g)
             cells.append("-" if gap is None or "skipped" in gap else
-                         " / ".join(f"{gap[name]:.2f}" for name in ("bert", "silence", "crossfade", "oracle")))
+                         " / ".join(f"{gap[name]:.2f}" if name in gap else "-" for name, _ in GAP_COLUMNS))
         lines.append("| " + " | ".join(cells) + f" | {r['minutes']:.1f} |")
     return "\n".join(lines)
 

@@ -34,7 +34,7 @@ def test_a_residual_pair_is_its_own_row_beside_one_codebook():
     table = markdown(rows).splitlines()
     assert len(table) == 2 + 3 and all(len(line.split("|")) == len(table[0].split("|")) for line in table)
     assert "| 7 | 8 | cosine |" in table[-1] and "100% (100 100 100 100 100 100 100 100)" in table[-1]
-    assert "2.00 / 9.00 / 3.00 / 1.00" in table[-1] and "inpainting 1 s" in table[0]
+    assert "2.00 / - / 9.00 / 3.00 / 1.00" in table[-1] and "inpainting 1 s" in table[0]  # no unigram: an older row
 
 
 def test_pairs_and_ks():
@@ -52,12 +52,13 @@ def test_row_reads_the_evaluate_json():
                        "accuracy_by_level": [0.2, 0.1], "unigram_accuracy_by_level": [0.1, 0.05]},
                "separation": {"bass": {"si_sdri_db": 8.0}},
                "inpainting_gaps": {"1": {"mrstft_gap": 2.0, "mrstft_gap_silence": 9.0, "mrstft_gap_crossfade": 3.0,
-                                         "mrstft_gap_oracle": 1.0}, "5": {"skipped": "too long"}}}
+                                         "mrstft_gap_oracle": 1.0, "mrstft_gap_unigram": 2.5},
+                                   "5": {"skipped": "too long"}}}
     r = row(7, 2, "cosine", 3.0, results)
     assert r["codes_used_by_level"] == [0.9, 1.0] and r["si_sdri_db"] == {"bass": 8.0}
     assert r["inpainting"]["1"]["crossfade"] == 3.0 and "skipped" in r["inpainting"]["5"]
     cells = markdown([r]).splitlines()[-1].split(" | ")
-    assert cells[-3] == "2.00 / 9.00 / 3.00 / 1.00" and cells[-2] == "-"  # the 5 s gap was too long for the context
+    assert cells[-3] == "2.00 / 2.50 / 9.00 / 3.00 / 1.00" and cells[-2] == "-"  # the 5 s gap was too long for the context
 
 
 def test_a_tokenizer_only_row_has_no_bert_columns():
