@@ -70,6 +70,8 @@ def print_log_mel(gap, where):
     if "gap_code_nll" in gap:
         print("    NLL of the true level-1 codes of the gap, nats per code (first pass): " + ", ".join(
             f"{name} {m:.3f} +- {ci:.3f}" for name, (m, ci) in gap["gap_code_nll"].items()))
+        print("      BERT's by distance from the nearest known frame (frames): " + ", ".join(
+            f"{bins} {nll:.3f}" for bins, nll in gap["gap_code_nll_by_distance"].items()))
 
 
 def print_separation(results):

@@ -122,6 +122,7 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     mel = {name: [] for name in baselines + ("bert",)}  # log-mel distances on the gap
     level = {name: [] for name in ("truth", "bert") + baselines if name != "silence"}  # RMS level of each fill, dB
     code_nlls = {"bert": [], "unigram": []}  # nats per level-1 gap code
+    edge_nll = [(0.0, 0)] * len(EDGE_BINS)  # BERT's (sum, count) by distance from the gap's edge
     generator = torch.Generator(device=device).manual_seed(0)
     draws = torch.Generator().manual_seed(1)  # the unigram fills
     for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
@@ -134,7 +135,8 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
         if unigram is not None:
             with autocast(device):
                 logits, _ = bert(**batch_inputs)  # (B, L, K) or (B, L, Q, K): the first pass, every gap code masked
-            nll = code_nll(logits, tokens, labels, vocab, unigram)  # (B, 2): BERT's and the unigram's, level 1
+            nll, by_distance = code_nll(logits, tokens, labels, vocab, unigram)  # (B, 2): BERT's and the unigram's, level 1
+            edge_nll = [(total + s, count + n) for (total, count), (s, n) in zip(edge_nll, by_distance)]
         estimates = {}
         for steps, temperature, noise in decodings:
             with autocast(device):
@@ -181,13 +183,20 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     results["gap_level_db"] = {name: mean_ci95(values)[0] for name, values in level.items()}
     if unigram is not None:
         results["gap_code_nll"] = {name: list(mean_ci95(values)) for name, values in code_nlls.items()}
+        results["gap_code_nll_by_distance"] = {(f"{lo}" if lo == hi else f"{lo}-" if hi >= 10 ** 9 else f"{lo}-{hi}"):
+                                               total / count for (lo, hi), (total, count) in zip(EDGE_BINS, edge_nll) if count}
     return results
 
 
+# bins of a gap code's distance, in frames, from the nearest known frame (1: next to the context)
+EDGE_BINS = ((1, 1), (2, 4), (5, 16), (17, 64), (65, 10 ** 9))
+
+
 def code_nll(logits, tokens, labels, vocab, unigram):
-    """Mean negative log-likelihood (nats) of the true level-1 codes at the masked positions of each
-    window: (B, 2), under BERT's `logits` (B, L, K) or (B, L, Q, K) and under the `unigram` counts
-    (K,) or (Q, K) (add-one smoothed)."""
+    """Negative log-likelihoods (nats) of the true level-1 codes at the masked positions:
+    (per window (B, 2): the mean under BERT's `logits` (B, L, K) or (B, L, Q, K) and under the
+    `unigram` counts (K,) or (Q, K), add-one smoothed; per bin of EDGE_BINS: (sum of BERT's, count)
+    over the batch, by the distance of a code from the nearest unmasked frame of its window)."""
     if logits.dim() == 4:  # frames: level 1
         logits, tokens, labels = logits[:, :, 0], tokens[..., 0], labels[..., 0]
     masked = (labels != IGNORE).to(logits.device)  # (B, L)
@@ -199,7 +208,16 @@ def code_nll(logits, tokens, labels, vocab, unigram):
 
     counts = torch.as_tensor(np.atleast_2d(unigram)[0], dtype=torch.float64, device=logits.device) + 1.0
     prior = -torch.log(counts / counts.sum())[true].float()  # (B, L)
-    return torch.stack([per_window(bert), per_window(prior)], dim=1)
+    frames = torch.arange(masked.shape[1], device=masked.device).expand_as(masked)  # (B, L)
+    known = (~masked).float()
+    distance = torch.full(masked.shape, float(masked.shape[1]), device=masked.device)  # to the nearest known frame
+    for row in range(masked.shape[0]):
+        where = frames[row][known[row] > 0].float()  # (n,) the known frames of the row
+        if len(where):
+            distance[row] = (frames[row][:, None].float() - where[None]).abs().min(dim=1).values
+    by_distance = [(bert[masked & (distance >= lo) & (distance <= hi)].sum().item(),
+                    int((masked & (distance >= lo) & (distance <= hi)).sum())) for lo, hi in EDGE_BINS]
+    return torch.stack([per_window(bert), per_window(prior)], dim=1), by_distance
 
 
 def unigram_fill(tokens, masked, counts, generator):

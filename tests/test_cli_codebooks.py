@@ -124,6 +124,7 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
         "silence", "crossfade", "oracle", "unigram", "bert"}
     nll = gaps["0.02"]["gap_code_nll"]  # nats per code: about ln 16 = 2.8 for a guess among 16 codes
     assert nll.keys() == {"bert", "unigram"} and 0 < nll["unigram"][0] < 5.5 and 0 < nll["bert"][0] < float("inf")
+    assert list(gaps["0.02"]["gap_code_nll_by_distance"]) == ["1", "2-4", "5-16"]  # 20 frames: at most 10 from an edge
     noisy = gaps["0.02"]["mrstft_gap_by_reveal_noise"]  # the headline's order (0) and a noisy one, 2 steps each
     assert noisy.keys() == {"0", "50"} and noisy["0"][0] == gaps["0.02"]["mrstft_gap"]
     assert results["separation"]["bass"]["chunks"] >= 1

@@ -103,3 +103,24 @@ def test_inpainting_reads_the_audio_as_a_mixture_where_the_bert_tells_sources_ap
     assert torch.equal(filled[7:31], by_segment[source_segment(model.config, "mix")])
     assert source_segment(model.config, "mix") == (CONTEXT if mixture_segment else TARGET)
     assert source_segment(model.config, "bass") == TARGET
+
+
+def test_gap_nll_is_binned_by_distance_from_the_nearest_known_frame():
+    """A gap of 12 frames in 30: distances 1..6 from either edge; BERT certain (NLL 0) of the true
+    code at distance 1 only, uniform elsewhere (NLL ln K); the unigram's NLL is ln 2 for two codes."""
+    import math
+    from evaluation_bert import code_nll
+    from masking import middle_mask
+    tokens = torch.randint(0, 2, (2, 30), generator=torch.Generator().manual_seed(0))
+    _, labels = middle_mask(tokens, 12, VOCAB)  # frames 9..20
+    logits = torch.zeros(2, 30, K)
+    for frame in (9, 20):  # next to the context
+        logits[torch.arange(2), frame, tokens[:, frame]] = 1e4
+    counts = torch.zeros(K)
+    counts[:2] = 1e6  # two equally common codes (add-one smoothing is negligible)
+    per_window, by_distance = code_nll(logits, tokens, labels, VOCAB, counts.numpy())
+    assert torch.allclose(per_window[:, 0], torch.full((2,), 10 / 12 * math.log(K)), atol=1e-4)
+    assert torch.allclose(per_window[:, 1], torch.full((2,), math.log(2)), atol=1e-4)
+    sums, counts_by_bin = zip(*by_distance)
+    assert counts_by_bin == (4, 12, 8, 0, 0)  # distance 1: 2 per row; 2-4: 6 per row; 5-6: 4 per row
+    assert sums[0] == pytest.approx(0, abs=1e-4) and sums[1] == pytest.approx(12 * math.log(K), rel=1e-5)
