@@ -376,7 +376,7 @@ def command_inpaint(args, device):
             write(x)
         loudness.check()
     print(f"{args.input}: filled {args.start:g}-{args.start + args.duration:g} s ({last - first} tokens, "
-          f"{args.steps} decoding steps) -> {out} ({rate} Hz)")
+          f"{args.steps} decoding step{'s' if args.steps != 1 else ''}) -> {out} ({rate} Hz)")
     if args.plot:  # half a second around the gap, as far as the region reaches
         a, b = max(0, first * hop - rate // 2 - offset), min(len(region), last * hop + rate // 2 - offset)
         gapped = original.copy()
