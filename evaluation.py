@@ -3,7 +3,7 @@ the helpers every scoring function shares.
 
 `evaluate.py` (the command) prints and saves the figures; `train.py` scores the tokenizer on the
 validation and test splits with `evaluate_reconstruction`; BERT's figures (masked modelling,
-inpainting, separation) are in `evaluation_bert.py`; `report.py` draws its listening page from the
+separation; inpainting in `evaluation_inpainting.py`) are in `evaluation_bert.py`; `report.py` draws its listening page from the
 same chunks and helpers. Commands import these modules, never each other.
 
 - reconstruction (the tokenizer): SI-SDR, MR-STFT distance, codebook use, token rate, bitrate,
@@ -110,7 +110,7 @@ def print_reconstruction(metrics, title):
           f"512 tokens = {metrics['seconds_per_512_tokens']:.3f} s of audio")
 
 
-# ---- helpers shared with evaluation_bert.py and report.py ----
+# ---- helpers shared with evaluation_bert.py, evaluation_inpainting.py and report.py ----
 
 def evenly_spaced(cache, length, per_track):
     """[(track index, first frame in the cache)] of `per_track` windows of `length` frames per track."""

@@ -20,7 +20,8 @@ from cli import autocast
 from data import is_silent, read_source
 from decoding import maskgit_fill
 from evaluation import decode_batch, evenly_spaced
-from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB, crossfade_fill
+from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB
+from evaluation_inpainting import crossfade_fill
 from files import atomic_write
 from masking import middle_mask
 from metrics import mrstft_distance, si_sdr

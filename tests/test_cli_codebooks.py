@@ -136,3 +136,8 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
 def test_a_first_level_share_outside_0_1_is_refused(work):
     result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "elsewhere", "--first-level-share", "2", cwd=work)
     assert_one_line_error(result, "--first-level-share must be in [0, 1], got 2.0")
+
+
+def test_a_mixture_share_outside_0_1_is_refused(work):
+    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "elsewhere", "--mixture-share", "-0.5", cwd=work)
+    assert_one_line_error(result, "--mixture-share must be in [0, 1], got -0.5")

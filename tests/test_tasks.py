@@ -73,7 +73,7 @@ def test_soft_separation_keeps_the_tokens_and_averages_code_vectors():
 @pytest.mark.parametrize("codebooks", [1, 2])
 def test_unigram_fill_draws_masked_codes_from_the_counts_only(codebooks):
     import numpy as np
-    from evaluation_bert import unigram_fill
+    from evaluation_inpainting import unigram_fill
     shape = (3, 50) if codebooks == 1 else (3, 50, codebooks)
     tokens = torch.randint(0, K, shape, generator=torch.Generator().manual_seed(0))
     masked = torch.zeros(shape, dtype=torch.bool)
@@ -109,7 +109,7 @@ def test_gap_nll_is_binned_by_distance_from_the_nearest_known_frame():
     """A gap of 12 frames in 30: distances 1..6 from either edge; BERT certain (NLL 0) of the true
     code at distance 1 only, uniform elsewhere (NLL ln K); the unigram's NLL is ln 2 for two codes."""
     import math
-    from evaluation_bert import code_nll
+    from evaluation_inpainting import code_nll
     from masking import middle_mask
     tokens = torch.randint(0, 2, (2, 30), generator=torch.Generator().manual_seed(0))
     _, labels = middle_mask(tokens, 12, VOCAB)  # frames 9..20
