@@ -132,8 +132,6 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, per_track=4, 
     return results
 
 
-
-
 def code_nll(logits, tokens, labels, vocab, unigram):
     """Negative log-likelihoods (nats) of the true level-1 codes at the masked positions:
     (per window (B, 2): the mean under BERT's `logits` (B, L, K) or (B, L, Q, K) and under the

@@ -66,6 +66,8 @@ def add_vqvae_arguments(parser):
                              "default 0.5 when Q > 1")
     parser.add_argument("--stage-blocks", type=int, default=1,
                         help="residual blocks per resolution stage of the encoder and decoder (capacity for high k)")
+    parser.add_argument("--bottleneck-blocks", type=int, default=2,
+                        help="residual blocks at the token rate on each side of the quantizer")
     parser.add_argument("--lr", type=float, default=None,
                         help="peak learning rate (Adam); default 2e-3, or 1e-3 with --codebooks above 1")
     parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
@@ -85,7 +87,7 @@ def check_vqvae_arguments(args):
                              ("--code-dim", args.code_dim, 1), ("--eval-every", args.eval_every, 1),
                              ("--base-channels", args.base_channels, 1), ("--max-channels", args.max_channels, 1),
                              ("--codebooks", args.codebooks, 1), ("--level-dim", args.level_dim, 0),
-                             ("--stage-blocks", args.stage_blocks, 1)]:
+                             ("--stage-blocks", args.stage_blocks, 1), ("--bottleneck-blocks", args.bottleneck_blocks, 0)]:
         if value < low:
             raise UserError(f"{name} must be at least {low}, got {value}")
     if args.level_dim and args.codebooks == 1:
@@ -117,7 +119,8 @@ def train_vqvae(args):
                          sample_rate=args.sample_rate, use_ema=args.ema,
                          base_channels=args.base_channels, max_channels=args.max_channels,
                          codebooks=args.codebooks, level_dim=args.level_dim,
-                         quantizer_dropout=args.quantizer_dropout, stage_blocks=args.stage_blocks)
+                         quantizer_dropout=args.quantizer_dropout, stage_blocks=args.stage_blocks,
+                         bottleneck_blocks=args.bottleneck_blocks)
 
     # ---- data ----
     data_root = Path(args.data) if args.data else embedded_dataset(args.sample_rate)

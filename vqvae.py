@@ -33,7 +33,7 @@ class VQVAEConfig:
     sample_rate: int = 16000      # the rate the model was trained at
     base_channels: int = 16       # channels at full time resolution
     max_channels: int = 256       # cap on channels as the time axis shrinks
-    bottleneck_blocks: int = 2    # residual blocks at the token rate, on each side
+    bottleneck_blocks: int = 2    # residual blocks at the token rate, on each side (dilations 1, 3, 9, 27, 1, ...)
     beta: float = 0.25            # commitment weight, Eq. 2
     cosine: bool = True           # L2-normalised code lookup
     use_ema: bool = False         # EMA codebook update instead of the Eq. 4 gradient
@@ -80,7 +80,7 @@ class Encoder(nn.Module):
             layers += [*stage_blocks(config, level),
                        nn.SiLU(),
                        nn.Conv1d(c(level), c(level + 1), 4, stride=2, padding=1)]  # T -> T/2
-        layers += [ResidualBlock(c(k), dilation=3 ** i) for i in range(config.bottleneck_blocks)]
+        layers += [ResidualBlock(c(k), dilation=3 ** (i % 4)) for i in range(config.bottleneck_blocks)]
         layers += [nn.SiLU(), nn.Conv1d(c(k), config.code_dim, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
@@ -95,7 +95,7 @@ class Decoder(nn.Module):
         super().__init__()
         k, c = config.num_downsamples, config.channels
         layers = [nn.Conv1d(config.code_dim, c(k), 3, padding=1)]
-        layers += [ResidualBlock(c(k), dilation=3 ** i) for i in range(config.bottleneck_blocks)]
+        layers += [ResidualBlock(c(k), dilation=3 ** (i % 4)) for i in range(config.bottleneck_blocks)]
         for level in reversed(range(k)):
             layers += [nn.SiLU(),
                        nn.ConvTranspose1d(c(level + 1), c(level), 4, stride=2, padding=1),  # S -> 2S

@@ -125,7 +125,7 @@ def test_one_codebook_is_the_model_as_it_was():
 
 def test_codebooks_give_frames_of_q_tokens_and_round_trip(tmp_path):
     for level_dim in (0, 3):
-        model = tiny_model(4, codebooks=3, level_dim=level_dim, quantizer_dropout=0.5, stage_blocks=2)
+        model = tiny_model(4, codebooks=3, level_dim=level_dim, quantizer_dropout=0.5, stage_blocks=2, bottleneck_blocks=5)
         model.train()(torch.randn(2, 1, 512))  # data init of every level
         model.eval()
         x = torch.randn(1, 1, 1000) * 0.3
