@@ -32,7 +32,7 @@ def work(tmp_path_factory):
             "S03": ("Piano", False, True, sine(440 * pitch, 2.5, amplitude=0.2)),
         })
     result = run(ROOT / "train.py", "vqvae", "--k", "3", "--codebooks", "2", "--steps", "3", "--data", "data",
-                 "--out", "runs", *TINY_FLAGS, cwd=work)
+                 "--out", "runs", "--bottleneck-blocks", "1", *TINY_FLAGS, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "'codebooks': 2" in result.stdout and "by level" in result.stdout
     result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "runs", *BERT_FLAGS, cwd=work)
@@ -48,7 +48,7 @@ def work(tmp_path_factory):
 
 def test_checkpoints_and_test_scores_have_levels(work):
     vqvae = torch.load(work / "runs" / "vqvae.pt", weights_only=True)
-    assert vqvae["config"]["codebooks"] == 2
+    assert vqvae["config"]["codebooks"] == 2 and vqvae["config"]["bottleneck_blocks"] == 1
     assert vqvae["args"]["lr"] == 1e-3 and vqvae["args"]["quantizer_dropout"] == 0.5  # the defaults for Q > 1
     bert = torch.load(work / "runs" / "bert.pt", weights_only=True)
     assert bert["config"]["codebooks"] == 2 and bert["args"]["first_level_share"] == 0.5  # the default for Q > 1

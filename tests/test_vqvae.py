@@ -10,7 +10,7 @@ from checkpoint import save_checkpoint
 from checkpoint import load_vqvae
 from losses import total_loss
 from metrics import si_sdr
-from vqvae import VQVAE, VQVAEConfig
+from vqvae import VQVAE, ResidualBlock, VQVAEConfig
 from dataclasses import asdict
 
 TINY = dict(num_codes=16, code_dim=4, base_channels=2, max_channels=8, bottleneck_blocks=1)
@@ -126,6 +126,8 @@ def test_one_codebook_is_the_model_as_it_was():
 def test_codebooks_give_frames_of_q_tokens_and_round_trip(tmp_path):
     for level_dim in (0, 3):
         model = tiny_model(4, codebooks=3, level_dim=level_dim, quantizer_dropout=0.5, stage_blocks=2, bottleneck_blocks=5)
+        bottleneck = [m.conv.dilation[0] for m in model.encoder.layers if isinstance(m, ResidualBlock)][-5:]
+        assert bottleneck == [1, 3, 9, 27, 1]  # the token-rate blocks' dilations cycle
         model.train()(torch.randn(2, 1, 512))  # data init of every level
         model.eval()
         x = torch.randn(1, 1, 1000) * 0.3
