@@ -68,6 +68,8 @@ def add_vqvae_arguments(parser):
                         help="residual blocks per resolution stage of the encoder and decoder (capacity for high k)")
     parser.add_argument("--bottleneck-blocks", type=int, default=2,
                         help="residual blocks at the token rate on each side of the quantizer")
+    parser.add_argument("--recon-loss", default="mse", choices=["mse", "snr"],
+                        help="waveform term: Eq. 3 (mse) or its log, the thresholded negative SNR (snr)")
     parser.add_argument("--lr", type=float, default=None,
                         help="peak learning rate (Adam); default 2e-3, or 1e-3 with --codebooks above 1")
     parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
@@ -185,7 +187,7 @@ def train_vqvae(args):
         x = sampler.sample(args.batch_size).to(device)  # (B, 1, T)
         with autocast(device, args.dtype):
             x_hat, vq_loss, _, stats = trained(x)
-        loss, parts = total_loss(x, x_hat, vq_loss)  # Eq. 2
+        loss, parts = total_loss(x, x_hat, vq_loss, recon=args.recon_loss)  # Eq. 2
         stop_if_diverged(loss, step, out, device)
         optimizer_step(loss, model, optimizer, scaler)
         # Data initialisation and dead-code restarts re-seed codes from each rank's own batch:
