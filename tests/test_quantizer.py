@@ -191,6 +191,21 @@ def test_residual_straight_through_reaches_h_as_one_codebook_does():
         assert torch.allclose(h.grad, h2.grad, atol=1e-6)
 
 
+def test_only_the_first_level_commitment_pulls_the_encoder():
+    """A finer level's input r_q = r_(q-1) - (straight-through code) carries no gradient to h,
+    so the summed Eq. 5 of Q levels pulls h exactly as level 1's alone does (what --beta weighs)."""
+    for cosine in (False, True):
+        rvq = make_residual(4, cosine=cosine, init_from_data=False).eval()
+        h = torch.randn(2, 5, 4, requires_grad=True)
+        _, loss, _, _ = rvq(h)
+        loss.backward()
+        h1 = h.detach().clone().requires_grad_(True)
+        _, first_level_loss, _, _ = rvq.levels[0](h1)
+        first_level_loss.backward()
+        assert loss > first_level_loss  # the finer levels do add their own Eq. 4 and 5 values
+        assert torch.allclose(h.grad, h1.grad, atol=1e-6) and h.grad.abs().sum() > 0
+
+
 def test_quantizer_dropout_decodes_a_prefix_of_levels():
     rvq = make_residual(4, dropout=1.0, init_from_data=False, dead_after=10_000).train()
     h = torch.randn(64, 6, 4)
