@@ -72,7 +72,7 @@ def spectral_loss(x, x_hat, fft_sizes=STFT_SIZES):
 def total_loss(x, x_hat, vq_loss, spectral_weight=1.0, recon="mse"):
     """Eq. 2: L = L_recon + (L_codebook + beta * L_commit) + L_spectral.
 
-    `vq_loss` is the quantizer's L_codebook + beta * L_commit (Eq. 4, 5; beta = 0.25 unless `--beta`).
+    `vq_loss` is the quantizer's L_codebook + beta * L_commit (Eq. 4, 5; beta = 0.25).
     Returns (loss, dict of the parts for logging).
     """
     x_hat = x_hat.float()

@@ -68,8 +68,6 @@ def add_vqvae_arguments(parser):
                         help="residual blocks per resolution stage of the encoder and decoder (capacity for high k)")
     parser.add_argument("--bottleneck-blocks", type=int, default=2,
                         help="residual blocks at the token rate on each side of the quantizer")
-    parser.add_argument("--beta", type=float, default=0.25,
-                        help="commitment weight of Eq. 2, the same at every level (van den Oord: 0.25)")
     parser.add_argument("--recon-loss", default="mse", choices=["mse", "snr"],
                         help="waveform term: Eq. 3 (mse) or its log, the thresholded negative SNR (snr)")
     parser.add_argument("--lr", type=float, default=None,
@@ -108,8 +106,6 @@ def check_vqvae_arguments(args):
         raise UserError(f"--chunk-length {args.chunk_length} is shorter than one token (2^k = {2 ** args.k})")
     if not args.lr > 0:
         raise UserError(f"--lr must be positive, got {args.lr}")
-    if not args.beta >= 0:
-        raise UserError(f"--beta must be at least 0, got {args.beta}")
 
 
 def train_vqvae(args):
@@ -126,7 +122,7 @@ def train_vqvae(args):
                          base_channels=args.base_channels, max_channels=args.max_channels,
                          codebooks=args.codebooks, level_dim=args.level_dim,
                          quantizer_dropout=args.quantizer_dropout, stage_blocks=args.stage_blocks,
-                         bottleneck_blocks=args.bottleneck_blocks, beta=args.beta)
+                         bottleneck_blocks=args.bottleneck_blocks)
 
     # ---- data ----
     data_root = Path(args.data) if args.data else embedded_dataset(args.sample_rate)

@@ -193,7 +193,8 @@ def test_residual_straight_through_reaches_h_as_one_codebook_does():
 
 def test_only_the_first_level_commitment_pulls_the_encoder():
     """A finer level's input r_q = r_(q-1) - (straight-through code) carries no gradient to h,
-    so the summed Eq. 5 of Q levels pulls h exactly as level 1's alone does (what --beta weighs)."""
+    so the summed Eq. 5 of Q levels pulls h exactly as level 1's alone does (the commitment that beta weighs)."""
+    torch.manual_seed(0)
     for cosine in (False, True):
         rvq = make_residual(4, cosine=cosine, init_from_data=False).eval()
         h = torch.randn(2, 5, 4, requires_grad=True)
