@@ -32,6 +32,9 @@ def print_bert(results):
     if "accuracy_by_level" in mlm:  # frames of Q codes: the figures above are level 1's
         print("  by level (top-1 / unigram): " + ", ".join(
             f"{q + 1}: {a:.3f} / {u:.3f}" for q, (a, u) in enumerate(zip(mlm["accuracy_by_level"], mlm["unigram_accuracy_by_level"]))))
+    print(f"  counting twins (code cosine >= 0.99) as right: {mlm['twin_accuracy']:.3f}; commonest guess: code "
+          f"{mlm['most_predicted_code']} on {mlm['most_predicted_share']:.0%} of frames; unigram code {mlm['unigram_code']} "
+          f"has {mlm['unigram_code_twins']} twin(s)")
     inp = results["inpainting"]
     print(f"inpainting, gap of {inp['gap_tokens']} tokens = {inp['gap_seconds']:.3f} s ({inp['gaps']} gaps, "
           f"{inp['decoding_steps']} decoding steps, temperature {inp['decoding_temperature']:g}, "

@@ -31,6 +31,7 @@ from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprin
 DEFAULT_STEPS = 1  # decoding steps of the headline separation figures (infer.py separate's default)
 SEPARATION_SECONDS = 2.0  # length of each separation chunk
 STEM_SILENCE_DB = -40.0  # a stem quieter than this in a chunk is not scored there (SI-SDR is undefined)
+TWIN_COSINE = 0.99  # two level-1 codes this close are "twins": nearly one vector, that a cosine head can hardly tell apart
 
 
 def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_size=16):
@@ -42,14 +43,20 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
     in one shot; the headline figures are level 1's (the coarse code, comparable to one codebook),
     `*_by_level` holds each level's, against its own unigram guess (`unigram_code` (Q,)); the
     neighbour guess is level 1's.
+
+    Twins (level 1): `twin_accuracy` also counts a top-1 guess whose code vector has cosine >=
+    TWIN_COSINE to the true one's; `unigram_code_twins` is how many codes are twins of the unigram
+    code; `most_predicted_code` / `_share` is BERT's commonest top-1 guess and its share of the
+    masked frames (with `unigram_code`, says whether BERT's guess sits on a twin of the common code).
     """
     L, Q = bert.config.max_positions, bert.config.codebooks
     codebook = bert.codebook if Q == 1 else bert.codebook[0]  # (K, D) level 1
+    codes = codebook.float().cpu()  # (K, D) unit vectors, for the twin figures
     unigram_code = torch.as_tensor(unigram_code).reshape(Q)  # (Q,)
     generator = torch.Generator().manual_seed(0)
     windows = [(row, w) for row in range(len(cache.sources)) for w in evenly_spaced(cache, L, per_track)]
     top1, top5, unigram = ([[] for _ in range(Q)] for _ in range(3))  # per level
-    neighbours = []
+    neighbours, twins, guessed = [], [], torch.zeros(len(codebook), dtype=torch.long)  # level 1
     for batch in batched(windows, batch_size):
         tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L) or (B, L, Q)
         features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
@@ -72,10 +79,16 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
                 top5[q].append((guesses == truth[:, None]).any(-1).float().mean().item())
                 unigram[q].append((truth == unigram_code[q]).float().mean().item())
             neighbours.append((neighbour[b][chosen[b]] == labels[b, :, 0][chosen[b]]).float().mean().item())
-    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1[0], top5[0], unigram[0], neighbours))
+            truth, guess = labels[b, :, 0][chosen[b]], best5[b, :, 0, 0][chosen[b]]
+            twins.append(((codes[guess] * codes[truth]).sum(-1) >= TWIN_COSINE).float().mean().item())
+            guessed += torch.bincount(guess, minlength=len(codebook))
+    (a1, c1), (a5, c5), (u, cu), (n, cn), (t, ct) = map(mean_ci95, (top1[0], top5[0], unigram[0], neighbours, twins))
+    common = int(unigram_code[0])
     results = {"windows": len(windows), "accuracy": a1, "accuracy_ci95": c1, "top5_accuracy": a5,
                "top5_accuracy_ci95": c5, "unigram_accuracy": u, "unigram_accuracy_ci95": cu,
-               "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn}
+               "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn, "twin_accuracy": t, "twin_accuracy_ci95": ct,
+               "unigram_code": common, "unigram_code_twins": int((codes @ codes[common] >= TWIN_COSINE).sum()) - 1,
+               "most_predicted_code": int(guessed.argmax()), "most_predicted_share": guessed.max().item() / guessed.sum().item()}
     if Q > 1:
         for key, values in (("accuracy", top1), ("top5_accuracy", top5), ("unigram_accuracy", unigram)):
             results[key + "_by_level"] = [mean_ci95(v)[0] for v in values]

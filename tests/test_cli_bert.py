@@ -131,6 +131,8 @@ def test_evaluate_with_bert_writes_the_documented_json(work):
     for key in ("accuracy", "top5_accuracy", "unigram_accuracy"):
         assert 0 <= results["mlm"][key] <= 1
     assert results["mlm"]["top5_accuracy"] >= results["mlm"]["accuracy"]
+    assert results["mlm"]["twin_accuracy"] >= results["mlm"]["accuracy"]  # a code is its own twin
+    assert 0 < results["mlm"]["most_predicted_share"] <= 1 and results["mlm"]["unigram_code_twins"] >= 0
     for key in ("mrstft_gap", "mrstft_gap_silence", "mrstft_gap_crossfade"):
         assert results["inpainting"][key] > 0
     for stem, values in results["separation"].items():
