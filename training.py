@@ -1,4 +1,4 @@
-"""The pieces of a training loop that the VQ-VAE and BERT loops in train.py share.
+"""The pieces of a training loop that the VQ-VAE and BERT loops (train_vqvae.py, train_bert.py) share.
 
 Each is one step of the fixed order the loops follow (as nanoGPT's): set the learning rate,
 evaluate + checkpoint, forward, stop on a NaN, backward + clip + step, log. Checkpoints hold
@@ -14,6 +14,8 @@ import torch
 
 import distributed
 from files import UserError
+
+RERUN_HINT = "pass --resume to continue that run, --overwrite to start over, or use another --out"
 
 
 def catch_ctrl_c():

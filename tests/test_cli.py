@@ -24,6 +24,15 @@ def run(*args, cwd):
                           text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
 
 
+def assert_same_audio(a, b):
+    """The same 16-bit audio: equal lengths, and equal samples except that a few may differ in the last
+    bit or two (sums of floats in other batch shapes round differently on some CPUs: seen on an AMD
+    EPYC, where a 1.5 s separation in 0.2 s segments differed from one pass in 3 samples by 1 LSB).
+    A misplaced segment edge differs by far more, in far more samples."""
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() <= 2 / 32768 and np.mean(a != b) < 1e-3, (np.abs(a - b).max(), np.mean(a != b))
+
+
 def assert_one_line_error(result, *words):
     assert result.returncode == 2, result.stderr + result.stdout
     lines = result.stderr.strip().splitlines()
@@ -75,7 +84,8 @@ def test_encode_decode_reconstruct(trained):
 
 def test_long_files_run_in_segments_with_the_bytes_of_one_pass(trained):
     """--segment-seconds 0.3 cuts the 1 s song into 4 segments (memory bounded by the segment): the
-    margins make encode, decode and reconstruct give exactly what one pass over the file gives."""
+    margins make encode give exactly the tokens of one pass over the file, and decode and reconstruct
+    its audio (to the last bit, but for rounding: assert_same_audio)."""
     ckpt = ["--vqvae", trained / "runs" / "vqvae.pt"]
     outputs = {}
     for seconds in ("1e-9", "0.3", "100"):  # 1e-9: segments as short as their margins, no shorter
@@ -90,7 +100,7 @@ def test_long_files_run_in_segments_with_the_bytes_of_one_pass(trained):
     for seconds in ("1e-9", "0.3"):
         assert np.array_equal(np.load(trained / f"seg{seconds}.npy"), np.load(trained / "seg100.npy"))
         for name in ("dec", "rec"):
-            assert np.array_equal(sf.read(trained / f"{name}{seconds}.wav")[0], sf.read(trained / f"{name}100.wav")[0])
+            assert_same_audio(sf.read(trained / f"{name}{seconds}.wav")[0], sf.read(trained / f"{name}100.wav")[0])
     scores = {seconds: [float(text.split(word)[1].split()[0]) for word in ("SI-SDR", "MR-STFT distance")]
               for seconds, text in outputs.items()}
     assert scores["0.3"][0] == scores["100"][0]  # SI-SDR: the same sums, block by block

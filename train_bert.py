@@ -1,0 +1,238 @@
+"""Training BERT on the tokens of a trained VQ-VAE: `python train.py bert` (train.py dispatches here).
+
+The same loop as `train_vqvae.py`, over batches from the token cache (`tokens.py`): the dataset is
+tokenized once, then every step draws windows of separation (Eq. 8) and single-source masked
+modelling items. `bert.pt` is the best checkpoint by validation loss, `bert-last.pt` the latest.
+"""
+import argparse
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+import distributed
+from bert import AudioBERT, BERTConfig
+from checkpoint import load_checkpoint, load_vqvae, save_checkpoint
+from cli import amp_dtype, autocast, pick_device
+from data import dataset_sources, embedded_dataset, find_tracks
+from files import UserError, refuse_existing
+from masking import Vocabulary
+from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
+from training import (RERUN_HINT, append_csv, catch_ctrl_c, changed_flags, optimizer_step, report_stop, restore,
+                      set_learning_rate, silent, stop_if_diverged, training_state)
+
+BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
+# Level masking over frames of Q > 1 codes trains level 1 in this share of the items, not 1/Q:
+# inference decodes level 1 from nothing, and it decides most of what a separated stem sounds like
+# (README, "Long context": at 1/8 the Q = 8 BERT learned nothing beyond the unigram guess).
+FIRST_LEVEL_SHARE = 0.5
+# Share of the single-source items masked as one gap (masking.gap_mask; the rest half BERT's 15% and
+# half cosine). Off by default: at k = 6 a share of 0.5 inpainted no better than scattered masks once
+# decoding samples (validation split; README, "Long gaps").
+GAP_SHARE = 0.0
+
+
+def add_bert_arguments(parser):
+    parser.add_argument("--vqvae", default="runs/vqvae.pt", help="trained tokenizer (default runs/vqvae.pt)")
+    parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
+    parser.add_argument("--stems", default=None, help="comma-separated stems to separate (default: every stem of the dataset)")
+    parser.add_argument("--steps", type=int, default=2000, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
+    parser.add_argument("--context", type=int, default=512, help="tokens per sequence (the Eq. 8 layout uses 2M + 1 of them)")
+    parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
+    parser.add_argument("--width", type=int, default=256, help="E: model width")
+    parser.add_argument("--heads", type=int, default=4, help="H: attention heads")
+    parser.add_argument("--masking", default="cosine", choices=["cosine", "bert"],
+                        help="stem masking for separation: MaskGIT cosine ratio up to 100%% or BERT's 15%%")
+    parser.add_argument("--mlm-share", type=float, default=0.25, help="share of each batch that is single-source masked modelling")
+    parser.add_argument("--first-level-share", type=float, default=None,
+                        help="with frames of Q > 1 codes: share of the level-masked items that predict level 1, "
+                             f"the others alike (default {FIRST_LEVEL_SHARE}; 1/Q = every level alike, as SoundStorm)")
+    parser.add_argument("--gap-share", type=float, default=GAP_SHARE,
+                        help=f"share of the single-source items masked as one gap, as inpainting meets (default {GAP_SHARE})")
+    parser.add_argument("--mixture-share", type=float, default=None,
+                        help="share of the single-source items taken from the mixture, the rest from the stems "
+                             "(default: every source alike, a fifth each for four stems)")
+    parser.add_argument("--mixture-segment", action=argparse.BooleanOptionalAction, default=False,
+                        help="single-source mixtures in the segment of Eq. 8's mixture half, stems in the stem's, "
+                             "so BERT knows which kind of source it fills (inpainting reads a mixture)")
+    parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep every stem's latents in the token cache for its single-source items (default); "
+                             "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
+    parser.add_argument("--code-bias", action=argparse.BooleanOptionalAction, default=False,
+                        help="a learned bias per code added to the cosine head's logits, so BERT can say which codes "
+                             "are common where the context says nothing (bert.py; default off)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
+    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/bert.pt; the token cache goes beside the VQ-VAE)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/bert-last.pt")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh even if OUT/bert.pt exists (it is replaced)")
+
+
+def check_bert_arguments(args):
+    for name, value, low in [("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                             ("--context", args.context, 8), ("--layers", args.layers, 1),
+                             ("--heads", args.heads, 1), ("--eval-every", args.eval_every, 1)]:
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if args.width % args.heads or args.width < args.heads:
+        raise UserError(f"--width {args.width} must be a positive multiple of --heads {args.heads}")
+    if not 0 <= args.mlm_share <= 1:
+        raise UserError(f"--mlm-share must be in [0, 1], got {args.mlm_share}")
+    if args.first_level_share is not None and not 0 <= args.first_level_share <= 1:
+        raise UserError(f"--first-level-share must be in [0, 1], got {args.first_level_share}")
+    if args.mixture_share is not None and not 0 <= args.mixture_share <= 1:
+        raise UserError(f"--mixture-share must be in [0, 1], got {args.mixture_share}")
+    if not 0 <= args.gap_share <= 1:
+        raise UserError(f"--gap-share must be in [0, 1], got {args.gap_share}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+
+
+@torch.no_grad()
+def validation_loss(model, batches, device):
+    model.eval()
+    losses = []
+    for batch in batches:
+        with autocast(device):
+            _, loss = model(**{key: value.to(device) for key, value in batch.items()})
+        losses.append(loss.item())
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def train_bert(args):
+    check_bert_arguments(args)
+    rank, world_size, device = distributed.setup(pick_device(args.device))
+    log = print if rank == 0 else silent
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    best_path, last_path, log_path = out / "bert.pt", out / "bert-last.pt", out / "bert-log.csv"
+    if not args.resume:  # never replace an earlier run's checkpoints by accident
+        refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
+    vqvae = load_vqvae(args.vqvae, device)
+    fingerprint = vqvae_fingerprint(vqvae)
+    if args.first_level_share is None and vqvae.config.codebooks > 1:
+        args.first_level_share = FIRST_LEVEL_SHARE  # recorded in the checkpoint's args as used
+
+    # ---- data: tokenize once into a memory-mapped cache ----
+    data_root = Path(args.data) if args.data else embedded_dataset(vqvae.config.sample_rate)
+    available = [s for s in dataset_sources(find_tracks(data_root, "train")) if s != "mix"]
+    stems = args.stems.split(",") if args.stems else available
+    unknown = [s for s in stems if s not in available]
+    if unknown:
+        raise UserError(f"{data_root}: no stem named {', '.join(unknown)} (it has: {', '.join(available) or 'mixtures only'})")
+    mlm_share = args.mlm_share if stems else 1.0  # a folder of mixtures: masked modelling only
+    folder = cache_folder(Path(args.vqvae).parent, data_root, fingerprint, args.stem_latents)  # the tokenizer's
+    started = time.time()
+    if rank == 0:  # one rank tokenizes, the others wait for it
+        for split in ("train", "validation"):
+            build_token_cache(vqvae, data_root, split, folder, stems, device, args.stem_latents)
+    distributed.any_rank(False, device)  # a barrier
+    log(f"token cache: {folder} ({time.time() - started:.0f} s)")
+    train_cache, val_cache = TokenCache(folder, "train"), TokenCache(folder, "validation")
+    if train_cache.sources[1:] != stems:  # the cache of another --stems choice
+        raise UserError(f"{folder}: token cache holds stems {train_cache.sources[1:]}; delete it or use another --out")
+    vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
+    batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share,
+                         masking=args.masking, first_level_share=args.first_level_share,
+                         gap_share=args.gap_share, mixture_share=args.mixture_share,
+                         mixture_segment=args.mixture_segment)  # each rank its own windows
+    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking,
+                           gap_share=args.gap_share, mixture_share=args.mixture_share,
+                           mixture_segment=args.mixture_segment)
+    val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
+
+    # ---- model, optimizer, state ----
+    config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
+                        num_special=vocab.size - vocab.num_codes, max_positions=args.context,
+                        num_layers=args.layers, num_heads=args.heads, width=args.width,
+                        codebooks=vqvae.config.codebooks, stem_latents=args.stem_latents,
+                        code_bias=args.code_bias, mixture_segment=args.mixture_segment)  # Q from the tokenizer
+    model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
+    trained = distributed.wrap(model, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.dtype) == torch.float16)
+    step, best_val = 0, float("inf")
+    if not args.resume:
+        log_path.unlink(missing_ok=True)
+    if args.resume:
+        checkpoint = load_checkpoint(last_path, "bert")
+        if BERTConfig(**checkpoint["config"]) != config or checkpoint["vqvae_fingerprint"] != fingerprint:
+            raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "
+                            f"resume with the same flags or use another --out")
+        step, best_val = restore(checkpoint, model, optimizer, scaler)
+        if world_size == 1:
+            batches.rng.bit_generator.state = checkpoint["sampler_rng"]
+            batches.generator.set_state(checkpoint["mask_rng"])
+        log(f"resuming from {last_path} at step {step}")
+        if changes := changed_flags(checkpoint.get("args", {}), args):
+            log(f"note: resuming with changed flags: {'; '.join(changes)}")
+
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    hop, rate = vqvae.hop, vqvae.config.sample_rate
+    log(f"config: {asdict(config)}")
+    log(f"stems: {', '.join(stems) or 'none'}; stem masking: {args.masking}; device: {device}, mixed precision: "
+        f"{amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters; {args.batch_size} x {world_size} "
+        f"rank(s) sequences per step")
+    frame = "tokens" if config.codebooks == 1 else f"frames of {config.codebooks} codes"
+    log(f"context {args.context} {frame} = {args.context * hop / rate:.3f} s of one source; separation windows of "
+          f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
+
+    def save(path):
+        save_checkpoint(path, {"kind": "bert", "config": asdict(config), "stems": stems,
+                               "vqvae_fingerprint": fingerprint, "vqvae_path": str(args.vqvae),
+                               "sampler_rng": batches.rng.bit_generator.state, "mask_rng": batches.generator.get_state(),
+                               "args": vars(args), **training_state(model, optimizer, scaler, step, best_val)})
+
+    interrupted = catch_ctrl_c()
+
+    # ---- training loop ----
+    started, last_log, stopped = time.time(), time.time(), False
+    while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
+        lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
+
+        if step > 0 and step % args.eval_every == 0 and rank == 0:
+            val = validation_loss(model, val_batches, device)
+            if val < best_val:
+                best_val = val
+                save(best_path)
+            save(last_path)
+            append_csv(log_path, BERT_LOG, {"step": step, "val_loss": val})
+            print(f"step {step}: validation loss {val:.4f} (best {best_val:.4f})", flush=True)
+
+        batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
+        with autocast(device, args.dtype):
+            _, loss = trained(**batch)
+        stop_if_diverged(loss, step, out, device)
+        optimizer_step(loss, model, optimizer, scaler)
+        step += 1
+
+        if (step % 50 == 0 or step == 1) and rank == 0:
+            rate_now = 50 / (time.time() - last_log) if step > 1 else 0.0
+            last_log = time.time()
+            append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(),
+                                            "logit_scale": model.log_logit_scale.exp().item(), "lr": lr})
+            print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {model.log_logit_scale.exp().item():.1f} | "
+                  f"lr {lr:.2e} | {rate_now:.2f} steps/s", flush=True)
+
+    if world_size > 1:
+        agree = distributed.weights_agree(model)
+        log(f"{world_size} ranks hold identical weights: {agree}")
+        del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit
+        distributed.cleanup()
+        if rank != 0:
+            return
+    val = validation_loss(model, val_batches, device)
+    if val < best_val:
+        best_val = val
+        save(best_path)
+    save(last_path)
+    report_stop(stopped, step, started, last_path, best_path, best_val)
+    print(f"score it on the test split: python evaluate.py --vqvae {args.vqvae} --bert {best_path}")

@@ -1,0 +1,214 @@
+"""Training the tokenizer: `python train.py vqvae --k 4` (train.py dispatches here).
+
+The loop is one readable function in a fixed order (as nanoGPT's): learning rate, evaluation +
+checkpoint, forward/backward, gradient clipping, optimizer step, logging. Two checkpoints are
+kept, both written atomically: `vqvae.pt`, the best so far by *validation* loss (the test split
+is only scored once, at the end), and `vqvae-last.pt`, the latest state for `--resume`.
+"""
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+import distributed
+from checkpoint import load_checkpoint, save_checkpoint
+from cli import amp_dtype, autocast, pick_device
+from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_tracks
+from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
+from files import UserError, refuse_existing
+from losses import total_loss
+from training import (RERUN_HINT, append_csv, catch_ctrl_c, changed_flags, optimizer_step, report_stop, restore,
+                      set_learning_rate, silent, stop_if_diverged, training_state)
+from vqvae import VQVAE, VQVAEConfig
+
+VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
+
+
+def add_vqvae_arguments(parser):
+    parser.add_argument("--k", type=int, default=4, help="stride-2 blocks: S = T / 2^k tokens (1..12)")
+    parser.add_argument("--data", default=None, help="dataset folder: Slakh2100, MUSDB18-HQ or plain audio files "
+                        "(default: the embedded synthetic dataset, generated on first use)")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=16, help="chunks per step")
+    parser.add_argument("--chunk-length", type=int, default=8192, help="samples per training chunk")
+    parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="model sample rate in Hz")
+    parser.add_argument("--codebook-size", type=int, default=512, help="K: number of codes")
+    parser.add_argument("--code-dim", type=int, default=64, help="D: size of a code vector")
+    parser.add_argument("--base-channels", type=int, default=16, help="channels at full time resolution")
+    parser.add_argument("--max-channels", type=int, default=256, help="cap on channels as time shrinks")
+    parser.add_argument("--ema", action="store_true", help="EMA codebook update instead of the codebook loss")
+    parser.add_argument("--codebooks", type=int, default=1,
+                        help="Q: residual quantization levels (Eq. 9), Q codes per frame; 1 = one codebook (default)")
+    parser.add_argument("--level-dim", type=int, default=0,
+                        help="with Q > 1: 0 = every level looks up in code space; d > 0 = each level projects to d "
+                             "dims and looks up by cosine there (DAC)")
+    parser.add_argument("--quantizer-dropout", type=float, default=None,
+                        help="share of training items decoded from a random prefix of levels (SoundStream); "
+                             "default 0.5 when Q > 1")
+    parser.add_argument("--stage-blocks", type=int, default=1,
+                        help="residual blocks per resolution stage of the encoder and decoder (capacity for high k)")
+    parser.add_argument("--bottleneck-blocks", type=int, default=2,
+                        help="residual blocks at the token rate on each side of the quantizer")
+    parser.add_argument("--recon-loss", default="mse", choices=["mse", "snr"],
+                        help="waveform term: Eq. 3 (mse) or its log, the thresholded negative SNR (snr)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate (Adam); default 2e-3, or 1e-3 with --codebooks above 1")
+    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (model init and chunk sampling)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
+    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/vqvae.pt)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/vqvae-last.pt")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh even if OUT/vqvae.pt exists (it is replaced)")
+
+
+def check_vqvae_arguments(args):
+    for name, value, low in [("--k", args.k, 1), ("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                             ("--sample-rate", args.sample_rate, 1000), ("--codebook-size", args.codebook_size, 2),
+                             ("--code-dim", args.code_dim, 1), ("--eval-every", args.eval_every, 1),
+                             ("--base-channels", args.base_channels, 1), ("--max-channels", args.max_channels, 1),
+                             ("--codebooks", args.codebooks, 1), ("--level-dim", args.level_dim, 0),
+                             ("--stage-blocks", args.stage_blocks, 1), ("--bottleneck-blocks", args.bottleneck_blocks, 0)]:
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if args.level_dim and args.codebooks == 1:
+        raise UserError("--level-dim needs --codebooks above 1")
+    if args.quantizer_dropout is None:
+        args.quantizer_dropout = 0.5 if args.codebooks > 1 else 0.0
+    if args.lr is None:  # residual levels trained faster and stayed alive at half the rate (README)
+        args.lr = 2e-3 if args.codebooks == 1 else 1e-3
+    if not 0 <= args.quantizer_dropout <= 1:
+        raise UserError(f"--quantizer-dropout must be in [0, 1], got {args.quantizer_dropout}")
+    if args.k > 12:
+        raise UserError(f"--k must be at most 12, got {args.k}")
+    if args.chunk_length < 2 ** args.k:
+        raise UserError(f"--chunk-length {args.chunk_length} is shorter than one token (2^k = {2 ** args.k})")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+
+
+def train_vqvae(args):
+    check_vqvae_arguments(args)
+    rank, world_size, device = distributed.setup(pick_device(args.device))
+    log = print if rank == 0 else silent
+    torch.manual_seed(args.seed)  # the same initial weights on every rank
+    out = Path(args.out)
+    best_path, last_path, log_path = out / "vqvae.pt", out / "vqvae-last.pt", out / "vqvae-log.csv"
+    if not args.resume:  # never replace an earlier run's checkpoints by accident
+        refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
+    config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
+                         sample_rate=args.sample_rate, use_ema=args.ema,
+                         base_channels=args.base_channels, max_channels=args.max_channels,
+                         codebooks=args.codebooks, level_dim=args.level_dim,
+                         quantizer_dropout=args.quantizer_dropout, stage_blocks=args.stage_blocks,
+                         bottleneck_blocks=args.bottleneck_blocks)
+
+    # ---- data ----
+    data_root = Path(args.data) if args.data else embedded_dataset(args.sample_rate)
+    train_tracks = find_tracks(data_root, "train")
+    sources = sorted({source for track in train_tracks for source in track.sources})
+    shard = train_tracks[rank::world_size] if len(train_tracks) >= world_size else train_tracks  # this rank's tracks
+    sampler = ChunkSampler(shard, args.sample_rate, args.chunk_length, sources=sources, seed=args.seed + rank)
+    val_chunks = held_out_chunks(data_root, "validation", args.sample_rate, chunks_per_track=2)
+
+    # ---- model, optimizer, state ----
+    model = VQVAE(config).to(device)
+    trained = distributed.wrap(model, device)  # DDP across ranks under torchrun, else the model itself
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.dtype) == torch.float16)
+    step, best_val = 0, float("inf")
+    if not args.resume:
+        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+    if args.resume:
+        checkpoint = load_checkpoint(last_path, "vqvae")
+        saved = asdict(VQVAEConfig(**checkpoint["config"]))  # fields added since it was saved take their defaults
+        if saved != asdict(config):
+            changed = [k for k, v in asdict(config).items() if saved.get(k) != v]
+            raise UserError(f"{last_path}: trained with other settings ({', '.join(changed)}); "
+                            f"resume with the same flags or use another --out")
+        step, best_val = restore(checkpoint, model, optimizer, scaler)
+        if world_size == 1:
+            sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
+        log(f"resuming from {last_path} at step {step}")
+        if changes := changed_flags(checkpoint.get("args", {}), args):
+            log(f"note: resuming with changed flags: {'; '.join(changes)}")
+
+    parameters = sum(p.numel() for p in model.parameters())
+    log(f"config: {asdict(config)}")
+    log(f"data: {data_root} ({len(train_tracks)} train tracks, sources {', '.join(sources)}); "
+        f"device: {device}, mixed precision: {amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters")
+    log(f"{args.steps} steps x {args.batch_size} chunks x {world_size} rank(s) x {args.chunk_length} samples; "
+        f"one token = {model.hop} samples = {1000 * model.hop / args.sample_rate:.2f} ms")
+
+    def save(path):
+        save_checkpoint(path, {"kind": "vqvae", "config": asdict(config), "sampler_rng": sampler.rng.bit_generator.state,
+                               "args": vars(args), **training_state(model, optimizer, scaler, step, best_val)})
+
+    interrupted = catch_ctrl_c()  # Ctrl-C: finish the current step, save, and say how to resume
+
+    # ---- training loop ----
+    started, last_log, stopped = time.time(), time.time(), False
+    while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
+        lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
+
+        if step > 0 and step % args.eval_every == 0 and rank == 0:
+            val = evaluate_reconstruction(model, val_chunks, device)
+            model.train()
+            if val["loss"] < best_val:
+                best_val = val["loss"]
+                save(best_path)
+            save(last_path)
+            append_csv(log_path, VQVAE_LOG, {"step": step, "val_loss": val["loss"], "val_si_sdr_db": val["si_sdr_db"]})
+            print(f"step {step}: validation loss {val['loss']:.4f}, SI-SDR {val['si_sdr_db']:.2f} dB, "
+                  f"codes used {100 * val['codes_used_fraction']:.0f}% (best {best_val:.4f})")
+
+        model.train()
+        x = sampler.sample(args.batch_size).to(device)  # (B, 1, T)
+        with autocast(device, args.dtype):
+            x_hat, vq_loss, _, stats = trained(x)
+        loss, parts = total_loss(x, x_hat, vq_loss, recon=args.recon_loss)  # Eq. 2
+        stop_if_diverged(loss, step, out, device)
+        optimizer_step(loss, model, optimizer, scaler)
+        # Data initialisation and dead-code restarts re-seed codes from each rank's own batch:
+        # rank 0's codebook is the one every rank keeps, so the copies never drift apart.
+        for tensor in [*model.quantizer.parameters(), *model.quantizer.buffers()]:
+            distributed.broadcast_from_main(tensor.data)
+        step += 1
+
+        if (step % 50 == 0 or step == 1) and rank == 0:
+            rate = 50 / (time.time() - last_log) if step > 1 else 0.0
+            last_log = time.time()
+            append_csv(log_path, VQVAE_LOG, {"step": step, "loss": loss.item(), "recon": parts["recon"].item(),
+                                             "spectral": parts["spectral"].item(), "vq": parts["vq"].item(),
+                                             "perplexity": stats["perplexity"].item(),
+                                             "codes_used": stats["codes_used"].item(), "lr": lr})
+            by_level = stats.get("codes_used_by_level")  # Q > 1: the share of each level's codes in use
+            levels = "" if by_level is None else " (by level " + " ".join(f"{100 * u:.0f}" for u in by_level.tolist()) + ")"
+            print(f"step {step:5d} | loss {loss.item():.4f} recon {parts['recon']:.4f} "
+                  f"spectral {parts['spectral']:.4f} vq {parts['vq']:.4f} | perplexity "
+                  f"{stats['perplexity']:.0f} used {100 * stats['codes_used']:.0f}%{levels} | lr {lr:.2e} | "
+                  f"{rate:.2f} steps/s", flush=True)
+
+    # ---- end: final checkpoint, then score the best model on the test split ----
+    if world_size > 1:
+        agree = distributed.weights_agree(model)
+        log(f"{world_size} ranks hold identical weights: {agree}")
+        del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit
+        distributed.cleanup()
+        if rank != 0:
+            return
+    val = evaluate_reconstruction(model, val_chunks, device)
+    if val["loss"] < best_val:
+        best_val = val["loss"]
+        save(best_path)
+    save(last_path)
+    minutes = report_stop(stopped, step, started, last_path, best_path, best_val)
+    best = load_checkpoint(best_path, "vqvae")
+    model.load_state_dict(best["model"])
+    test_chunks = held_out_chunks(data_root, "test", args.sample_rate, chunks_per_track=4)
+    results = evaluate_reconstruction(model, test_chunks, device)
+    print_reconstruction(results, "held-out test split")
+    write_json(out / "vqvae-test.json", {"reconstruction": results, "train_minutes": minutes, "steps": step})
