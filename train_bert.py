@@ -19,9 +19,10 @@ from data import dataset_sources, embedded_dataset, find_tracks
 from files import UserError, refuse_existing
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
-from training import (RERUN_HINT, append_csv, catch_ctrl_c, changed_flags, optimizer_step, report_stop, restore,
-                      set_learning_rate, silent, stop_if_diverged, training_state)
+from training import (RERUN_HINT, append_csv, budget_line, catch_ctrl_c, changed_flags, fit_to_budget, optimizer_step,
+                      report_stop, resolve_budget, restore, set_learning_rate, silent, stop_if_diverged, training_state)
 
+DEFAULT_STEPS, DEFAULT_MINUTES = 2000, 20  # the CPU budget of `python train.py bert` (README)
 BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
 # Level masking over frames of Q > 1 codes trains level 1 in this share of the items, not 1/Q:
 # inference decodes level 1 from nothing, and it decides most of what a separated stem sounds like
@@ -37,7 +38,11 @@ def add_bert_arguments(parser):
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="trained tokenizer (default runs/vqvae.pt)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--stems", default=None, help="comma-separated stems to separate (default: every stem of the dataset)")
-    parser.add_argument("--steps", type=int, default=2000, help="training steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps (default 2000, or as many as fit in --minutes)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="time budget of the training steps: the schedule is fitted to end inside it "
+                             "(default 20 with the default --steps, none with a --steps given; 0 = none)")
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
     parser.add_argument("--context", type=int, default=512, help="tokens per sequence (the Eq. 8 layout uses 2M + 1 of them)")
     parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
@@ -76,6 +81,7 @@ def add_bert_arguments(parser):
 
 
 def check_bert_arguments(args):
+    args.steps_given = resolve_budget(args, DEFAULT_STEPS, DEFAULT_MINUTES)
     for name, value, low in [("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
                              ("--context", args.context, 8), ("--layers", args.layers, 1),
                              ("--heads", args.heads, 1), ("--eval-every", args.eval_every, 1)]:
@@ -168,6 +174,8 @@ def train_bert(args):
             raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "
                             f"resume with the same flags or use another --out")
         step, best_val = restore(checkpoint, model, optimizer, scaler)
+        if not args.steps_given:  # continue the schedule that run fitted
+            args.steps = args.max_steps = checkpoint.get("args", {}).get("steps", args.steps)
         if world_size == 1:
             batches.rng.bit_generator.state = checkpoint["sampler_rng"]
             batches.generator.set_state(checkpoint["mask_rng"])
@@ -180,7 +188,7 @@ def train_bert(args):
     log(f"config: {asdict(config)}")
     log(f"stems: {', '.join(stems) or 'none'}; stem masking: {args.masking}; device: {device}, mixed precision: "
         f"{amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters; {args.batch_size} x {world_size} "
-        f"rank(s) sequences per step")
+        f"rank(s) sequences per step; {budget_line(args)}")
     frame = "tokens" if config.codebooks == 1 else f"frames of {config.codebooks} codes"
     log(f"context {args.context} {frame} = {args.context * hop / rate:.3f} s of one source; separation windows of "
           f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
@@ -194,7 +202,7 @@ def train_bert(args):
     interrupted = catch_ctrl_c()
 
     # ---- training loop ----
-    started, last_log, stopped = time.time(), time.time(), False
+    started, last_log, stopped, first_step = time.time(), time.time(), False, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
@@ -206,6 +214,7 @@ def train_bert(args):
             save(last_path)
             append_csv(log_path, BERT_LOG, {"step": step, "val_loss": val})
             print(f"step {step}: validation loss {val:.4f} (best {best_val:.4f})", flush=True)
+        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
 
         batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
         with autocast(device, args.dtype):

@@ -18,10 +18,11 @@ from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_track
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from files import UserError, refuse_existing
 from losses import total_loss
-from training import (RERUN_HINT, append_csv, catch_ctrl_c, changed_flags, optimizer_step, report_stop, restore,
-                      set_learning_rate, silent, stop_if_diverged, training_state)
+from training import (RERUN_HINT, append_csv, budget_line, catch_ctrl_c, changed_flags, fit_to_budget, optimizer_step,
+                      report_stop, resolve_budget, restore, set_learning_rate, silent, stop_if_diverged, training_state)
 from vqvae import VQVAE, VQVAEConfig
 
+DEFAULT_STEPS, DEFAULT_MINUTES = 1500, 15  # the CPU budget of `python train.py vqvae` (README)
 VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
 
 
@@ -29,7 +30,11 @@ def add_vqvae_arguments(parser):
     parser.add_argument("--k", type=int, default=4, help="stride-2 blocks: S = T / 2^k tokens (1..12)")
     parser.add_argument("--data", default=None, help="dataset folder: Slakh2100, MUSDB18-HQ or plain audio files "
                         "(default: the embedded synthetic dataset, generated on first use)")
-    parser.add_argument("--steps", type=int, default=1500, help="training steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps (default 1500, or as many as fit in --minutes)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="time budget of the training steps: the schedule is fitted to end inside it "
+                             "(default 15 with the default --steps, none with a --steps given; 0 = none)")
     parser.add_argument("--batch-size", type=int, default=16, help="chunks per step")
     parser.add_argument("--chunk-length", type=int, default=8192, help="samples per training chunk")
     parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="model sample rate in Hz")
@@ -66,6 +71,7 @@ def add_vqvae_arguments(parser):
 
 
 def check_vqvae_arguments(args):
+    args.steps_given = resolve_budget(args, DEFAULT_STEPS, DEFAULT_MINUTES)
     for name, value, low in [("--k", args.k, 1), ("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
                              ("--sample-rate", args.sample_rate, 1000), ("--codebook-size", args.codebook_size, 2),
                              ("--code-dim", args.code_dim, 1), ("--eval-every", args.eval_every, 1),
@@ -130,6 +136,8 @@ def train_vqvae(args):
             raise UserError(f"{last_path}: trained with other settings ({', '.join(changed)}); "
                             f"resume with the same flags or use another --out")
         step, best_val = restore(checkpoint, model, optimizer, scaler)
+        if not args.steps_given:  # continue the schedule that run fitted
+            args.steps = args.max_steps = checkpoint.get("args", {}).get("steps", args.steps)
         if world_size == 1:
             sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
         log(f"resuming from {last_path} at step {step}")
@@ -140,7 +148,7 @@ def train_vqvae(args):
     log(f"config: {asdict(config)}")
     log(f"data: {data_root} ({len(train_tracks)} train tracks, sources {', '.join(sources)}); "
         f"device: {device}, mixed precision: {amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters")
-    log(f"{args.steps} steps x {args.batch_size} chunks x {world_size} rank(s) x {args.chunk_length} samples; "
+    log(f"{budget_line(args)} x {args.batch_size} chunks x {world_size} rank(s) x {args.chunk_length} samples; "
         f"one token = {model.hop} samples = {1000 * model.hop / args.sample_rate:.2f} ms")
 
     def save(path):
@@ -150,7 +158,7 @@ def train_vqvae(args):
     interrupted = catch_ctrl_c()  # Ctrl-C: finish the current step, save, and say how to resume
 
     # ---- training loop ----
-    started, last_log, stopped = time.time(), time.time(), False
+    started, last_log, stopped, first_step = time.time(), time.time(), False, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
@@ -164,6 +172,7 @@ def train_vqvae(args):
             append_csv(log_path, VQVAE_LOG, {"step": step, "val_loss": val["loss"], "val_si_sdr_db": val["si_sdr_db"]})
             print(f"step {step}: validation loss {val['loss']:.4f}, SI-SDR {val['si_sdr_db']:.2f} dB, "
                   f"codes used {100 * val['codes_used_fraction']:.0f}% (best {best_val:.4f})")
+        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
 
         model.train()
         x = sampler.sample(args.batch_size).to(device)  # (B, 1, T)

@@ -25,6 +25,57 @@ def catch_ctrl_c():
     return interrupted
 
 
+# ---- a time budget: --minutes fits the schedule's length to the machine ----
+
+FIT_AFTER = 20  # steps timed before the first fit (the first steps run slower: allocation, caches)
+
+
+def resolve_budget(args, default_steps, default_minutes):
+    """--steps and --minutes, as a user expects them: the defaults train `default_steps` steps or as many
+    as fit in `default_minutes` minutes, whichever is fewer (machines differ 3x in speed); a --steps
+    given trains exactly that many unless --minutes is given too; --minutes 0 lifts the budget; a
+    --resume continues the schedule it saved (its own --steps, no budget). Sets args.steps (the
+    schedule's length), args.max_steps (its cap) and args.minutes; returns whether --steps was given."""
+    given = args.steps is not None
+    args.max_steps = args.steps = args.steps if given else default_steps
+    if args.minutes is None:
+        args.minutes = 0.0 if given or args.resume else default_minutes
+    if args.minutes < 0:
+        raise UserError(f"--minutes must be 0 (no budget) or more, got {args.minutes}")
+    return given
+
+
+def budget_line(args):
+    """How long the run will train, for its first lines."""
+    if not args.minutes:
+        return f"{args.steps} steps"
+    return f"{args.steps} steps or as many as fit in {args.minutes:g} minutes (--minutes)"
+
+
+def fit_steps(done, seconds, minutes, cap):
+    """The schedule's length that ends the training steps inside `minutes`, `done` steps having taken
+    `seconds` (validations included, so their share is kept): the steps still to come at that pace,
+    less a 5% margin, never more than `cap` nor fewer than `done + 1`."""
+    left = minutes * 60 * 0.95 - seconds
+    return max(done + 1, min(cap, done + int(left * done / max(seconds, 1e-9))))
+
+
+def fit_to_budget(args, step, first, started, device, log):
+    """At FIT_AFTER steps into the run (which began at step `first`, at time `started`) and at every
+    validation, refit args.steps (rank 0's pace, on every rank): the cosine schedule then decays over
+    the steps that fit, instead of being cut off at full rate."""
+    done = step - first
+    if not args.minutes or done == 0 or (done != FIT_AFTER and step % args.eval_every):
+        return
+    fitted = first + fit_steps(done, time.time() - started, args.minutes, args.max_steps - first)
+    steps = torch.tensor([fitted], device=device)
+    distributed.broadcast_from_main(steps)
+    if int(steps.item()) != args.steps:
+        log(f"budget {args.minutes:g} min: {done} steps in {(time.time() - started) / 60:.1f} min, "
+            f"so the schedule ends at step {int(steps.item())} (--steps {args.max_steps} at most)")
+    args.steps = int(steps.item())
+
+
 def set_learning_rate(optimizer, step, args):
     lr = learning_rate(step, args.steps, args.lr, args.warmup)
     for group in optimizer.param_groups:
@@ -85,7 +136,8 @@ def restore(checkpoint, model, optimizer, scaler):
 
 
 # flags that may change between a run and its --resume without changing what is trained
-RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "device", "dtype", "eval_every", "out", "command"}
+RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "max_steps", "steps_given", "minutes", "device", "dtype", "eval_every", "out",
+                     "command"}
 
 
 def changed_flags(saved_args, args):
