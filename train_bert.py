@@ -19,8 +19,9 @@ from data import dataset_sources, embedded_dataset, find_tracks
 from files import UserError, refuse_existing
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
-from training import (RERUN_HINT, append_csv, budget_line, catch_ctrl_c, changed_flags, fit_to_budget, optimizer_step,
-                      report_stop, resolve_budget, restore, set_learning_rate, silent, stop_if_diverged, training_state)
+from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c, changed_flags,
+                      fit_to_budget, optimizer_step, report_stop, resolve_budget, restore, set_learning_rate, silent,
+                      stop_if_diverged, training_state)
 
 DEFAULT_STEPS, DEFAULT_MINUTES = 2000, 20  # the CPU budget of `python train.py bert` (README)
 BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
@@ -38,11 +39,6 @@ def add_bert_arguments(parser):
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="trained tokenizer (default runs/vqvae.pt)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--stems", default=None, help="comma-separated stems to separate (default: every stem of the dataset)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="training steps (default 2000, or as many as fit in --minutes)")
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="time budget of the training steps: the schedule is fitted to end inside it "
-                             "(default 20 with the default --steps, none with a --steps given; 0 = none)")
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
     parser.add_argument("--context", type=int, default=512, help="tokens per sequence (the Eq. 8 layout uses 2M + 1 of them)")
     parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
@@ -69,15 +65,8 @@ def add_bert_arguments(parser):
                         help="a learned bias per code added to the cosine head's logits, so BERT can say which codes "
                              "are common where the context says nothing (bert.py; default off)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
-    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
-    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/bert.pt; the token cache goes beside the VQ-VAE)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/bert-last.pt")
-    parser.add_argument("--overwrite", action="store_true", help="start afresh even if OUT/bert.pt exists (it is replaced)")
+    add_run_arguments(parser, "bert", DEFAULT_STEPS, DEFAULT_MINUTES,
+                      "output folder (checkpoint at OUT/bert.pt; the token cache goes beside the VQ-VAE)")
 
 
 def check_bert_arguments(args):
@@ -204,6 +193,7 @@ def train_bert(args):
     # ---- training loop ----
     started, last_log, stopped, first_step = time.time(), time.time(), False, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
+        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
         if step > 0 and step % args.eval_every == 0 and rank == 0:
@@ -214,7 +204,6 @@ def train_bert(args):
             save(last_path)
             append_csv(log_path, BERT_LOG, {"step": step, "val_loss": val})
             print(f"step {step}: validation loss {val:.4f} (best {best_val:.4f})", flush=True)
-        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
 
         batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
         with autocast(device, args.dtype):

@@ -18,8 +18,9 @@ from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_track
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from files import UserError, refuse_existing
 from losses import total_loss
-from training import (RERUN_HINT, append_csv, budget_line, catch_ctrl_c, changed_flags, fit_to_budget, optimizer_step,
-                      report_stop, resolve_budget, restore, set_learning_rate, silent, stop_if_diverged, training_state)
+from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c, changed_flags,
+                      fit_to_budget, optimizer_step, report_stop, resolve_budget, restore, set_learning_rate, silent,
+                      stop_if_diverged, training_state)
 from vqvae import VQVAE, VQVAEConfig
 
 DEFAULT_STEPS, DEFAULT_MINUTES = 1500, 15  # the CPU budget of `python train.py vqvae` (README)
@@ -30,11 +31,6 @@ def add_vqvae_arguments(parser):
     parser.add_argument("--k", type=int, default=4, help="stride-2 blocks: S = T / 2^k tokens (1..12)")
     parser.add_argument("--data", default=None, help="dataset folder: Slakh2100, MUSDB18-HQ or plain audio files "
                         "(default: the embedded synthetic dataset, generated on first use)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="training steps (default 1500, or as many as fit in --minutes)")
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="time budget of the training steps: the schedule is fitted to end inside it "
-                             "(default 15 with the default --steps, none with a --steps given; 0 = none)")
     parser.add_argument("--batch-size", type=int, default=16, help="chunks per step")
     parser.add_argument("--chunk-length", type=int, default=8192, help="samples per training chunk")
     parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="model sample rate in Hz")
@@ -59,15 +55,7 @@ def add_vqvae_arguments(parser):
                         help="waveform term: Eq. 3 (mse) or its log, the thresholded negative SNR (snr)")
     parser.add_argument("--lr", type=float, default=None,
                         help="peak learning rate (Adam); default 2e-3, or 1e-3 with --codebooks above 1")
-    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (model init and chunk sampling)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
-    parser.add_argument("--out", default="runs", help="output folder (checkpoint at OUT/vqvae.pt)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/vqvae-last.pt")
-    parser.add_argument("--overwrite", action="store_true", help="start afresh even if OUT/vqvae.pt exists (it is replaced)")
+    add_run_arguments(parser, "vqvae", DEFAULT_STEPS, DEFAULT_MINUTES, "output folder (checkpoint at OUT/vqvae.pt)")
 
 
 def check_vqvae_arguments(args):
@@ -160,6 +148,7 @@ def train_vqvae(args):
     # ---- training loop ----
     started, last_log, stopped, first_step = time.time(), time.time(), False, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
+        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
         if step > 0 and step % args.eval_every == 0 and rank == 0:
@@ -172,7 +161,6 @@ def train_vqvae(args):
             append_csv(log_path, VQVAE_LOG, {"step": step, "val_loss": val["loss"], "val_si_sdr_db": val["si_sdr_db"]})
             print(f"step {step}: validation loss {val['loss']:.4f}, SI-SDR {val['si_sdr_db']:.2f} dB, "
                   f"codes used {100 * val['codes_used_fraction']:.0f}% (best {best_val:.4f})")
-        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
 
         model.train()
         x = sampler.sample(args.batch_size).to(device)  # (B, 1, T)

@@ -30,6 +30,25 @@ def catch_ctrl_c():
 FIT_AFTER = 20  # steps timed before the first fit (the first steps run slower: allocation, caches)
 
 
+def add_run_arguments(parser, name, default_steps, default_minutes, out_help):
+    """The flags of a training run that both models take: its length, seed, device, output, resume."""
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"training steps (default {default_steps}, or as many as fit in --minutes)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="time budget of the training steps: the schedule is fitted to end inside it "
+                             f"(default {default_minutes:g} with the default --steps, none with a --steps given; 0 = none)")
+    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (model init and sampling)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
+    parser.add_argument("--out", default="runs", help=out_help)
+    parser.add_argument("--resume", action="store_true", help=f"continue from OUT/{name}-last.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"start afresh even if OUT/{name}.pt exists (it is replaced)")
+
+
 def resolve_budget(args, default_steps, default_minutes):
     """--steps and --minutes, as a user expects them: the defaults train `default_steps` steps or as many
     as fit in `default_minutes` minutes, whichever is fewer (machines differ 3x in speed); a --steps
@@ -54,16 +73,16 @@ def budget_line(args):
 
 def fit_steps(done, seconds, minutes, cap):
     """The schedule's length that ends the training steps inside `minutes`, `done` steps having taken
-    `seconds` (validations included, so their share is kept): the steps still to come at that pace,
-    less a 5% margin, never more than `cap` nor fewer than `done + 1`."""
+    `seconds` (the validations before included, so their share is kept): the steps still to come at
+    that pace, less a 5% margin, never more than `cap` nor fewer than `done + 1`."""
     left = minutes * 60 * 0.95 - seconds
     return max(done + 1, min(cap, done + int(left * done / max(seconds, 1e-9))))
 
 
 def fit_to_budget(args, step, first, started, device, log):
-    """At FIT_AFTER steps into the run (which began at step `first`, at time `started`) and at every
-    validation, refit args.steps (rank 0's pace, on every rank): the cosine schedule then decays over
-    the steps that fit, instead of being cut off at full rate."""
+    """At FIT_AFTER steps into the run (which began at step `first`, at time `started`) and before every
+    validation (so its checkpoint holds the fitted length), refit args.steps (rank 0's pace, on every
+    rank): the cosine schedule then decays over the steps that fit, instead of being cut off at full rate."""
     done = step - first
     if not args.minutes or done == 0 or (done != FIT_AFTER and step % args.eval_every):
         return
