@@ -28,6 +28,7 @@ def catch_ctrl_c():
 # ---- a time budget: --minutes fits the schedule's length to the machine ----
 
 FIT_AFTER = 20  # steps timed before the first fit (the first steps run slower: allocation, caches)
+FIT_EVERY = 50  # then refit this often, so a pace that changes (a shared machine) moves the end too
 
 
 def add_run_arguments(parser, name, default_steps, default_minutes, out_help):
@@ -80,16 +81,17 @@ def fit_steps(done, seconds, minutes, cap):
 
 
 def fit_to_budget(args, step, first, started, device, log):
-    """At FIT_AFTER steps into the run (which began at step `first`, at time `started`) and before every
-    validation (so its checkpoint holds the fitted length), refit args.steps (rank 0's pace, on every
-    rank): the cosine schedule then decays over the steps that fit, instead of being cut off at full rate."""
+    """At FIT_AFTER steps into the run (which began at step `first`, at time `started`), then every
+    FIT_EVERY steps and before every validation (so its checkpoint holds the fitted length), refit
+    args.steps (rank 0's pace, on every rank): the cosine schedule then decays over the steps that
+    fit, instead of being cut off at full rate."""
     done = step - first
-    if not args.minutes or done == 0 or (done != FIT_AFTER and step % args.eval_every):
+    if not args.minutes or done == 0 or (done != FIT_AFTER and step % FIT_EVERY and step % args.eval_every):
         return
     fitted = first + fit_steps(done, time.time() - started, args.minutes, args.max_steps - first)
     steps = torch.tensor([fitted], device=device)
     distributed.broadcast_from_main(steps)
-    if int(steps.item()) != args.steps:
+    if int(steps.item()) != args.steps and (done == FIT_AFTER or step % args.eval_every == 0):  # a line now and then
         log(f"budget {args.minutes:g} min: {done} steps in {(time.time() - started) / 60:.1f} min, "
             f"so the schedule ends at step {int(steps.item())} (--steps {args.max_steps} at most)")
     args.steps = int(steps.item())
