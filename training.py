@@ -52,7 +52,7 @@ def add_run_arguments(parser, name, default_steps, default_minutes, out_help):
 
 def resolve_budget(args, default_steps, default_minutes):
     """--steps and --minutes, as a user expects them: the defaults train `default_steps` steps or as many
-    as fit in `default_minutes` minutes, whichever is fewer (machines differ 3x in speed); a --steps
+    as fit in `default_minutes` minutes, whichever is fewer (2-core machines differ 3-5x in speed); a --steps
     given trains exactly that many unless --minutes is given too; --minutes 0 lifts the budget; a
     --resume continues the schedule it saved (its own --steps, no budget). Sets args.steps (the
     schedule's length), args.max_steps (its cap) and args.minutes; returns whether --steps was given."""
@@ -157,8 +157,8 @@ def restore(checkpoint, model, optimizer, scaler):
 
 
 # flags that may change between a run and its --resume without changing what is trained
-RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "max_steps", "steps_given", "minutes", "device", "dtype", "eval_every", "out",
-                     "command"}
+RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "max_steps", "steps_given", "minutes", "device", "dtype",
+                     "eval_every", "out", "command"}
 
 
 def changed_flags(saved_args, args):
