@@ -4,6 +4,7 @@ inputs of the tokenizer issue, each of which must give one line on stderr and ex
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,13 @@ TINY_FLAGS = ["--base-channels", "2", "--max-channels", "8", "--codebook-size", 
 def run(*args, cwd):
     return subprocess.run([sys.executable, *[str(a) for a in args]], cwd=cwd, capture_output=True,
                           text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def run_all(commands, cwd):
+    """`run` each command (a list of arguments), two at a time: the suite itself keeps one core busy,
+    so a test that checks many one-line errors takes about half the time. Results in order."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda args: run(*args, cwd=cwd), commands))
 
 
 def assert_same_audio(a, b):
@@ -253,18 +261,20 @@ def test_bad_checkpoints(trained):
 
 
 def test_bad_flags(trained):
-    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--k", "0", cwd=trained), "--k")
-    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--steps", "many", cwd=trained), "--steps")
-    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--bogus", cwd=trained), "--bogus")
-    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--bottleneck-blocks", "-1", cwd=trained), "--bottleneck-blocks")
-    for flag, value in (("--separation-steps", "1,x"), ("--gap-seconds", "nan"), ("--inpaint-temperatures", "-1"),
-                        ("--inpaint-steps", "0"), ("--reveal-noises", "inf")):
-        assert_one_line_error(run(ROOT / "evaluate.py", flag, value, cwd=trained), flag)
     unknown = trained / "unknown_layout"
     unknown.mkdir(exist_ok=True)
     (unknown / "notes.txt").write_text("no audio here")
-    assert_one_line_error(run(ROOT / "train.py", "vqvae", "--data", unknown, "--out", "fresh", cwd=trained),
-                          "unknown_layout")
+    cases = [([ROOT / "train.py", "vqvae", "--k", "0"], "--k"),
+             ([ROOT / "train.py", "vqvae", "--steps", "many"], "--steps"),
+             ([ROOT / "train.py", "vqvae", "--minutes", "-1"], "--minutes"),
+             ([ROOT / "train.py", "vqvae", "--bogus"], "--bogus"),
+             ([ROOT / "train.py", "vqvae", "--bottleneck-blocks", "-1"], "--bottleneck-blocks"),
+             ([ROOT / "train.py", "vqvae", "--data", unknown, "--out", "fresh"], "unknown_layout")]
+    cases += [([ROOT / "evaluate.py", flag, value], flag)
+              for flag, value in (("--separation-steps", "1,x"), ("--gap-seconds", "nan"),
+                                  ("--inpaint-temperatures", "-1"), ("--inpaint-steps", "0"), ("--reveal-noises", "inf"))]
+    for result, (_, words) in zip(run_all([args for args, _ in cases], cwd=trained), cases):
+        assert_one_line_error(result, words)
 
 
 @pytest.mark.parametrize("rate, channels, suffix", [(8000, 1, "wav"), (96000, 2, "flac"), (44100, 8, "wav"),

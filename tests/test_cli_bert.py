@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from synth import write_synthetic_dataset
-from test_cli import RATE, ROOT, TINY_FLAGS, assert_one_line_error, assert_same_audio, run
+from test_cli import RATE, ROOT, TINY_FLAGS, assert_one_line_error, assert_same_audio, run, run_all
 
 BERT_FLAGS = ["--steps", "3", "--context", "48", "--layers", "1", "--width", "16", "--heads", "2",
               "--batch-size", "4", "--eval-every", "2"]
@@ -175,11 +175,11 @@ def test_bert_bad_inputs(work):
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "-o", "runs"], "is a directory"),
         (["separate", "mix.wav", "--out", "mix.wav"], "is a file"),
     ]
-    for args, words in cases:
-        assert_one_line_error(run(ROOT / "infer.py", *args, cwd=work), words)
-    assert_one_line_error(run(ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs",
-                              "--overwrite", cwd=work),
-                          "vocals")
+    cases = [([ROOT / "infer.py", *args], words) for args, words in cases]
+    cases.append(([ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs", "--overwrite"],
+                  "vocals"))
+    for result, (_, words) in zip(run_all([args for args, _ in cases], cwd=work), cases):
+        assert_one_line_error(result, words)
 
 
 def test_pictures_listening_page_and_training_log(work):

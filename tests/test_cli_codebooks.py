@@ -12,7 +12,7 @@ import torch
 
 from checkpoint import load_vqvae, save_checkpoint
 from cli import autocast
-from test_cli import RATE, ROOT, TINY_FLAGS, assert_one_line_error, run
+from test_cli import RATE, ROOT, TINY_FLAGS, assert_one_line_error, run, run_all
 from test_cli_bert import BERT_FLAGS
 from test_data import sine, slakh_track
 from vqvae import VQVAE, VQVAEConfig
@@ -80,11 +80,11 @@ def test_another_q_is_refused_in_one_line(work):
              (["decode", "mix.tokens.npy", "-o", "x.wav", "--vqvae", "single.pt"], "reads 1"),
              (["separate", "mix.wav", "--vqvae", "single.pt"], "reads frames of 2 codes, the VQ-VAE gives 1")]
     run(ROOT / "infer.py", "encode", "mix.wav", "-o", "mix.tokens.npy", "--overwrite", cwd=work)
-    for args, words in cases:
-        assert_one_line_error(run(ROOT / "infer.py", *args, cwd=work), words)
-    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--codebooks", "3", "--steps", "4", "--data", "data",
-                 "--out", "runs", "--resume", *TINY_FLAGS, cwd=work)
-    assert_one_line_error(result, "codebooks")
+    cases = [([ROOT / "infer.py", *args], words) for args, words in cases]
+    cases.append(([ROOT / "train.py", "vqvae", "--k", "3", "--codebooks", "3", "--steps", "4", "--data", "data",
+                   "--out", "runs", "--resume", *TINY_FLAGS], "codebooks"))
+    for result, (_, words) in zip(run_all([args for args, _ in cases], cwd=work), cases):
+        assert_one_line_error(result, words)
 
 
 def test_separate_and_inpaint_decode_frames(work):
