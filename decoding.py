@@ -14,6 +14,10 @@ log(confidence) + r * (1 - t / N) * g, with g Gumbel noise, instead of by confid
 r = 0 the most confident codes come first; as r grows the order becomes random, as in sampling
 the positions one at a time in a random order. The noise fades to 0 over the steps.
 
+A logit bias (`logit_bias`, the shape of BERT's logits) is added to the logits at every step: a
+prior over codes that BERT's own prediction has to outweigh (`tasks.separate_all`'s mixture prior:
+a bonus for the mixture's own code at each stem frame).
+
 `probabilities=True` also returns, for every position, BERT's distribution over codes at the
 step that revealed it (softmax of the logits, untempered; one-hot where the token was given):
 what `tasks.separate_all` turns into expected code vectors (soft decoding).
@@ -32,13 +36,14 @@ import torch
 
 @torch.no_grad()
 def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, reveal_noise=0.0,
-                 probabilities=False):
+                 probabilities=False, logit_bias=None):
     """Fill the MASK tokens of batch["tokens"] (B, L), or (B, L, Q) level by level; returns new tokens
     (and with `probabilities`, their distributions (B, L, K) or (B, L, Q, K)).
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
-    and confidence is the probability of the sampled code. `reveal_noise` r: see the module text.
+    and confidence is the probability of the sampled code. `reveal_noise` r and `logit_bias` (B, L, K)
+    or (B, L, Q, K): see the module text.
     """
     if min(steps, fine_steps) < 1:
         raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
@@ -49,15 +54,18 @@ def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None
         K = model.config.num_codes
         probs = torch.nn.functional.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)
     if tokens.dim() == 2:
-        tokens = fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise, record=probs)
+        tokens = fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise, record=probs,
+                            logit_bias=logit_bias)
     else:
         for level in range(tokens.shape[-1]):  # coarse to fine
             tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
-                                generator, reveal_noise, level, record=None if probs is None else probs[:, :, level])
+                                generator, reveal_noise, level, record=None if probs is None else probs[:, :, level],
+                                logit_bias=logit_bias)
     return (tokens, probs) if probabilities else tokens
 
 
-def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise=0.0, level=None, record=None):
+def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise=0.0, level=None, record=None,
+               logit_bias=None):
     """MaskGIT over the MASKs of `tokens` (B, L), or of level `level` of (B, L, Q) frames; `record`
     (B, L, K), if given, receives the distribution of each position at the step that reveals it."""
     def at_level(t):  # (B, L, ...) -> the level being filled
@@ -70,6 +78,8 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, re
             break
         logits, _ = model(tokens, **inputs)  # (B, L, K) or (B, L, Q, K)
         logits = at_level(logits).float()  # (B, L, K)
+        if logit_bias is not None:
+            logits = logits + at_level(logit_bias)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
             guess = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(still_masked.shape)

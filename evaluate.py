@@ -94,6 +94,10 @@ def print_separation(results):
         print("  token-only SI-SDRi from the first n levels of BERT's tokens: " + "; ".join(
             f"{n}: " + ", ".join(f"{stem} {v:+.2f}" for stem, v in by_stem.items())
             for n, by_stem in steps["si_sdri_db_by_levels"].items()))
+    for weight, kinds in steps.get("si_sdri_db_by_mixture_prior", {}).items():
+        print(f"  SI-SDRi with mixture prior {weight}: " + "; ".join(
+            f"{kind}: " + ", ".join(f"{stem} {mean:+.2f} +- {ci:.2f}" for stem, (mean, ci) in by_stem.items())
+            for kind, by_stem in kinds.items()))
     print("  refined SI-SDRi by Eq. 10 setting (choose on the validation split):")
     for name, by_stem in refinement["si_sdri_db"].items():
         print(f"    {name:<28} " + ", ".join(f"{stem} {v:+.2f}" for stem, v in by_stem.items()))
@@ -124,6 +128,8 @@ def main():
     parser.add_argument("--reveal-noises", default=None,
                         help="comma-separated MaskGIT reveal noises to fill every gap with too, e.g. 1,10 (0 = most "
                              "confident first)")
+    parser.add_argument("--mixture-priors", default=None,
+                        help="comma-separated mixture prior weights to separate with too, e.g. 1,2,4 (tasks.py; 0 = none)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples of the scored split")
@@ -139,6 +145,8 @@ def main():
     inpaint_steps = number_list(args.inpaint_steps, "--inpaint-steps", int, lambda n: n >= 1, "at least 1")
     reveal_noises = number_list(args.reveal_noises, "--reveal-noises", float, lambda r: 0 <= r < float("inf"),
                                 "finite and at least 0")
+    mixture_priors = number_list(args.mixture_priors, "--mixture-priors", float, lambda w: 0 <= w < float("inf"),
+                                 "finite and at least 0")
     device = pick_device(args.device)
     model = load_vqvae(args.vqvae, device)
     data_root = args.data or embedded_dataset(model.config.sample_rate)
@@ -156,7 +164,7 @@ def main():
                                      separation_per_track=args.separation_chunks, separation_steps=separation_steps,
                                      steps_per_track=args.steps_chunks, gap_seconds=gap_seconds,
                                      inpaint_temperatures=temperatures, inpaint_steps=inpaint_steps,
-                                     reveal_noises=reveal_noises))
+                                     reveal_noises=reveal_noises, mixture_priors=mixture_priors))
         print_bert(results)
         if args.report:
             from report import write_report  # matplotlib only when pictures are asked for

@@ -134,7 +134,7 @@ def summary(scores, mixture_si_sdr):
 
 @torch.no_grad()
 def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPARATION_SECONDS, per_track=4,
-                        steps_list=(1, 4, 8, 16), default_steps=1, steps_per_track=1):
+                        steps_list=(1, 4, 8, 16), default_steps=1, steps_per_track=1, mixture_priors=()):
     """Eq. 8 and Eq. 10 on held-out chunks of `seconds`, `per_track` per track, through the sliding
     windows of `infer.py separate`: every stem of a chunk in one batched pass, decoded, refined.
 
@@ -142,6 +142,8 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
     decoding steps is scored on the first `steps_per_track` chunks of each track only (8 and 16
     steps cost 8 and 16 passes). With Q > 1 levels, BERT's tokens are also decoded from their
     first n levels only (`by_levels`, n = 1, 2, 4 ... Q): do the finer levels it predicts help?
+    Each weight of `mixture_priors` decodes every chunk again with that mixture prior
+    (`tasks.separate_all`), token-only and soft (`by_prior`).
     """
     hop, rate = vqvae.hop, vqvae.config.sample_rate
     frames = int(seconds * rate) // hop
@@ -151,6 +153,7 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
     by_variant = {name: {stem: [] for stem in stems} for name in REFINE_VARIANTS}
     prefixes = level_prefixes(vqvae.codebooks)[:-1]  # fewer levels than all (none for Q = 1)
     by_levels = {n: {stem: [] for stem in stems} for n in prefixes}  # token-only SI-SDRi per chunk
+    by_prior = {(w, kind): {stem: [] for stem in stems} for w in mixture_priors for kind in ("tokens", "expected")}
     chunk_of_track = {}
     for t, first in evenly_spaced(cache, frames, per_track):
         chunk_of_track[t] = chunk_of_track.get(t, -1) + 1
@@ -190,6 +193,15 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
             coarse = decode_batch(vqvae, predicted, device, levels=n)  # (J, T) from the first n levels
             for j in active:
                 by_levels[n][stems[j]].append(si_sdr(references[j], coarse[j]) - baseline[j])
+        for weight in mixture_priors:
+            with autocast(device):
+                biased, biased_soft = separate_all(bert, vocab, mixture, features, stems, steps=default_steps,
+                                                   code_vectors=vqvae.quantizer.code_vectors().detach(),
+                                                   mixture_prior=weight)
+            for kind, waves in (("tokens", decode_batch(vqvae, biased, device)),
+                                ("expected", decode_batch(vqvae, biased_soft, device))):
+                for j in active:
+                    by_prior[weight, kind][stems[j]].append(si_sdr(references[j], waves[j]) - baseline[j])
         if chunk_of_track[t] < steps_per_track:
             for steps in steps_list:
                 waves = estimates
@@ -224,6 +236,10 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, seconds=SEPAR
     if prefixes:  # token-only SI-SDRi from the first n levels of BERT's tokens; all Q levels are `separation`'s
         steps["si_sdri_db_by_levels"] = {str(n): {stem: mean_ci95(by_levels[n][stem])[0] for stem in separation}
                                          for n in prefixes}
+    if mixture_priors:  # SI-SDRi (mean, ci95) with each mixture prior weight, BERT's tokens and soft decoding
+        steps["si_sdri_db_by_mixture_prior"] = {
+            f"{w:g}": {kind: {stem: mean_ci95(by_prior[w, kind][stem]) for stem in separation}
+                       for kind in ("tokens", "expected")} for w in mixture_priors}
     refinement = {"default": next(iter(REFINE_VARIANTS)), "variants": REFINE_VARIANTS,
                   "si_sdri_db": {name: {stem: mean_ci95(values[stem])[0] for stem in separation}
                                  for name, values in by_variant.items()}}
@@ -277,7 +293,7 @@ def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device, stem_lat
 
 def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separation_per_track=4,
                   separation_steps=(1, 4, 8, 16), steps_per_track=1, gap_seconds=(), inpaint_temperatures=(),
-                  inpaint_steps=None, reveal_noises=()):
+                  inpaint_steps=None, reveal_noises=(), mixture_priors=()):
     """Every BERT figure on one split; the unigram guess comes from the validation split, never the test.
 
     `gap_seconds`: further inpainting gaps, in seconds, scored with the headline decoding steps
@@ -308,7 +324,7 @@ def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, separat
         results["separation"], results["separation_steps"], results["separation_refinement"] = evaluate_separation(
             bert, vqvae, vocab, cache, tracks, device, per_track=separation_per_track, steps_list=separation_steps,
             default_steps=DEFAULT_STEPS if DEFAULT_STEPS in separation_steps else separation_steps[0],
-            steps_per_track=steps_per_track)
+            steps_per_track=steps_per_track, mixture_priors=mixture_priors)
         results["mixture_use"] = mixture_use_check(bert, vocab, cache, device)
     return results
 

@@ -214,7 +214,7 @@ def command_separate(args, device):
                 estimates = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
                                          temperature=args.temperature, generator=sampling_generator(args, device),
                                          reveal_noise=args.reveal_noise, code_vectors=code_vectors,
-                                         progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
+                                         mixture_prior=args.mixture_prior, progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
             if code_vectors is not None:  # soft decoding: each stem's expected decoder inputs (J, S, D)
                 estimates = estimates[1]
             waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # (J, samples)
@@ -351,6 +351,8 @@ def main():
     command.add_argument("--decode", default=SEPARATE_DECODE, choices=["auto", "tokens", "soft"],
                          help="tokens: decode BERT's chosen codes; soft: decode the code vectors expected under "
                               "its distributions (tasks.py); auto (default): soft with --refine none, tokens when refining")
+    command.add_argument("--mixture-prior", type=non_negative_float, default=0.0,
+                         help="logit bonus for the mixture's own code at each stem frame (tasks.py; default 0 = none)")
     add_common(command, with_bert=True, steps=SEPARATE_STEPS)
     command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
     command.add_argument("input", help="audio file")

@@ -21,6 +21,12 @@ expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT
 at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
 them; the expectation keeps what they share (README, Results, "Decoding, soft separation ...").
 
+Mixture prior (`separate_all(..., mixture_prior=lam)`): lam is added to the logit of the mixture's
+own code at each stem frame (at every level), so a stem frame keeps the mixture's code unless
+BERT is sure of another by more than a factor e^lam. Decoding the mixture's tokens as a stem is a
+floor that BERT's guesses sometimes fall under (coarse frames, k = 7: README, Results); the prior
+moves an unsure BERT towards that floor and leaves a sure one alone. lam = 0 is plain decoding.
+
 Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, Q levels.
 """
 import numpy as np
@@ -57,11 +63,11 @@ def window_starts(total, window):
 
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
-                 generator=None, reveal_noise=0.0, code_vectors=None):
+                 generator=None, reveal_noise=0.0, code_vectors=None, mixture_prior=0.0):
     """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`;
     (S, Q) frames of a residual tokenizer -> (J, S, Q), decoded coarse to fine (`maskgit_fill`).
     With `code_vectors` ((K, D), or (Q, K, D): `quantizer.code_vectors()`) also returns the
-    expected decoder inputs (J, S, D) of soft decoding.
+    expected decoder inputs (J, S, D) of soft decoding. `mixture_prior`: see the module text.
 
     The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
@@ -83,7 +89,8 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
         filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, reveal_noise=reveal_noise,
-                              probabilities=soft is not None)
+                              probabilities=soft is not None,
+                              logit_bias=mixture_bias(mix, bert.config.num_codes, mixture_prior) if mixture_prior else None)
         if soft is not None:
             filled, probs = filled
             expected = expected_vectors(probs[:, M + 1:], code_vectors.to(probs.device)).float().cpu()  # (B, M, D)
@@ -96,6 +103,15 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
         if progress:
             progress(-(-(first + len(batch)) // J), len(starts))
     return result if soft is None else (result, soft)
+
+
+def mixture_bias(mixture, num_codes, weight):
+    """(B, M) mixture tokens, or (B, M, Q) frames -> the logit bias (B, 2M + 1, [Q,] K) of an Eq. 8
+    sequence: `weight` on the mixture's code at each stem frame, 0 elsewhere."""
+    B, M = mixture.shape[:2]
+    bias = torch.zeros(B, 2 * M + 1, *mixture.shape[2:], num_codes, device=mixture.device)
+    bias[:, M + 1:].scatter_(-1, mixture[..., None], weight)
+    return bias
 
 
 def expected_vectors(probs, code_vectors):

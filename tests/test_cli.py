@@ -272,7 +272,8 @@ def test_bad_flags(trained):
              ([ROOT / "train.py", "vqvae", "--data", unknown, "--out", "fresh"], "unknown_layout")]
     cases += [([ROOT / "evaluate.py", flag, value], flag)
               for flag, value in (("--separation-steps", "1,x"), ("--gap-seconds", "nan"),
-                                  ("--inpaint-temperatures", "-1"), ("--inpaint-steps", "0"), ("--reveal-noises", "inf"))]
+                                  ("--inpaint-temperatures", "-1"), ("--inpaint-steps", "0"), ("--reveal-noises", "inf"),
+                                  ("--mixture-priors", "-2"))]
     for result, (_, words) in zip(run_all([args for args, _ in cases], cwd=trained), cases):
         assert_one_line_error(result, words)
 

@@ -55,6 +55,17 @@ def test_separate_writes_every_stem(work):
     assert [p.name for p in (work / "one" / "mix").iterdir()] == ["bass.wav"]
 
 
+def test_a_large_mixture_prior_separates_the_mixtures_own_tokens(work):
+    """--mixture-prior 10000 copies the mixture's code into every stem frame: the stem is then the
+    mixture's reconstruction."""
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--refine", "none", "--decode", "tokens",
+                 "--mixture-prior", "10000", "--out", "copy", cwd=work)
+    assert result.returncode == 0, result.stderr
+    result = run(ROOT / "infer.py", "reconstruct", "mix.wav", "-o", "mix.rec.wav", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert_same_audio(sf.read(work / "copy" / "mix" / "bass.wav")[0], sf.read(work / "mix.rec.wav")[0])
+
+
 @pytest.mark.parametrize("refine, count", [("none", 8), ("wiener", 5)])
 def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
     """Segments start on whole hops of BERT's windows and read a window and more beside them (and,
@@ -166,6 +177,7 @@ def test_bert_bad_inputs(work):
         (["separate", "mix.wav", "--steps", "0"], "--steps"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "--temperature", "-1"], "--temperature"),
         (["separate", "mix.wav", "--reveal-noise", "nan"], "--reveal-noise"),
+        (["separate", "mix.wav", "--mixture-prior", "-1"], "--mixture-prior"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "1.0"], "at most"),
         (["inpaint", "mix.wav", "--start", "9", "--duration", "0.01"], "not inside"),
         (["separate", "missing.wav"], "no such file"),

@@ -107,7 +107,7 @@ def test_separate_and_inpaint_decode_frames(work):
 def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     result = run(ROOT / "evaluate.py", "--data", "data", "--separation-steps", "1", "--separation-chunks", "1",
                  "--gap-seconds", "0.02,100", "--inpaint-temperatures", "0", "--inpaint-steps", "2,1", "--reveal-noises", "50",
-                 "--json", "results.json", cwd=work)
+                 "--mixture-priors", "1000", "--json", "results.json", cwd=work)
     assert result.returncode == 0, result.stderr
     results = json.loads((work / "results.json").read_text())
     assert len(results["reconstruction"]["codes_used_fraction_by_level"]) == 2
@@ -128,6 +128,8 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     noisy = gaps["0.02"]["mrstft_gap_by_reveal_noise"]  # the headline's order (0) and a noisy one, 2 steps each
     assert noisy.keys() == {"0", "50"} and noisy["0"][0] == gaps["0.02"]["mrstft_gap"]
     assert results["separation"]["bass"]["chunks"] >= 1
+    copied = results["separation_steps"]["si_sdri_db_by_mixture_prior"]["1000"]["tokens"]  # every stem copies the mixture
+    assert copied["bass"][0] == pytest.approx(results["separation"]["bass"]["mixture_tokens_si_sdri_db"], abs=1e-3)
     coarse = results["separation_steps"]["si_sdri_db_by_levels"]  # token-only from level 1 alone
     assert coarse.keys() == {"1"} and coarse["1"].keys() == results["separation"].keys()
     assert "by level (top-1 / unigram)" in result.stdout and "SI-SDR from the first n of 2 levels" in result.stdout

@@ -14,11 +14,11 @@ K, D = 16, 8
 VOCAB = Vocabulary(K, ("bass", "drums", "guitar", "piano"))
 
 
-def tiny_bert(seed=0, max_positions=33):
+def tiny_bert(seed=0, max_positions=33, codebooks=1):
     torch.manual_seed(seed)
     config = BERTConfig(num_codes=K, code_dim=D, num_special=VOCAB.size - K, max_positions=max_positions,
-                        num_layers=2, num_heads=4, width=32)
-    model = AudioBERT(config, torch.randn(K, D)).eval()
+                        num_layers=2, num_heads=4, width=32, codebooks=codebooks)
+    model = AudioBERT(config, torch.randn(K, D) if codebooks == 1 else torch.randn(codebooks, K, D)).eval()
     with torch.no_grad():  # weights larger than the initial ones: the separators matter, the stems differ
         for parameter in model.parameters():
             if parameter.dim() > 1:
@@ -68,6 +68,25 @@ def test_soft_separation_keeps_the_tokens_and_averages_code_vectors():
     assert torch.equal(tokens, plain) and soft.shape == (4, 40, D)
     assert (soft >= codes.min(0).values - 1e-5).all() and (soft <= codes.max(0).values + 1e-5).all()
     assert not torch.allclose(soft, codes[tokens]), "a hesitating BERT's expectation is not its argmax code"
+
+
+@pytest.mark.parametrize("codebooks", [1, 3])
+def test_mixture_prior_moves_stem_frames_towards_the_mixtures_codes(codebooks):
+    """A weight of 0 decodes as without the prior; a large one copies the mixture into every stem (every
+    level); one in between keeps the mixture's code on more frames than none does, never on fewer."""
+    model = tiny_bert(codebooks=codebooks)
+    generator = torch.Generator().manual_seed(3)
+    shape = (50,) if codebooks == 1 else (50, codebooks)
+    mixture = torch.randint(0, K, shape, generator=generator)
+    features = torch.randn(50, D, generator=generator)
+    plain = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2)
+    assert torch.equal(separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, mixture_prior=0.0), plain)
+    copied = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, mixture_prior=1e4)
+    assert torch.equal(copied, mixture.expand_as(copied))
+    some = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=1, mixture_prior=1.0)
+    one_shot = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=1)
+    kept = (some == mixture).float().mean()
+    assert (one_shot == mixture).float().mean() <= kept < 1.0
 
 
 @pytest.mark.parametrize("codebooks", [1, 2])
