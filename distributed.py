@@ -73,3 +73,12 @@ def cleanup():
         gc.collect()  # free the dropped wrapper now, while the group still exists
         dist.barrier()
         dist.destroy_process_group()
+
+
+def finish(model, log):
+    """End a run of several ranks: log whether every rank holds the same weights, leave the process
+    group; True on rank 0, which goes on to validate and save. Drop the DDP wrapper (`del`) before."""
+    log(f"{dist.get_world_size()} ranks hold identical weights: {weights_agree(model)}")
+    rank = dist.get_rank()
+    cleanup()
+    return rank == 0

@@ -221,11 +221,8 @@ def train_bert(args):
                   f"lr {lr:.2e} | {rate_now:.2f} steps/s", flush=True)
 
     if world_size > 1:
-        agree = distributed.weights_agree(model)
-        log(f"{world_size} ranks hold identical weights: {agree}")
         del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit
-        distributed.cleanup()
-        if rank != 0:
+        if not distributed.finish(model, log):
             return
     val = validation_loss(model, val_batches, device)
     if val < best_val:

@@ -191,11 +191,8 @@ def train_vqvae(args):
 
     # ---- end: final checkpoint, then score the best model on the test split ----
     if world_size > 1:
-        agree = distributed.weights_agree(model)
-        log(f"{world_size} ranks hold identical weights: {agree}")
         del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit
-        distributed.cleanup()
-        if rank != 0:
+        if not distributed.finish(model, log):
             return
     val = evaluate_reconstruction(model, val_chunks, device)
     if val["loss"] < best_val:
