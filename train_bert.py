@@ -19,7 +19,7 @@ from data import dataset_sources, embedded_dataset, find_tracks
 from files import UserError, refuse_existing
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
-from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c, changed_flags,
+from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c,
                       fit_to_budget, optimizer_step, report_stop, resolve_budget, restore, set_learning_rate, silent,
                       stop_if_diverged, training_state)
 
@@ -162,15 +162,10 @@ def train_bert(args):
         if BERTConfig(**checkpoint["config"]) != config or checkpoint["vqvae_fingerprint"] != fingerprint:
             raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "
                             f"resume with the same flags or use another --out")
-        step, best_val = restore(checkpoint, model, optimizer, scaler)
-        if not args.steps_given:  # continue the schedule that run fitted
-            args.steps = args.max_steps = checkpoint.get("args", {}).get("steps", args.steps)
+        step, best_val = restore(checkpoint, model, optimizer, scaler, args, last_path, log)
         if world_size == 1:
             batches.rng.bit_generator.state = checkpoint["sampler_rng"]
             batches.generator.set_state(checkpoint["mask_rng"])
-        log(f"resuming from {last_path} at step {step}")
-        if changes := changed_flags(checkpoint.get("args", {}), args):
-            log(f"note: resuming with changed flags: {'; '.join(changes)}")
 
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     hop, rate = vqvae.hop, vqvae.config.sample_rate

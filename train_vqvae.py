@@ -18,7 +18,7 @@ from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_track
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from files import UserError, refuse_existing
 from losses import total_loss
-from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c, changed_flags,
+from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c,
                       fit_to_budget, optimizer_step, report_stop, resolve_budget, restore, set_learning_rate, silent,
                       stop_if_diverged, training_state)
 from vqvae import VQVAE, VQVAEConfig
@@ -123,14 +123,9 @@ def train_vqvae(args):
             changed = [k for k, v in asdict(config).items() if saved.get(k) != v]
             raise UserError(f"{last_path}: trained with other settings ({', '.join(changed)}); "
                             f"resume with the same flags or use another --out")
-        step, best_val = restore(checkpoint, model, optimizer, scaler)
-        if not args.steps_given:  # continue the schedule that run fitted
-            args.steps = args.max_steps = checkpoint.get("args", {}).get("steps", args.steps)
+        step, best_val = restore(checkpoint, model, optimizer, scaler, args, last_path, log)
         if world_size == 1:
             sampler.rng.bit_generator.state = checkpoint["sampler_rng"]
-        log(f"resuming from {last_path} at step {step}")
-        if changes := changed_flags(checkpoint.get("args", {}), args):
-            log(f"note: resuming with changed flags: {'; '.join(changes)}")
 
     parameters = sum(p.numel() for p in model.parameters())
     log(f"config: {asdict(config)}")

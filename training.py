@@ -147,12 +147,22 @@ def training_state(model, optimizer, scaler, step, best_val):
             "step": step, "best_val_loss": best_val, "torch_rng": torch.get_rng_state()}
 
 
-def restore(checkpoint, model, optimizer, scaler):
-    """Load a `training_state` back; returns (step, best validation loss)."""
+def restore(checkpoint, model, optimizer, scaler, args, path, log):
+    """Load a `training_state` back for --resume; returns (step, best validation loss).
+
+    Without an explicit --steps the run continues the schedule it had fitted (`fit_steps`); flags
+    that changed since are named in the log (`changed_flags`).
+    """
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
     torch.set_rng_state(checkpoint["torch_rng"])
+    saved_args = checkpoint.get("args", {})
+    if not args.steps_given:
+        args.steps = args.max_steps = saved_args.get("steps", args.steps)
+    log(f"resuming from {path} at step {checkpoint['step']}")
+    if changes := changed_flags(saved_args, args):
+        log(f"note: resuming with changed flags: {'; '.join(changes)}")
     return checkpoint["step"], checkpoint["best_val_loss"]
 
 
