@@ -1,9 +1,14 @@
 """Checkpoints: written atomically, checked on load, self-describing.
 
-A checkpoint is a dict {"kind": "vqvae" | "bert", "config": asdict(model config), "model":
-state_dict, ...training state}. The config travels with the weights (as in nanoGPT), so
-`infer.py` rebuilds a model from the file alone, and `kind` lets us refuse a BERT file passed
-where a VQ-VAE is expected with a clear message instead of a state_dict traceback.
+A checkpoint is a dict {"format": FORMAT, "kind": "vqvae" | "bert", "config": asdict(model
+config), "model": state_dict, ...training state}. The config travels with the weights (as in
+nanoGPT), so `infer.py` rebuilds a model from the file alone, and `kind` lets us refuse a BERT file
+passed where a VQ-VAE is expected with a clear message instead of a state_dict traceback.
+
+`format` is the layout of the weights: a checkpoint of another format is refused with one line
+naming the format it needs; there is no silent conversion. Format 2: tokens always carry the level
+axis (S, Q), and the quantizer and BERT keep their per-level modules in `levels` even for Q = 1.
+(Format 1, without the field, is what commit 9f53cb0 and earlier wrote.)
 """
 from pathlib import Path
 
@@ -12,11 +17,13 @@ import torch
 from files import UserError, atomic_write
 from vqvae import VQVAE, VQVAEConfig
 
+FORMAT = 2  # the checkpoint layout this code reads and writes
+
 
 def save_checkpoint(path, checkpoint):
     """torch.save to a temporary file, then rename: a crash never leaves a half checkpoint."""
     with atomic_write(path) as tmp:
-        torch.save(checkpoint, tmp)
+        torch.save({"format": FORMAT, **checkpoint}, tmp)
 
 
 def load_checkpoint(path, kind):
@@ -35,6 +42,9 @@ def load_checkpoint(path, kind):
         raise UserError(f"{path}: not an audio-mlm checkpoint")
     if checkpoint["kind"] != kind:
         raise UserError(f"{path}: is a {checkpoint['kind']} checkpoint, expected a {kind} checkpoint")
+    if checkpoint.get("format", 1) != FORMAT:
+        raise UserError(f"{path}: checkpoint format {checkpoint.get('format', 1)}, this code needs format {FORMAT}; "
+                        f"retrain it (`python train.py {kind}`) or read it with commit 9f53cb0")
     return checkpoint
 
 
@@ -61,7 +71,7 @@ def load_bert(path, vqvae, device="cpu"):
     from tokens import vqvae_fingerprint
 
     checkpoint = load_checkpoint(path, "bert")
-    codebooks = checkpoint["config"].get("codebooks", 1) if isinstance(checkpoint["config"], dict) else 1
+    codebooks = checkpoint["config"].get("codebooks", 1)
     if codebooks != vqvae.config.codebooks:
         raise UserError(f"{path}: this BERT reads frames of {codebooks} codes, the VQ-VAE gives {vqvae.config.codebooks} "
                         f"per frame; it was trained on the tokens of {checkpoint.get('vqvae_path', 'unknown')} (pass that one with --vqvae)")

@@ -1,7 +1,7 @@
 """Shared command-line plumbing: one-line errors with exit code 2, device and precision choice,
 and the types of flag values (a bad value is a one-line error naming the flag).
 
-Every entry point (`train.py`, `infer.py`, `evaluate.py`, `bench.py`, `sweep.py`, `plots.py`) runs its `main` through `run_main`, which
+Every entry point (`train.py`, `infer.py`, `evaluate.py`, `bench.py`, `synth.py`) runs its `main` through `run_main`, which
 turns a `UserError` (bad file, bad flag, mismatched checkpoint) into a single line on stderr and
 exit code 2, with no traceback. Real bugs still raise with a full traceback.
 """

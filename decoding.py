@@ -9,77 +9,56 @@ the rest, so that after step t a share cos(pi/2 * t / N) of the originally maske
 still masked (cosine schedule, 0 after the last step); repeat. A position that was not masked at
 the start is never changed.
 
-Reveal noise (MaskGIT's "choice temperature", also in VampNet): rank positions by
-log(confidence) + r * (1 - t / N) * g, with g Gumbel noise, instead of by confidence alone. With
-r = 0 the most confident codes come first; as r grows the order becomes random, as in sampling
-the positions one at a time in a random order. The noise fades to 0 over the steps.
+Frames of Q codes (Eq. 9) are decoded coarse to fine, as in SoundStorm (Borsos et al., 2023,
+arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps` steps, then each finer
+level given the coarser ones, with `fine_steps` steps each (one by default: the coarse level has
+fixed what the frame is, a finer level only refines it).
 
-A logit bias (`logit_bias`, the shape of BERT's logits) is added to the logits at every step: a
-prior over codes that BERT's own prediction has to outweigh (`tasks.separate_all`'s mixture prior:
-a bonus for the mixture's own code at each stem frame).
-
-`probabilities=True` also returns, for every position, BERT's distribution over codes at the
-step that revealed it (softmax of the logits, untempered; one-hot where the token was given):
-what `tasks.separate_all` turns into expected code vectors (soft decoding).
-
-Frames of Q codes (residual quantization, Eq. 9) are decoded coarse to fine, as in SoundStorm
-(Borsos et al., 2023, arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps`
-steps, then each finer level given the coarser ones, with `fine_steps` steps each (one by
-default: the coarse level has fixed what the frame is, a finer level only refines it).
+`probabilities=True` also returns, for every position, BERT's distribution over codes at the step
+that revealed it (softmax of the logits, untempered; one-hot where the token was given): what
+`tasks.separate_all` turns into expected code vectors (soft decoding).
 
 Shapes: B batch, L sequence length, K codebook size, Q levels.
 """
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 @torch.no_grad()
-def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, reveal_noise=0.0,
-                 probabilities=False, logit_bias=None):
-    """Fill the MASK tokens of batch["tokens"] (B, L), or (B, L, Q) level by level; returns new tokens
-    (and with `probabilities`, their distributions (B, L, K) or (B, L, Q, K)).
+def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, probabilities=False):
+    """Fill the MASK tokens of batch["tokens"] (B, L, Q), level by level; returns new tokens (and
+    with `probabilities`, their distributions (B, L, Q, K)).
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
-    and confidence is the probability of the sampled code. `reveal_noise` r and `logit_bias` (B, L, K)
-    or (B, L, Q, K): see the module text.
+    and confidence is the probability of the sampled code.
     """
     if min(steps, fine_steps) < 1:
         raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
-    probs = None  # (B, L, [Q,] K) with `probabilities`: given tokens one-hot, the rest filled as revealed
+    probs = None  # (B, L, Q, K) with `probabilities`: given tokens one-hot, the rest filled as revealed
     if probabilities:
         K = model.config.num_codes
-        probs = torch.nn.functional.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)
-    if tokens.dim() == 2:
-        tokens = fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise, record=probs,
-                            logit_bias=logit_bias)
-    else:
-        for level in range(tokens.shape[-1]):  # coarse to fine
-            tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
-                                generator, reveal_noise, level, record=None if probs is None else probs[:, :, level],
-                                logit_bias=logit_bias)
+        probs = F.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)
+    for level in range(tokens.shape[-1]):  # coarse to fine
+        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
+                            generator, level, record=None if probs is None else probs[:, :, level])
     return (tokens, probs) if probabilities else tokens
 
 
-def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, reveal_noise=0.0, level=None, record=None,
-               logit_bias=None):
-    """MaskGIT over the MASKs of `tokens` (B, L), or of level `level` of (B, L, Q) frames; `record`
-    (B, L, K), if given, receives the distribution of each position at the step that reveals it."""
-    def at_level(t):  # (B, L, ...) -> the level being filled
-        return t if level is None else t[:, :, level]
-
-    total = (at_level(tokens) == mask_id).sum(dim=1)  # (B,) masked at the start
+def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level, record=None):
+    """MaskGIT over the MASKs of level `level` of (B, L, Q) frames; `record` (B, L, K), if given,
+    receives the distribution of each position at the step that reveals it."""
+    total = (tokens[:, :, level] == mask_id).sum(dim=1)  # (B,) masked at the start
     for step in range(1, steps + 1):
-        still_masked = at_level(tokens) == mask_id  # (B, L)
+        still_masked = tokens[:, :, level] == mask_id  # (B, L)
         if not still_masked.any():
             break
-        logits, _ = model(tokens, **inputs)  # (B, L, K) or (B, L, Q, K)
-        logits = at_level(logits).float()  # (B, L, K)
-        if logit_bias is not None:
-            logits = logits + at_level(logit_bias)
+        logits, _ = model(tokens, **inputs)  # (B, L, Q, K)
+        logits = logits[:, :, level].float()  # (B, L, K)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
             guess = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(still_masked.shape)
@@ -87,10 +66,6 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, re
             probs = torch.softmax(logits, dim=-1)
             guess = probs.argmax(dim=-1)  # (B, L)
         confidence = probs.gather(-1, guess[..., None])[..., 0]  # (B, L)
-        if reveal_noise > 0:  # log-confidence plus fading Gumbel noise: the rank order is all that counts
-            uniform = torch.rand(confidence.shape, generator=generator, device=confidence.device)
-            gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
-            confidence = confidence.clamp_min(1e-30).log() + reveal_noise * (1 - step / steps) * gumbel
         confidence = confidence.masked_fill(~still_masked, -math.inf)  # only masked positions compete
         remaining = torch.floor(total * math.cos(math.pi / 2 * step / steps)).long()  # (B,) stay masked
         if step == steps:
@@ -100,9 +75,6 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, re
         chosen = (order < reveal[:, None]) & still_masked  # (B, L)
         if record is not None:
             record[chosen] = torch.softmax(logits[chosen], dim=-1)
-        if level is None:
-            tokens = torch.where(chosen, guess, tokens)
-        else:
-            tokens = tokens.clone()
-            tokens[:, :, level] = torch.where(chosen, guess, tokens[:, :, level])
+        tokens = tokens.clone()
+        tokens[:, :, level] = torch.where(chosen, guess, tokens[:, :, level])
     return tokens

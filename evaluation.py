@@ -3,11 +3,11 @@ the helpers every scoring function shares.
 
 `evaluate.py` (the command) prints and saves the figures; `train.py` scores the tokenizer on the
 validation and test splits with `evaluate_reconstruction`; BERT's figures (masked modelling,
-separation; inpainting in `evaluation_inpainting.py`) are in `evaluation_bert.py`; `report.py` draws its listening page from the
+inpainting, separation) are in `evaluation_bert.py`; `report.py` draws its listening page from the
 same chunks and helpers. Commands import these modules, never each other.
 
 - reconstruction (the tokenizer): SI-SDR, MR-STFT distance, codebook use, token rate, bitrate,
-  and with Q > 1 codebooks the same per level and by levels used.
+  each level's codebook use, and the SI-SDR from the first n of Q levels (what quantizer dropout buys).
 Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
 """
 import json
@@ -40,11 +40,11 @@ def level_prefixes(codebooks):
 
 @torch.no_grad()
 def evaluate_reconstruction(model, chunks, device, batch_size=16):
-    """Encode + decode each chunk; return a dict of metrics (see README, 'Results').
+    """Encode + decode each chunk; return a dict of metrics.
 
-    With Q > 1 codebooks (Eq. 9) also: each level's codes in use and perplexity (`*_by_level`;
-    `codes_used_fraction` is then the least-used level's, `perplexity` the mean), and the SI-SDR of
-    the audio decoded from the first n levels only (`si_sdr_db_by_levels`, n = 1, 2, 4, ... Q).
+    With Q levels (Eq. 9): each level's codes in use and perplexity (`*_by_level`;
+    `codes_used_fraction` is the least-used level's, `perplexity` the mean), and the SI-SDR of the
+    audio decoded from the first n levels only (`si_sdr_db_by_levels`, n = 1, 2, 4, ... Q).
     """
     model.eval()
     Q, K = model.config.codebooks, model.config.num_codes
@@ -56,7 +56,7 @@ def evaluate_reconstruction(model, chunks, device, batch_size=16):
         batch = chunks[start:start + batch_size]
         x = torch.from_numpy(np.stack([wave for _, _, wave in batch])).unsqueeze(1).to(device)  # (B, 1, T)
         with autocast(device):
-            indices = model.encode(x)  # (B, S), or (B, S, Q)
+            indices = model.encode(x)  # (B, S, Q)
             x_hat = model.decode(indices, x.shape[-1]).float()  # (B, 1, T)
             coarse = {n: model.decode(indices, x.shape[-1], levels=n).float()[:, 0].cpu().numpy() for n in prefixes}
         losses.append(float(reconstruction_loss(x, x_hat) + spectral_loss(x, x_hat)) * len(batch))
@@ -86,11 +86,9 @@ def evaluate_reconstruction(model, chunks, device, batch_size=16):
         "tokens_per_second": sample_rate / hop,
         "bitrate_kbps": sample_rate / hop * Q * math.log2(K) / 1000,
         "seconds_per_512_tokens": 512 * hop / sample_rate,
+        "codebooks": Q, "codes_used_fraction_by_level": used.tolist(), "perplexity_by_level": perplexity.tolist(),
+        "si_sdr_db_by_levels": {**{str(n): mean_ci95(v)[0] for n, v in by_levels.items()}, str(Q): sdr_mean},
     }
-    if Q > 1:
-        results.update({"codebooks": Q, "codes_used_fraction_by_level": used.tolist(),
-                        "perplexity_by_level": perplexity.tolist(),
-                        "si_sdr_db_by_levels": {**{str(n): mean_ci95(v)[0] for n, v in by_levels.items()}, str(Q): sdr_mean}})
     return results
 
 
@@ -101,7 +99,7 @@ def print_reconstruction(metrics, title):
         print(f"    {source:<14} {value:6.2f} dB")
     print(f"  MR-STFT distance {metrics['mrstft']:6.3f} +- {metrics['mrstft_ci95']:.3f}")
     print(f"  codes used       {100 * metrics['codes_used_fraction']:5.1f} %   perplexity {metrics['perplexity']:.1f}")
-    if "codebooks" in metrics:  # a residual tokenizer (Eq. 9)
+    if metrics["codebooks"] > 1:  # a residual tokenizer (Eq. 9)
         print("    by level       " + " ".join(f"{100 * u:.0f}%" for u in metrics["codes_used_fraction_by_level"])
               + " (the figure above is the least-used level's)")
         print(f"  SI-SDR from the first n of {metrics['codebooks']} levels: "
@@ -110,7 +108,7 @@ def print_reconstruction(metrics, title):
           f"512 tokens = {metrics['seconds_per_512_tokens']:.3f} s of audio")
 
 
-# ---- helpers shared with evaluation_bert.py, evaluation_inpainting.py and report.py ----
+# ---- helpers shared with evaluation_bert.py and report.py ----
 
 def evenly_spaced(cache, length, per_track):
     """[(track index, first frame in the cache)] of `per_track` windows of `length` frames per track."""
@@ -133,13 +131,13 @@ def batched(items, size):
 
 
 def rows(cache, row, windows, length):
-    """(B, length) int64 tokens of one source at the given windows."""
+    """(B, length, Q) int64 tokens of one source at the given windows [(track, first frame)]."""
     return torch.from_numpy(np.stack([cache.tokens[row, a:a + length] for _, a in windows]).astype(np.int64))
 
 
 @torch.no_grad()
 def decode_batch(vqvae, tokens, device, levels=None):
-    """(B, S) or (B, S, Q) tokens -> (B, T) waveforms; `levels` = n decodes the first n levels only.
+    """(B, S, Q) tokens -> (B, T) waveforms; `levels` = n decodes the first n levels only.
     Float (B, S, D) input is decoder vectors (soft decoding), decoded as they are."""
     with torch.no_grad(), autocast(device):
         if tokens.is_floating_point():

@@ -11,14 +11,14 @@
 
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
 resampled to the model's rate; a float file whose samples reach beyond +-1 is scaled to a peak of
-1, with a line saying so. Token files are plain .npy arrays of int16 code indices, one per
-2^k samples: (S,), or (S, Q) with a residual tokenizer of Q codebooks (Eq. 9). Separated stems
+1, with a line saying so. Token files are plain .npy arrays of int16 code indices, one frame per
+2^k samples: (S, Q), Q codes per frame (Eq. 9; a (S,) file is read as Q = 1). Separated stems
 and inpainted files are written at the model's sample rate, mono.
 `separate` separates every stem in one batched pass and, by default, refines the decoded stems
 by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them.
 
 Files of any length work in bounded memory: every command reads, processes and writes its file
-in segments of `--segment-seconds` (streaming.py), with margins that make the result the same
+in segments of `--segment-seconds` (inputs.py), with margins that make the result the same
 as one pass. Outputs are written atomically (temporary name, then rename), and an existing
 output is never replaced without `--overwrite`.
 """
@@ -35,33 +35,28 @@ from cli import (ArgumentParser, autocast, finite_float, non_negative_float, pic
 from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
 from files import UserError, atomic_write, check_writable, refuse_existing
-from inputs import Loudness, input_length, kept_samples, kept_tokens, read_input, segments
+from inputs import (Loudness, input_length, kept_samples, kept_tokens, read_input, segment_count, segment_size, segments,
+                    spans)
 from metrics import RunningMRSTFT, RunningSISDR
-from streaming import segment_count, segment_size, spans
-from refine import context_samples, refine
-from tasks import inpaint_tokens, separate_all
+from refine import CONTEXT_SAMPLES, refine
+from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, SEPARATE_STEPS, inpaint_tokens, separate_all
 from tokens import encode_waveform
 
-SEGMENT_SECONDS = 30.0  # files are processed this much at a time (streaming.py): memory does not grow with length
+SEGMENT_SECONDS = 30.0  # files are processed this much at a time (inputs.py): memory does not grow with length
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
-SEPARATE_STEPS = 1  # decoding steps: one-shot was best for separation (README, Results)
-SEPARATE_DECODE = "auto"  # soft (expected code vectors) without refinement, tokens with it (README, Results, "Decoding")
-REFINE_CHOICES = ("wiener", "none")  # separate --refine: Eq. 10 soft masks (refine.py), or BERT's output decoded alone
-INPAINT_STEPS = 1  # sampled, one step beat eight at every gap length (README, Results, "Decoding")
-INPAINT_TEMPERATURE = 1.0  # inpainting samples from BERT: argmax collapses a long gap onto a few codes (README)
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
 
 def encode_segment(segment, model, device):
-    """Tokens (S,) and normalised latents (S, D) of a segment with its margins."""
+    """Tokens (S, Q) and normalised latents (S, D) of a segment with its margins."""
     tokens, features, _ = encode_waveform(model, segment.audio, device)  # no_grad, bf16 where the CPU has it
     return tokens, features
 
 
 def decode_long(tokens, model, device):
-    """(S,) tokens, (S, Q) frames or (S, D) decoder inputs -> (S * 2^k,) float32 waveform, decoded in
-    overlapping pieces (bounded memory)."""
+    """(S, Q) tokens or (S, D) decoder inputs -> (S * 2^k,) float32 waveform, decoded in overlapping
+    pieces (bounded memory)."""
     with torch.no_grad(), autocast(device):
         return model.decode_in_pieces(tokens.to(device)).float().cpu().numpy()
 
@@ -93,11 +88,11 @@ def command_encode(args, model, device):
         parts.append(tokens[kept_tokens(segment, model.hop)])
         loudness.add(segment.kept)
     loudness.check()
-    indices = torch.cat(parts)  # (S,), or (S, Q) frames of Q codes
+    indices = torch.cat(parts)  # (S, Q) frames of Q codes
     with atomic_write(out) as tmp:
         np.save(tmp, indices.numpy().astype(np.int16))
-    per_frame = "" if indices.dim() == 1 else f" of {indices.shape[1]} codes"
-    print(f"{args.input}: {len(indices)} tokens{per_frame} ({model.config.sample_rate / model.hop:g} tokens/s) -> {out}")
+    print(f"{args.input}: {len(indices)} frames of {indices.shape[1]} code(s) "
+          f"({model.config.sample_rate / model.hop:g} frames/s) -> {out}")
 
 
 def command_decode(args, model, device):
@@ -110,13 +105,12 @@ def command_decode(args, model, device):
         tokens = np.load(path, mmap_mode="r", allow_pickle=False)  # read as it is decoded
     except Exception:
         raise UserError(f"{path}: not a token file (.npy of code indices)") from None
-    Q = model.config.codebooks  # (S,) code indices for one codebook, (S, Q) frames for Q
     if tokens.ndim not in (1, 2) or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
-        raise UserError(f"{path}: expected integer code indices, (S,) or (S, Q), got {tokens.dtype} {tokens.shape}")
-    per_frame = 1 if tokens.ndim == 1 else tokens.shape[1]
-    if tokens.shape[1:] != ((Q,) if Q > 1 else ()):
-        raise UserError(f"{path}: {per_frame} code(s) per frame, but the VQ-VAE {args.vqvae} reads {Q}; "
-                        f"were they made with another tokenizer?")
+        raise UserError(f"{path}: expected integer code indices, (S, Q) or (S,), got {tokens.dtype} {tokens.shape}")
+    tokens = tokens.reshape(len(tokens), -1)  # (S, Q): a (S,) file is one code per frame
+    if tokens.shape[1] != model.config.codebooks:
+        raise UserError(f"{path}: {tokens.shape[1]} code(s) per frame, but the VQ-VAE {args.vqvae} reads "
+                        f"{model.config.codebooks}; were they made with another tokenizer?")
     if tokens.min() < 0 or tokens.max() >= model.config.num_codes:
         raise UserError(f"{path}: code indices outside 0..{model.config.num_codes - 1}; "
                         f"were they made with another tokenizer?")
@@ -191,7 +185,7 @@ def command_separate(args, device):
     separated = list(vocab.stems) if refining else stems  # Eq. 10 shares the mixture among every stem's estimate
     rate, hop = vqvae.config.sample_rate, vqvae.hop
     window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
-    refine_margin = -(-context_samples() // hop) if refining else 0  # what the refinement of a sample looks at
+    refine_margin = -(-CONTEXT_SAMPLES // hop) if refining else 0  # what the refinement of a sample looks at
     align, margin = max(1, window // 2), window + 2 * CODEC_MARGIN + refine_margin  # in tokens
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
@@ -213,8 +207,8 @@ def command_separate(args, device):
             with autocast(device):  # every stem in one batched pass
                 estimates = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
                                          temperature=args.temperature, generator=sampling_generator(args, device),
-                                         reveal_noise=args.reveal_noise, code_vectors=code_vectors,
-                                         mixture_prior=args.mixture_prior, progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
+                                         code_vectors=code_vectors,
+                                         progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
             if code_vectors is not None:  # soft decoding: each stem's expected decoder inputs (J, S, D)
                 estimates = estimates[1]
             waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # (J, samples)
@@ -269,7 +263,7 @@ def command_inpaint(args, device):
         tokens, features, _ = encode_waveform(vqvae, region, device)
         filled = inpaint_tokens(bert, vocab, tokens, features, first - region_first, last - first,
                                 steps=args.steps, temperature=args.temperature,
-                                generator=sampling_generator(args, device), reveal_noise=args.reveal_noise)
+                                generator=sampling_generator(args, device))
     # decode around the gap only, then splice it into the original audio with short cross-fades
     a, b = max(0, first - region_first - margin), min(len(filled), last - region_first + margin)
     with torch.no_grad(), autocast(device):
@@ -305,7 +299,8 @@ def command_inpaint(args, device):
                                        ("filled by BERT", region[a:b])], rate)
 
 
-def add_common(command, with_bert=False, with_plot=True, steps=1, temperature=0.0, reveal_noise=0.0):
+def add_common(command, input_help, with_plot=True, with_bert=False, steps=1, temperature=0.0):
+    command.add_argument("input", help=input_help)
     command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
     if with_plot:
         command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
@@ -315,12 +310,9 @@ def add_common(command, with_bert=False, with_plot=True, steps=1, temperature=0.
                          help=f"process long files this many seconds at a time (bounds memory; default {SEGMENT_SECONDS:g})")
     if with_bert:
         command.add_argument("--bert", default="runs/bert.pt", help="BERT checkpoint (default runs/bert.pt)")
-        command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot argmax; default {steps})")
+        command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot; default {steps})")
         command.add_argument("--temperature", type=non_negative_float, default=temperature,
                              help=f"sampling temperature (0 = argmax; default {temperature:g})")
-        command.add_argument("--reveal-noise", type=non_negative_float, default=reveal_noise,
-                             help="Gumbel noise on the confidences that order MaskGIT's reveals (0 = most confident "
-                                  f"first; large = random order; default {reveal_noise:g})")
         command.add_argument("--seed", type=int, default=0, help="seed of the sampling (the same seed, the same output)")
 
 
@@ -332,34 +324,29 @@ def sampling_generator(args, device):
 def main():
     parser = ArgumentParser(description="Use a trained audio-mlm tokenizer and BERT.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, help_text, input_help in [
-            ("encode", "audio file -> token file (.npy)", "audio file to encode"),
-            ("decode", "token file (.npy) -> audio file", "token file written by `encode`"),
-            ("reconstruct", "audio -> tokens -> audio, and print the quality", "audio file to reconstruct")]:
+    for name, help_text, input_help, suffix in [
+            ("encode", "audio file -> token file (.npy)", "audio file to encode", ".tokens.npy"),
+            ("decode", "token file (.npy) -> audio file", "token file written by `encode`", ".recon.wav"),
+            ("reconstruct", "audio -> tokens -> audio, and print the quality", "audio file to reconstruct", ".recon.wav"),
+            ("inpaint", "fill a gap in a recording (Eq. 7)", "audio file", ".inpainted.wav")]:
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("input", help=input_help)
-        command.add_argument("-o", "--output", default=None, help="output file (default: derived from the input name, in the current folder)")
-        add_common(command, with_plot=name == "reconstruct")
+        command.add_argument("-o", "--output", default=None,
+                             help=f"output file (default: <input name>{suffix}, in the current folder)")
+        add_common(command, input_help, with_plot=name in ("reconstruct", "inpaint"), with_bert=name == "inpaint",
+                   steps=INPAINT_STEPS, temperature=INPAINT_TEMPERATURE)
+    command.add_argument("--start", type=finite_float, required=True, help="gap start in seconds")
+    command.add_argument("--duration", type=finite_float, required=True, help="gap length in seconds (at most half the context)")
     command = commands.add_parser("separate", help="pull stems out of a mixture (Eq. 8)")
-    command.add_argument("input", help="mixture audio file")
     command.add_argument("--stem", default=None, help="one stem to separate (default: every stem the model knows)")
     command.add_argument("--out", default="separated", help="output folder; stems go to OUT/<input name>/<stem>.wav")
     command.add_argument("--reference", default=None, help="the true stem's audio (with --stem): print SI-SDR, add it to --plot")
-    command.add_argument("--refine", default="wiener", choices=REFINE_CHOICES,
+    command.add_argument("--refine", default="wiener", choices=["wiener", "none"],
                          help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
                               "stem is separated, even with --stem); none: BERT's output decoded as it is (see --decode)")
-    command.add_argument("--decode", default=SEPARATE_DECODE, choices=["auto", "tokens", "soft"],
+    command.add_argument("--decode", default="auto", choices=["auto", "tokens", "soft"],
                          help="tokens: decode BERT's chosen codes; soft: decode the code vectors expected under "
                               "its distributions (tasks.py); auto (default): soft with --refine none, tokens when refining")
-    command.add_argument("--mixture-prior", type=non_negative_float, default=0.0,
-                         help="logit bonus for the mixture's own code at each stem frame (tasks.py; default 0 = none)")
-    add_common(command, with_bert=True, steps=SEPARATE_STEPS)
-    command = commands.add_parser("inpaint", help="fill a gap in a recording (Eq. 7)")
-    command.add_argument("input", help="audio file")
-    command.add_argument("--start", type=finite_float, required=True, help="gap start in seconds")
-    command.add_argument("--duration", type=finite_float, required=True, help="gap length in seconds (at most half the context)")
-    command.add_argument("-o", "--output", default=None, help="output file (default: <input name>.inpainted.wav)")
-    add_common(command, with_bert=True, steps=INPAINT_STEPS, temperature=INPAINT_TEMPERATURE)
+    add_common(command, "mixture audio file", with_bert=True, steps=SEPARATE_STEPS)
     args = parser.parse_args()
     device = pick_device(args.device)
     if args.command in ("separate", "inpaint"):

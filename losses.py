@@ -16,7 +16,6 @@ import torch
 
 STFT_SIZES = (2048, 1024, 512, 256, 128)  # multi-resolution, hop = size / 4
 ENERGY_FLOOR = 1e-5  # -50 dBFS: below this a chunk counts as silence
-SNR_CAP_DB = 30.0  # snr_loss stops rewarding a chunk beyond this
 
 
 def chunk_energy(x):
@@ -32,18 +31,6 @@ def relative_error(x, x_hat):
 def reconstruction_loss(x, x_hat):
     """Eq. 3, per chunk normalised by the chunk's energy, averaged over the batch: (B, 1, T) -> ()."""
     return relative_error(x, x_hat).mean()
-
-
-def snr_loss(x, x_hat, max_snr_db=SNR_CAP_DB):
-    """Eq. 3 in the log domain: per chunk ln(e + tau), e = relative_error, tau = 10^(-max_snr / 10),
-    averaged over the batch: (B, 1, T) -> ().
-
-    The negative SNR of separation training (Conv-TasNet; thresholded as in MixIT, Wisdom et al.
-    2020, arXiv:2006.12701). Plain Eq. 3 pulls less as a chunk gets better: its gradient in x^ is
-    the error x^ - x itself, which shrinks. This one scales that gradient by d/de = 1 / (e + tau),
-    so a chunk at 9 dB (e = 0.126) counts 8x more than under Eq. 3, and none is pushed past max_snr.
-    """
-    return torch.log(relative_error(x, x_hat) + 10 ** (-max_snr_db / 10)).mean()
 
 
 def stft_magnitude(x, fft_size):
@@ -69,14 +56,14 @@ def spectral_loss(x, x_hat, fft_sizes=STFT_SIZES):
     return (total / len(sizes)).mean()
 
 
-def total_loss(x, x_hat, vq_loss, spectral_weight=1.0, recon="mse"):
+def total_loss(x, x_hat, vq_loss, spectral_weight=1.0):
     """Eq. 2: L = L_recon + (L_codebook + beta * L_commit) + L_spectral.
 
     `vq_loss` is the quantizer's L_codebook + beta * L_commit (Eq. 4, 5; beta = 0.25).
     Returns (loss, dict of the parts for logging).
     """
     x_hat = x_hat.float()
-    recon = reconstruction_loss(x, x_hat) if recon == "mse" else snr_loss(x, x_hat)
+    recon = reconstruction_loss(x, x_hat)
     spectral = spectral_loss(x, x_hat)
     loss = recon + vq_loss + spectral_weight * spectral
     return loss, {"recon": recon.detach(), "spectral": spectral.detach(), "vq": vq_loss.detach()}

@@ -1,12 +1,9 @@
-"""Evaluation metrics: SI-SDR, BSS Eval SDR, a multi-resolution STFT distance and a log-mel distance.
+"""Evaluation metrics: SI-SDR, BSS Eval SDR and a multi-resolution STFT distance.
 
 SI-SDR: "SDR - half-baked or well done?", Le Roux et al., 2019 (arXiv:1811.02508).
 MR-STFT distance: spectral convergence + log-magnitude L1, averaged over STFT sizes, as in
 "Parallel WaveGAN", Yamamoto et al., 2020 (arXiv:1910.11480). Lower is better, 0 for equal signals.
 Unlike the training loss it is not squared, so a few loud errors do not swamp it.
-Log-mel distance: the mean absolute difference, in dB, of two mel spectrograms (hand-written
-triangular filters on the HTK mel scale). It does not care about phase, so a right note with a
-wrong waveform scores well here and badly in SI-SDR; a 2x gain error is 6.02 dB.
 BSS Eval SDR: the SDR of BSS Eval v4 (Vincent et al. 2006; museval's time-invariant 512-tap
 distortion filter) as published MUSDB18 and Slakh2100 tables use, computed by fast-bss-eval
 (Scheibler 2021, arXiv:2110.06440) over the whole signal.
@@ -20,8 +17,6 @@ import torch
 from losses import stft_magnitude
 
 EVAL_STFT_SIZES = (2048, 1024, 512, 256)
-MEL_BANDS, MEL_FFT_SIZE = 64, 1024  # log-mel distance: 64 bands, 64 ms frames at 16 kHz, hop a quarter
-MEL_FLOOR_DB = -80.0  # mel band powers below this count as this (0 dB: a full-scale sine's peak bin)
 BSS_CLAMP_DB = 100.0  # BSS Eval SDR of a perfect (or silent) estimate: +-100 dB, not +-inf
 
 
@@ -128,40 +123,6 @@ def bss_sdr(reference, estimate, filter_length=512):
         raise ValueError("BSS Eval SDR is undefined for a silent reference")
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(fast_bss_eval.sdr(reference, estimate, filter_length=filter_length, clamp_db=BSS_CLAMP_DB)[0])
-
-
-def mel_filterbank(sample_rate, fft_size, bands=MEL_BANDS):
-    """(bands, fft_size // 2 + 1) triangular filters, evenly spaced on the HTK mel scale
-    m = 2595 log10(1 + f / 700) from 0 Hz to sample_rate / 2; each rises to 1 at its centre frequency."""
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    def hertz(m):
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-    edges = hertz(np.linspace(0.0, mel(sample_rate / 2), bands + 2))  # (bands + 2,) left, centre, right
-    frequencies = np.linspace(0.0, sample_rate / 2, fft_size // 2 + 1)  # (F,)
-    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (frequencies - left) / (centre - left)
-    falling = (right - frequencies) / (right - centre)
-    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)  # (bands, F)
-
-
-def log_mel(x, sample_rate, fft_size=MEL_FFT_SIZE, bands=MEL_BANDS):
-    """(T,) -> (bands, frames) mel band powers in dB (0 dB: the peak bin of a full-scale sine), floored at MEL_FLOOR_DB."""
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32)).view(1, -1)
-    window = torch.hann_window(fft_size)
-    spec = torch.stft(x, fft_size, fft_size // 4, window=window, center=True, pad_mode="constant",
-                      return_complex=True)[0]  # (F, frames)
-    power = (2 * spec.abs() / window.sum()) ** 2  # (F, frames), 1 in the peak bin of a full-scale sine
-    bands_power = torch.from_numpy(mel_filterbank(sample_rate, fft_size, bands)) @ power  # (bands, frames)
-    return 10 * torch.log10(bands_power.clamp(min=10 ** (MEL_FLOOR_DB / 10)))
-
-
-def log_mel_distance(reference, estimate, sample_rate, fft_size=MEL_FFT_SIZE, bands=MEL_BANDS):
-    """Mean over mel bands and frames of |log-mel(reference) - log-mel(estimate)|, in dB (0 if equal)."""
-    return float((log_mel(reference, sample_rate, fft_size, bands)
-                  - log_mel(estimate, sample_rate, fft_size, bands)).abs().mean())
 
 
 def mean_ci95(values):

@@ -12,12 +12,12 @@ Departures from the 2017 paper, each measured to matter on this project's data:
   A plain Euclidean codebook lost 463 of 512 codes by step 200 in our prototype.
 - the codebook is initialised from the first training batch's encoder outputs, and codes unused
   for `dead_after` steps are re-seeded from the current batch (dead-code restart).
-- optional EMA codebook update (the paper's appendix) instead of the Eq. 4 gradient.
+- optional EMA codebook update (the paper's appendix) instead of the Eq. 4 gradient (`--ema`).
 
 `ResidualVectorQuantizer` (Eq. 9) stacks Q of these levels, each quantizing what the coarser ones
 left: "SoundStream: An End-to-End Neural Audio Codec", Zeghidour et al., 2021 (arXiv:2107.03312),
-with quantizer dropout; the low-dimensional, L2-normalised lookup per level of "High-Fidelity
-Audio Compression with Improved RVQGAN" (DAC), Kumar et al., 2023 (arXiv:2306.06546), as an option.
+with quantizer dropout. Q = 1 is the single codebook of Eq. 1, so tokens always carry the level
+axis: (B, S, Q).
 
 Shapes: B batch, S tokens, D code dim, K codebook size, Q codebooks (levels), N = B * S vectors.
 """
@@ -151,9 +151,6 @@ class VectorQuantizer(nn.Module):
         """Code vectors for token indices: (...,) -> (..., D). The decoder's input."""
         return self.normalized_codebook()[indices]
 
-    def code_vectors(self):
-        """(K, D): what each code gives the decoder (BERT's frozen code embeddings)."""
-        return self.normalized_codebook()
 
 
 # ---- residual vector quantization (Eq. 9) ----
@@ -163,61 +160,47 @@ class ResidualVectorQuantizer(nn.Module):
 
     Eq. 9: r_0 = h;  for q = 1..Q:  j_q = argmin_i || r_{q-1} - e^(q)_i ||,  r_q = r_{q-1} - e^(q)_{j_q};
     the decoder sees Q(h) = sum_q e^(q)_{j_q}, and a frame's token is the tuple (j_1 ... j_Q).
+    Level 1 is the single-codebook quantizer (cosine lookup of h, so r_0 = h / ||h||); levels 2..Q
+    look up their residual by Euclidean distance: a residual's length matters, and a unit code could
+    never match a small one. Each finer codebook starts from its first batch of residuals.
 
-    A level is built one of two ways (`level_dim`):
-    - 0, Eq. 9 as written: level 1 is the single-codebook quantizer (cosine lookup of h when
-      `cosine`, so r_0 = h / ||h||), levels 2..Q look up their residual by Euclidean distance: a
-      residual's length matters, and a unit code could never match a small one. Each finer codebook
-      starts from its first batch of residuals and is restarted from residuals (dead-code restart).
-    - d > 0, DAC: each level projects its residual D -> d, looks up by cosine there and projects
-      the code back d -> D, so every level keeps the cosine lookup that kept our codebook alive.
-
-    Gradients as in EnCodec and DAC: each level's output carries its own straight-through
-    gradient and the residual is r_{q-1} minus that output. Without projections the gradients of
-    levels 2..Q cancel, so the decoder's gradient reaches h exactly as with one codebook
-    (straight-through on the sum); Eq. 4 and 5 are applied per level and summed.
+    Gradients as in EnCodec: each level's output carries its own straight-through gradient and the
+    residual is r_{q-1} minus that output, so the gradients of levels 2..Q cancel and the decoder's
+    gradient reaches h exactly as with one codebook; Eq. 4 and 5 are applied per level and summed.
 
     Quantizer dropout (SoundStream): in training, a share `dropout` of the items decode from a
     random prefix of n ~ U{1..Q} levels, so that the first levels alone already make usable audio.
     Every level still runs on every item (its codebook keeps learning); only the sum is cut.
     """
 
-    def __init__(self, num_codes, code_dim, codebooks, level_dim=0, dropout=0.0, beta=0.25, cosine=True,
+    def __init__(self, num_codes, code_dim, codebooks=1, dropout=0.0, beta=0.25, cosine=True,
                  use_ema=False, ema_decay=0.99, dead_after=50, init_from_data=True):
         super().__init__()
         if codebooks < 1:
             raise ValueError(f"codebooks must be at least 1, got {codebooks}")
         self.num_codes, self.code_dim, self.codebooks = num_codes, code_dim, codebooks
         self.cosine, self.dropout = cosine, dropout
-        lookup_dim = level_dim or code_dim
         self.levels = nn.ModuleList(
-            VectorQuantizer(num_codes, lookup_dim, beta=beta, cosine=cosine if q == 0 or level_dim else False,
-                            use_ema=use_ema, ema_decay=ema_decay, dead_after=dead_after, init_from_data=init_from_data)
+            VectorQuantizer(num_codes, code_dim, beta=beta, cosine=cosine and q == 0, use_ema=use_ema,
+                            ema_decay=ema_decay, dead_after=dead_after, init_from_data=init_from_data)
             for q in range(codebooks))
-        self.in_projections = nn.ModuleList(nn.Linear(code_dim, level_dim) for _ in range(codebooks)) if level_dim else None
-        self.out_projections = nn.ModuleList(nn.Linear(level_dim, code_dim) for _ in range(codebooks)) if level_dim else None
 
-    def forward(self, h, levels=None):
+    def forward(self, h):
         """h: (B, S, D) encoder outputs -> (quantized (B, S, D), loss, indices (B, S, Q), stats).
 
-        `levels` = n uses only the first n levels (default all Q): indices are then (B, S, n).
         stats: the mean perplexity and codes-used share over levels, each level's own
         (`*_by_level`, (Q,)), the summed Eq. 4 and 5 losses, and `levels_used` (B,) per item.
         """
         B, S, D = h.shape
-        used = self.codebooks if levels is None else levels
         with torch.autocast(device_type=h.device.type, enabled=False):
             h = h.float()
             residual = F.normalize(h, dim=-1) if self.cosine else h  # r_0: what the levels approximate
-            keep = self.dropout_mask(B, used, h.device)  # (B, used) level q reaches the decoder for item b
+            keep = self.dropout_mask(B, h.device)  # (B, Q) level q reaches the decoder for item b
             quantized = torch.zeros_like(residual)
             loss, indices, level_stats = 0.0, [], []
-            for q in range(used):
-                # without projections, level 1 gets h itself and normalises it exactly as one codebook does
-                level_input = (h if q == 0 else residual) if self.in_projections is None else self.in_projections[q](residual)
-                level_output, level_loss, level_indices, stats = self.levels[q](level_input)  # straight-through
-                if self.out_projections is not None:
-                    level_output = self.out_projections[q](level_output)  # (B, S, D)
+            for q, level in enumerate(self.levels):
+                # level 1 gets h itself and normalises it exactly as one codebook does
+                level_output, level_loss, level_indices, stats = level(h if q == 0 else residual)  # straight-through
                 residual = residual - level_output  # Eq. 9: r_q = r_{q-1} - e^(q)_{j_q}
                 quantized = quantized + keep[:, q, None, None] * level_output  # sum_q e^(q), a prefix under dropout
                 loss = loss + level_loss  # Eq. 4 + beta Eq. 5 of this level
@@ -228,32 +211,24 @@ class ResidualVectorQuantizer(nn.Module):
                  "perplexity_by_level": by_level["perplexity"], "codes_used_by_level": by_level["codes_used"],
                  "codebook_loss": by_level["codebook_loss"].sum(), "commitment_loss": by_level["commitment_loss"].sum(),
                  "levels_used": keep.sum(dim=1).long()}
-        return quantized, loss, torch.stack(indices, dim=-1), stats  # indices (B, S, used)
+        return quantized, loss, torch.stack(indices, dim=-1), stats  # indices (B, S, Q)
 
-    def dropout_mask(self, batch_size, used, device):
-        """(B, used) float: 1 where a level reaches the decoder. Quantizer dropout (SoundStream):
-        in training, each item is with probability `dropout` cut to its first n ~ U{1..used} levels."""
-        keep = torch.ones(batch_size, used, device=device)
-        if not (self.training and self.dropout > 0 and used > 1):
+    def dropout_mask(self, batch_size, device):
+        """(B, Q) float: 1 where a level reaches the decoder. Quantizer dropout (SoundStream):
+        in training, each item is with probability `dropout` cut to its first n ~ U{1..Q} levels."""
+        Q = self.codebooks
+        keep = torch.ones(batch_size, Q, device=device)
+        if not (self.training and self.dropout > 0 and Q > 1):
             return keep
         dropped = torch.rand(batch_size, device=device) < self.dropout  # (B,)
-        n = torch.where(dropped, torch.randint(1, used + 1, (batch_size,), device=device), used)  # (B,) levels kept
-        return (torch.arange(used, device=device)[None, :] < n[:, None]).float()  # a prefix of levels
+        n = torch.where(dropped, torch.randint(1, Q + 1, (batch_size,), device=device), Q)  # (B,) levels kept
+        return (torch.arange(Q, device=device)[None, :] < n[:, None]).float()  # a prefix of levels
 
     def code_vectors(self):
-        """(Q, K, D): what code i of level q adds to the decoder's input."""
-        with torch.autocast(device_type=self.levels[0].codebook.device.type, enabled=False):
-            codes = [level.normalized_codebook() for level in self.levels]  # Q x (K, d)
-            if self.out_projections is not None:
-                codes = [project(c) for project, c in zip(self.out_projections, codes)]
-            return torch.stack(codes)
+        """(Q, K, D): what code i of level q adds to the decoder's input (BERT's frozen code embeddings)."""
+        return torch.stack([level.normalized_codebook() for level in self.levels])
 
     def lookup(self, indices, levels=None):
         """(..., Q) token tuples -> (..., D): the sum of their first `levels` code vectors (default all)."""
-        used = indices.shape[-1] if levels is None else levels
         with torch.autocast(device_type=indices.device.type, enabled=False):
-            total = 0.0
-            for q in range(used):
-                vector = self.levels[q].lookup(indices[..., q])  # (..., d)
-                total = total + (vector if self.out_projections is None else self.out_projections[q](vector))
-            return total
+            return sum(self.levels[q].lookup(indices[..., q]) for q in range(levels or indices.shape[-1]))

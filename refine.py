@@ -9,24 +9,11 @@ estimates only to decide how each time-frequency bin of the mixture is shared am
 
 X is the STFT of the mixture; Y_1 ... Y_J those of the J target-stem estimates, and Y_R that of a
 residual source, "everything else" (instruments that are not targets, and what the estimates
-miss). Every mask lies in [0, 1] and the masks sum to 1 in every bin, so the refined sources add
-back up to the mixture (mixture consistency). p = 2 is the Wiener filter of power spectra, p = 1
-shares by magnitude; which is better here is measured (`evaluate.py`, `separation_refinement`).
-
-The residual's magnitude is not known; two estimates are offered:
-- "difference": Y_R = X - sum_j Y_j, the STFT of the mixture minus the stems' waveforms. Where
-  the estimates hold hiss that the mixture does not, the residual is as loud as that hiss and
-  keeps its share of the bin; but a stem estimate with the right notes and the wrong phase also
-  makes it large, so it takes a share of that stem's energy.
-- "leftover": |Y_R|^p = max(|X|^p - sum_j |Y_j|^p, 0), what the mixture holds beyond the stems'
-  estimates. Where the stems explain less than the mixture, stem j gets |Y_j|^p / |X|^p of the
-  bin, whatever its phase; but where the estimates' hiss exceeds the mixture, the residual gets
-  nothing, and instruments that are not targets leak into the stems.
-
-Iterations (Open-Unmix's Wiener filter iterates too): the refined stems are analysed again,
-Y_j <- STFT(ISTFT(M_j X)), and the masks recomputed. Without the ISTFT/STFT round trip an
-iteration would only raise the masks to the power p again; the round trip also makes the
-estimates consistent STFTs, which is the new information an iteration brings.
+miss): Y_R = X - sum_j Y_j, the STFT of the mixture minus the stems' waveforms. Every mask lies in
+[0, 1] and the masks sum to 1 in every bin, so the refined sources add back up to the mixture
+(mixture consistency). p = 1 shares by magnitude; it beat p = 2 (the Wiener filter of power
+spectra), another residual estimate, a second iteration and a 1024-point STFT on the validation
+split (docs/experiments/refinement.md).
 
 References: A. A. Nugraha, A. Liutkus, E. Vincent, "Multichannel audio source separation with
 deep neural networks", 2016 (the Wiener filter Open-Unmix uses, F.-R. Stoeter et al. 2019);
@@ -38,13 +25,8 @@ Shapes: J target stems, T samples, F frequency bins, N = J + 1 sources (the stem
 import torch
 import torch.nn.functional as F
 
-FFT_SIZE = 2048  # 128 ms at 16 kHz (hop a quarter of it); measured against 1024 in evaluate.py
-# Defaults: the setting of the issue's probe (p = 1, the waveform difference as the residual), which
-# beat token-only output on every stem of every track; evaluate.py scores the others beside it.
+FFT_SIZE = 2048  # 128 ms at 16 kHz, hop a quarter of it
 POWER = 1.0  # p of Eq. 10
-ITERATIONS = 1  # mask computations; each one after the first re-analyses the refined stems
-RESIDUAL = "difference"  # or "leftover" (see above)
-RESIDUALS = ("leftover", "difference")
 EPS = 1e-12  # shared equally among the sources: a bin where every source is silent is split evenly
 
 
@@ -67,43 +49,27 @@ def soft_masks(powers, eps=EPS):
     return (powers + eps / N) / (powers.sum(dim=0, keepdim=True) + eps)  # (N, F, frames)
 
 
-def residual_power(X, Y, power, residual):
-    """|Y_R|^p of the residual source (1, F, frames), from the mixture X (1, F, frames) and stems Y (J, F, frames)."""
-    if residual == "difference":
-        return (X - Y.sum(dim=0, keepdim=True)).abs().pow(power)
-    if residual == "leftover":
-        return (X.abs().pow(power) - Y.abs().pow(power).sum(dim=0, keepdim=True)).clamp(min=0.0)
-    raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
-
-
 @torch.no_grad()
-def refine(mixture, stems, power=POWER, iterations=ITERATIONS, residual=RESIDUAL, fft_size=FFT_SIZE, offset=0):
+def refine(mixture, stems, offset=0, power=POWER, fft_size=FFT_SIZE):
     """Eq. 10 on a mixture (T,) and J stem estimates (J, T) -> (J + 1, T): the refined stems, then the residual.
 
     The residual is returned as the mixture minus the refined stems, so the J + 1 sources sum to the
     mixture exactly (it equals ISTFT(M_R X) up to the STFT round trip, about 1e-7).
 
     offset: where mixture[0] lies in a longer signal. The STFT frames sit on multiples of the hop of
-    that signal, so a segment refined with enough context on both sides (`context_samples`) gives
+    that signal, so a segment refined with enough context on both sides (`CONTEXT_SAMPLES`) gives
     the same samples as the whole signal refined at once (infer.py refines long files in segments).
     """
-    if iterations < 1:
-        raise ValueError(f"iterations must be at least 1, got {iterations}")
     J, T = stems.shape
     lead = offset % (fft_size // 4)  # zeros in front: frames on the whole signal's multiples of the hop
     x = F.pad(mixture.float(), (lead, 0))  # (lead + T,)
     y = F.pad(stems.float(), (lead, 0))  # (J, lead + T)
-    X = stft(x[None], fft_size)  # (1, F, frames)
-    for _ in range(iterations):
-        Y = stft(y, fft_size)  # (J, F, frames)
-        powers = torch.cat([Y.abs().pow(power), residual_power(X, Y, power, residual)])  # (N, F, frames)
-        masks = soft_masks(powers)  # Eq. 10
-        y = istft(masks[:J] * X, fft_size, x.shape[-1])  # (J, lead + T) refined stems
-    y = y[:, lead:]  # (J, T)
+    X, Y = stft(x[None], fft_size), stft(y, fft_size)  # (1, F, frames), (J, F, frames)
+    residual = X - Y.sum(dim=0, keepdim=True)  # (1, F, frames) Y_R: the mixture minus the stems
+    masks = soft_masks(torch.cat([Y, residual]).abs().pow(power))  # (N, F, frames) Eq. 10
+    y = istft(masks[:J] * X, fft_size, x.shape[-1])[:, lead:]  # (J, T) refined stems
     return torch.cat([y, (mixture.float() - y.sum(dim=0))[None]])  # (J + 1, T)
 
 
-def context_samples(iterations=ITERATIONS, fft_size=FFT_SIZE):
-    """Samples on each side of a segment that refining it looks at: a frame reaches fft_size samples
-    from any sample it covers, and each iteration re-analyses what the previous one refined."""
-    return iterations * fft_size
+# samples on each side of a segment that refining it looks at: a frame reaches fft_size samples
+CONTEXT_SAMPLES = FFT_SIZE

@@ -19,15 +19,14 @@ from audio import write_audio
 from cli import autocast
 from data import is_silent, read_source
 from decoding import maskgit_fill
-from evaluation import decode_batch, evenly_spaced
-from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB
-from evaluation_inpainting import crossfade_fill
+from evaluation import decode_batch, evenly_spaced, rows
+from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB, crossfade_fill
 from files import atomic_write
-from masking import middle_mask
+from masking import hidden_frames, middle_mask
 from metrics import mrstft_distance, si_sdr
 from plots import spectrogram_figure
 from refine import refine
-from tasks import separate_all, single_source_inputs, source_segment
+from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, separate_all, single_source_inputs, source_segment
 
 
 def clip_row(folder, name, clips, sample_rate):
@@ -43,7 +42,7 @@ def clip_row(folder, name, clips, sample_rate):
 
 
 @torch.no_grad()
-def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, separate_steps=1, inpaint_steps=8):
+def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rate, hop = vqvae.config.sample_rate, vqvae.hop
@@ -52,44 +51,43 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, 
 
     # ---- separation: one chunk per example track, every stem in one pass, then refined (Eq. 10) ----
     frames = int(SEPARATION_SECONDS * rate) // hop
-    stems, rows = list(vocab.stems), []
+    stems, lines = list(vocab.stems), []
     for t, first in evenly_spaced(cache, frames, 1)[:examples]:
         start = (first - cache.track_range(t)[0]) * hop / rate
         mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)
-        mixture = torch.from_numpy(cache.tokens[mix_row, first:first + frames].astype(np.int64))
+        mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S, Q)
         features = cache.latents(mix_row, first, first + frames)
         with autocast(device):
-            predicted = separate_all(bert, vocab, mixture, features, stems, steps=separate_steps)  # (J, S)
-        truth = torch.from_numpy(np.stack([cache.tokens[cache.sources.index(stem), first:first + frames]
-                                           for stem in stems]).astype(np.int64))  # (J, S)
+            predicted = separate_all(bert, vocab, mixture, features, stems)  # (J, S, Q)
+        truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S, Q)
         estimates, oracles = decode_batch(vqvae, predicted, device), decode_batch(vqvae, truth, device)  # (J, T)
         refined = refine(torch.from_numpy(mixture_audio), torch.from_numpy(estimates)).numpy()  # (J + 1, T)
         for j, stem in enumerate(stems):
             reference = read_source(tracks[t], stem, rate, start, frames * hop / rate)
             if is_silent(reference, STEM_SILENCE_DB):
                 continue
-            rows.append(f"<tr><th colspan='5'>{html.escape(tracks[t].name)} at {start:.2f} s: {stem}</th></tr>")
-            rows.append(clip_row(folder, f"sep-{t}-{stem}", [
+            lines.append(f"<tr><th colspan='5'>{html.escape(tracks[t].name)} at {start:.2f} s: {stem}</th></tr>")
+            lines.append(clip_row(folder, f"sep-{t}-{stem}", [
                 ("mixture", mixture_audio, f"SI-SDR {si_sdr(reference, mixture_audio):.1f} dB"),
                 ("separated", estimates[j], f"SI-SDR {si_sdr(reference, estimates[j]):.1f} dB"),
                 ("refined", refined[j], f"SI-SDR {si_sdr(reference, refined[j]):.1f} dB"),
                 ("true stem", reference, ""),
                 ("oracle tokens", oracles[j], f"SI-SDR {si_sdr(reference, oracles[j]):.1f} dB")], rate))
-    sections.append(("Separation (Eq. 8, then Eq. 10), SI-SDR against the true stem", rows))
+    sections.append(("Separation (Eq. 8, then Eq. 10), SI-SDR against the true stem", lines))
 
     # ---- inpainting: a quarter of the context in the middle of a mixture window ----
     L = bert.config.max_positions
     P = L // 4
     a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop
-    rows = []
+    lines, generator = [], torch.Generator(device=device).manual_seed(0)
     for t, first in evenly_spaced(cache, L, 1)[:examples]:
-        tokens = torch.from_numpy(cache.tokens[mix_row, first:first + L].astype(np.int64))[None]
-        inputs, _ = middle_mask(tokens, P, vocab)
-        batch_inputs = single_source_inputs(inputs, cache.latents(mix_row, first, first + L)[None], inputs == vocab.mask,
-                                            source_segment(bert.config, "mix"))
+        tokens = rows(cache, mix_row, [(t, first)], L)  # (1, L, Q)
+        inputs, labels = middle_mask(tokens, P, vocab)
+        batch_inputs = single_source_inputs(inputs, cache.latents(mix_row, first, first + L)[None],
+                                            hidden_frames(inputs, labels, vocab), source_segment(bert.config, "mix"))
         with autocast(device):
             filled = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
-                                  vocab.mask, inpaint_steps).cpu()
+                                  vocab.mask, INPAINT_STEPS, INPAINT_TEMPERATURE, generator).cpu()
         estimate = decode_batch(vqvae, filled, device)[0]
         start = (first - cache.track_range(t)[0]) * hop / rate
         original = read_source(tracks[t], "mix", rate, start, L * hop / rate)
@@ -98,17 +96,17 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3, 
         candidates = {"BERT": np.concatenate([original[:a], estimate[a:b], original[b:]]),
                       "silence": np.concatenate([original[:a], np.zeros(b - a, np.float32), original[b:]]),
                       "cross-fade": np.concatenate([original[:a], crossfade_fill(original[a - (b - a):a], original[b:b + (b - a)]), original[b:]])}
-        rows.append(f"<tr><th colspan='4'>{html.escape(tracks[t].name)} at {start:.2f} s: gap {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
-        rows.append(clip_row(folder, f"inp-{t}", [("original", original, "")] + [
+        lines.append(f"<tr><th colspan='4'>{html.escape(tracks[t].name)} at {start:.2f} s: gap {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
+        lines.append(clip_row(folder, f"inp-{t}", [("original", original, "")] + [
             (name, wave, f"MR-STFT on the gap {mrstft_distance(original[a:b], wave[a:b]):.2f}")
             for name, wave in candidates.items()], rate))
-    sections.append(("Inpainting (Eq. 7), MR-STFT distance on the gap (lower is better)", rows))
+    sections.append(("Inpainting (Eq. 7), MR-STFT distance on the gap (lower is better)", lines))
 
-    body = "".join(f"<h2>{html.escape(title)}</h2><table>{''.join(rows)}</table>" for title, rows in sections)
+    body = "".join(f"<h2>{html.escape(title)}</h2><table>{''.join(lines)}</table>" for title, lines in sections)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>audio-mlm listening page</title>"
             f"<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px}}</style></head><body>"
-            f"<h1>audio-mlm: held-out examples</h1><p>Decoding steps: {separate_steps} for separation, "
-            f"{inpaint_steps} for inpainting; audio at {rate} Hz.</p>"
+            f"<h1>audio-mlm: held-out examples</h1><p>Decoded as infer.py decodes (one step, inpainting "
+            f"sampled at temperature {INPAINT_TEMPERATURE:g}); audio at {rate} Hz.</p>"
             f"{body}</body></html>\n")
     with atomic_write(folder / "index.html") as tmp:
         tmp.write_text(page)

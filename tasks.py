@@ -13,19 +13,13 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
 - inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
   of the audio around it given (the gap's are hidden).
 
-With a residual tokenizer (Eq. 9) tokens are frames of Q codes, (S, Q), and `maskgit_fill`
-decodes each window coarse to fine; windows, layouts and features are per frame as with Q = 1.
+Tokens are frames of Q codes, (S, Q) (Eq. 9; Q = 1 the ordinary case), and `maskgit_fill`
+decodes each window coarse to fine; windows, layouts and features are per frame.
 
 Soft decoding (`separate_all(..., code_vectors=...)`): besides the tokens, each stem frame's
 expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT's distribution
 at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
-them; the expectation keeps what they share (README, Results, "Decoding, soft separation ...").
-
-Mixture prior (`separate_all(..., mixture_prior=lam)`): lam is added to the logit of the mixture's
-own code at each stem frame (at every level), so a stem frame keeps the mixture's code unless
-BERT is sure of another by more than a factor e^lam. Decoding the mixture's tokens as a stem is a
-floor that BERT's guesses sometimes fall under (coarse frames, k = 7: README, Results); the prior
-moves an unsure BERT towards that floor and leaves a sure one alone. lam = 0 is plain decoding.
+them; the expectation keeps what they share (docs/experiments/decoding.md).
 
 Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, Q levels.
 """
@@ -35,10 +29,15 @@ import torch
 from decoding import maskgit_fill
 from masking import CONTEXT, TARGET, separation_layout
 
+# how infer.py and evaluate.py decode (docs/experiments/decoding.md): one-shot argmax was best for
+# separation; for inpainting one sampled step beat eight at every gap length (argmax collapses a
+# long gap onto a few codes)
+SEPARATE_STEPS = 1
+INPAINT_STEPS, INPAINT_TEMPERATURE = 1, 1.0
+
 
 def separation_inputs(mixture, features, separator, vocab):
-    """Inference inputs for (B, M) mixture tokens, or (B, M, Q) frames, and (B, M, D) latents:
-    every stem token MASK.
+    """Inference inputs for (B, M, Q) mixture tokens and (B, M, D) latents: every stem token MASK.
 
     separator: the SEP_stem id of one stem for every row, or a (B,) tensor of one id per row.
     """
@@ -46,7 +45,7 @@ def separation_inputs(mixture, features, separator, vocab):
     stem = torch.full_like(mixture, vocab.mask)
     tokens, segments, positions = separation_layout(mixture, stem, vocab.sep)
     separator = torch.as_tensor(separator, device=tokens.device)
-    tokens[:, M] = separator if tokens.dim() == 2 else separator[..., None]  # Eq. 8, SEP_stem per row (every level)
+    tokens[:, M] = separator.reshape(-1, 1)  # Eq. 8, SEP_stem per row (every level)
     zero = torch.zeros_like(features[:, :1])
     return {"tokens": tokens, "segments": segments, "positions": positions,
             "features": torch.cat([features, zero, features], dim=1)}
@@ -63,11 +62,10 @@ def window_starts(total, window):
 
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
-                 generator=None, reveal_noise=0.0, code_vectors=None, mixture_prior=0.0):
-    """(S,) mixture tokens and (S, D) latents -> (J, S) predicted tokens of each of the J `stems`;
-    (S, Q) frames of a residual tokenizer -> (J, S, Q), decoded coarse to fine (`maskgit_fill`).
-    With `code_vectors` ((K, D), or (Q, K, D): `quantizer.code_vectors()`) also returns the
-    expected decoder inputs (J, S, D) of soft decoding. `mixture_prior`: see the module text.
+                 generator=None, code_vectors=None):
+    """(S, Q) mixture tokens and (S, D) latents -> (J, S, Q) predicted tokens of each of the J
+    `stems`, decoded coarse to fine (`maskgit_fill`). With `code_vectors` ((Q, K, D):
+    `quantizer.code_vectors()`) also returns the expected decoder inputs (J, S, D) of soft decoding.
 
     The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
@@ -81,20 +79,19 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     owner = np.abs(np.arange(S)[:, None] - centres[None, :]).argmin(axis=1)  # (S,) best window per frame
     separators = torch.tensor([vocab.stem_separator(stem) for stem in stems])  # (J,)
     items = [(w, j) for w in range(len(starts)) for j in range(J)]  # (window, stem) pairs
-    result = torch.empty(J, *mixture.shape, dtype=torch.long)  # (J, S) or (J, S, Q)
+    result = torch.empty(J, *mixture.shape, dtype=torch.long)  # (J, S, Q)
     soft = None if code_vectors is None else torch.empty(J, S, code_vectors.shape[-1])  # (J, S, D)
     for first in range(0, len(items), batch_size):
         batch = items[first:first + batch_size]
-        mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
+        mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M, Q)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
-        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, reveal_noise=reveal_noise,
-                              probabilities=soft is not None,
-                              logit_bias=mixture_bias(mix, bert.config.num_codes, mixture_prior) if mixture_prior else None)
+        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, probabilities=soft is not None)
         if soft is not None:
             filled, probs = filled
-            expected = expected_vectors(probs[:, M + 1:], code_vectors.to(probs.device)).float().cpu()  # (B, M, D)
-        filled = filled[:, M + 1:].cpu()  # (B, M) stem half
+            expected = torch.einsum("bmqk,qkd->bmd", probs[:, M + 1:], code_vectors.to(probs.device).float())  # (B, M, D)
+            expected = expected.float().cpu()  # sum over levels q and codes k of p(k) c_qk: the expected decoder input
+        filled = filled[:, M + 1:].cpu()  # (B, M, Q) stem half
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
             result[j, starts[w] + frames] = filled[i, frames]
@@ -105,45 +102,20 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     return result if soft is None else (result, soft)
 
 
-def mixture_bias(mixture, num_codes, weight):
-    """(B, M) mixture tokens, or (B, M, Q) frames -> the logit bias (B, 2M + 1, [Q,] K) of an Eq. 8
-    sequence: `weight` on the mixture's code at each stem frame, 0 elsewhere."""
-    B, M = mixture.shape[:2]
-    bias = torch.zeros(B, 2 * M + 1, *mixture.shape[2:], num_codes, device=mixture.device)
-    bias[:, M + 1:].scatter_(-1, mixture[..., None], weight)
-    return bias
-
-
-def expected_vectors(probs, code_vectors):
-    """(B, M, K) or (B, M, Q, K) distributions, (K, D) or (Q, K, D) code vectors -> (B, M, D):
-    the expected decoder input, summed over levels."""
-    if probs.dim() == 3:
-        return probs @ code_vectors.float()
-    return torch.einsum("bmqk,qkd->bmd", probs, code_vectors.float())
-
-
-def separate_tokens(bert, vocab, mixture, features, stem, **options):
-    """(S,) mixture tokens and (S, D) latents -> (S,) predicted tokens of one `stem` (`separate_all`)."""
-    return separate_all(bert, vocab, mixture, features, [stem], **options)[0]
-
-
 def single_source_inputs(tokens, features=None, hidden=None, segment=TARGET):
-    """(B, L) tokens of one source, or (B, L, Q) frames (MASKs included) -> model inputs with
-    positions 0..L-1.
+    """(B, L, Q) tokens of one source (MASKs included) -> model inputs with positions 0..L-1.
 
     segment: the segment id of every position, one for all rows or a (B,) tensor: TARGET, or
     CONTEXT for a mixture where the BERT tells them apart (`source_segment`).
 
     features (B, L, D): the source's own latents, zeroed where `hidden` (B, L) is True (the
     positions to predict): what is known of the audio around a gap is given, the gap is not.
-    With frames, `hidden` may be (B, L, Q): a frame is hidden where any of its levels is.
     """
     B, L = tokens.shape[:2]
     segments = torch.as_tensor(segment, dtype=tokens.dtype, device=tokens.device).reshape(-1, 1).expand(B, L)
     inputs = {"tokens": tokens, "segments": segments,
               "positions": torch.arange(L, device=tokens.device).expand(B, L)}
     if features is not None:
-        hidden = hidden if hidden.dim() == 2 else hidden.any(dim=-1)  # (B, L)
         inputs["features"] = features.masked_fill(hidden[..., None], 0.0)  # (B, L, D)
     return inputs
 
@@ -156,10 +128,9 @@ def source_segment(config, source):
 
 
 @torch.no_grad()
-def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0, generator=None,
-                   reveal_noise=0.0):
-    """(S,) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
-    (S,) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
+def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0, generator=None):
+    """(S, Q) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
+    (S, Q) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
     file), with the latents of the audio around the gap; only the gap changes. The audio is
     taken for a mixture (a piece of music, not one instrument of it: `source_segment`).
     """
@@ -168,10 +139,11 @@ def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8
     window = tokens[start:start + L].clone()
     window[gap_start - start:gap_start - start + gap_length] = vocab.mask
     device = bert.codebook.device
-    inputs = single_source_inputs(window[None], features[None, start:start + L].float(), window[None] == vocab.mask,
+    hidden = (window == vocab.mask).any(dim=-1)[None]  # (1, L) the gap's latents are not given
+    inputs = single_source_inputs(window[None], features[None, start:start + L].float(), hidden,
                                   source_segment(bert.config, "mix"))
     filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature,
-                          generator, reveal_noise=reveal_noise)
+                          generator)
     out = tokens.clone()
     out[start:start + L] = filled[0].cpu()
     return out

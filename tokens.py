@@ -2,17 +2,13 @@
 
 `build_token_cache` runs the VQ-VAE over every track of a split, for the mixture and each stem
 (a stem a track lacks is encoded as silence), and writes, per split:
-- `{split}-tokens.npy`: (n_sources, N) uint16 code ids, all tracks concatenated (N frames); with a
-  residual tokenizer of Q > 1 levels (Eq. 9), (n_sources, N, Q);
-- `{split}-features.npy`: (n_latent_sources, N, D) float16, the L2-normalised pre-quantisation
-  latents (what the quantizer compares with the codebook): BERT's continuous input beside the
-  token ids, for the mixture in separation and for the visible positions in masked modelling.
-  Every source's by default; with `stem_latents=False` the mixture's only (a fifth of the size,
-  which matters at Slakh2100 scale: ~330 GB at k = 4 with every stem's), and single-source items
-  of a stem then see its tokens only;
+- `{split}-tokens.npy`: (n_sources, N, Q) uint16 code ids, all tracks concatenated (N frames);
+- `{split}-features.npy`: (n_sources, N, D) float16, the L2-normalised pre-quantisation latents
+  (what the quantizer compares with the codebook): BERT's continuous input beside the token ids,
+  for the mixture in separation and for the visible positions in masked modelling (about 330 GB
+  for the whole of Slakh2100 at k = 4: use `--stems` and a subset of tracks at that scale);
 - `{split}-active.npy`: (n_sources, N) bool, frame RMS above -45 dBFS (is the stem playing?);
-- `{split}.json`: track names, their start frame in N, the source order, the sources with latents,
-  Q, the VQ-VAE fingerprint.
+- `{split}.json`: track names, their start frame in N, the source order, Q, the VQ-VAE fingerprint.
 Frame s of every source and of the features covers the same 2^k samples, so the stem frame s
 lines up with the mixture frame s. The cache folder is named by a fingerprint of the VQ-VAE
 weights and the dataset path, so a new tokenizer gets a new cache and an old one is never
@@ -32,11 +28,11 @@ import torch.nn.functional as F
 from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
-from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, gap_mask, hidden_frames, separation_layout
+from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, hidden_frames, separation_layout
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
-CACHE_VERSION = 4  # part of the cache folder's name: a new layout never reads an old cache
+CACHE_VERSION = 5  # part of the cache folder's name: a new layout never reads an old cache
 
 
 def vqvae_fingerprint(model):
@@ -50,8 +46,7 @@ def vqvae_fingerprint(model):
 
 @torch.no_grad()
 def encode_waveform(model, wave, device):
-    """(T,) waveform -> tokens (S,) int64 ((S, Q) if Q > 1), L2-normalised latents (S, D) float32,
-    active (S,) bool.
+    """(T,) waveform -> tokens (S, Q) int64, L2-normalised latents (S, D) float32, active (S,) bool.
 
     S = ceil(T / 2^k). The encoder runs over overlapping 2 s pieces in batches
     (`VQVAE.encode_in_pieces`): bounded memory for a file of any length, and twice the speed.
@@ -66,48 +61,43 @@ def encode_waveform(model, wave, device):
     return indices[0].cpu(), F.normalize(h, dim=-1).cpu(), 20 * np.log10(rms + 1e-12) > ACTIVE_DB
 
 
-def encode_track(model, track, sources, latent_sources, device):
-    """Tokens (n_sources, S) uint16 ((n_sources, S, Q) if Q > 1), features (n_latent_sources, S, D)
-    float16 of the `latent_sources`, activity (n_sources, S) of a track."""
+def encode_track(model, track, sources, device):
+    """Tokens (n_sources, S, Q) uint16, features (n_sources, S, D) float16, activity (n_sources, S) of a track."""
     rate, hop, Q = model.config.sample_rate, model.hop, model.config.codebooks
     frames = int(np.ceil(track_duration(track) * rate / hop))
-    tokens = np.zeros((len(sources), frames) + ((Q,) if Q > 1 else ()), dtype=np.uint16)
-    features = np.zeros((len(latent_sources), frames, model.config.code_dim), dtype=np.float16)
+    tokens = np.zeros((len(sources), frames, Q), dtype=np.uint16)
+    features = np.zeros((len(sources), frames, model.config.code_dim), dtype=np.float16)
     active = np.zeros((len(sources), frames), dtype=bool)
     for i, source in enumerate(sources):
         wave = read_source(track, source, rate, 0.0, frames * hop / rate)
         indices, latents, active[i] = encode_waveform(model, wave, device)
-        tokens[i] = indices.numpy()
-        if source in latent_sources:
-            features[latent_sources.index(source)] = latents.numpy()
+        tokens[i], features[i] = indices.numpy(), latents.numpy()
     return tokens, features, active
 
 
-def cache_folder(root, data_root, fingerprint, stem_latents=True):
-    """root/token-cache/<hash of the dataset path, the VQ-VAE fingerprint and which latents are kept>."""
-    key = f"{Path(data_root).resolve()}|{fingerprint}|{CACHE_VERSION}" + ("" if stem_latents else "|mixture latents")
+def cache_folder(root, data_root, fingerprint):
+    """root/token-cache/<hash of the dataset path and the VQ-VAE fingerprint>."""
+    key = f"{Path(data_root).resolve()}|{fingerprint}|{CACHE_VERSION}"
     return Path(root) / "token-cache" / hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def build_token_cache(model, data_root, split, folder, stems, device, stem_latents=True):
-    """Tokenize one split into `folder` (skipped when already there); returns the folder.
-    `stem_latents=False` keeps the latents of the mixture only (see the module docstring)."""
+def build_token_cache(model, data_root, split, folder, stems, device):
+    """Tokenize one split into `folder` (skipped when already there); returns the folder."""
     folder = Path(folder)
     meta_path = folder / f"{split}.json"
     if meta_path.exists():
         return folder
     tracks = find_tracks(data_root, split)
     sources = ("mix",) + tuple(stems)
-    latent_sources = sources if stem_latents else ("mix",)
     model.eval()
-    parts = [encode_track(model, track, sources, latent_sources, device) for track in tracks]
+    parts = [encode_track(model, track, sources, device) for track in tracks]
     starts = np.cumsum([0] + [p[0].shape[1] for p in parts])
     for name, index in (("tokens", 0), ("features", 1), ("active", 2)):  # frames are axis 1 of each
         with atomic_write(folder / f"{split}-{name}.npy") as tmp:
             np.save(tmp, np.concatenate([p[index] for p in parts], axis=1))
     meta = {"sources": list(sources), "tracks": [t.name for t in tracks], "starts": starts.tolist(),
-            "latent_sources": list(latent_sources), "codebooks": model.config.codebooks,
-            "fingerprint": vqvae_fingerprint(model), "hop": model.hop, "sample_rate": model.config.sample_rate}
+            "codebooks": model.config.codebooks, "fingerprint": vqvae_fingerprint(model), "hop": model.hop,
+            "sample_rate": model.config.sample_rate}
     with atomic_write(meta_path) as tmp:  # written last: its presence means the cache is complete
         tmp.write_text(json.dumps(meta))
     return folder
@@ -123,9 +113,8 @@ class TokenCache:
             raise UserError(f"{folder}: no token cache for the {split} split")
         self.meta = json.loads(meta_path.read_text())
         self.sources = self.meta["sources"]
-        self.latent_sources = self.meta["latent_sources"]
-        self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N) or (n_sources, N, Q)
-        self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (n_latent_sources, N, D)
+        self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N, Q)
+        self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (n_sources, N, D)
         self.active = np.load(folder / f"{split}-active.npy", mmap_mode="r")  # (n_sources, N)
         self.starts = np.asarray(self.meta["starts"])  # track t spans starts[t]:starts[t+1]
 
@@ -133,37 +122,29 @@ class TokenCache:
         return int(self.starts[t]), int(self.starts[t + 1])
 
     def latents(self, row, start, end):
-        """(end - start, D) float32 features of one source (zeros for a source stored without)."""
-        source = self.sources[row]
-        if source not in self.latent_sources:
-            return torch.zeros(end - start, self.features.shape[-1])
-        return torch.from_numpy(self.features[self.latent_sources.index(source), start:end].astype(np.float32))
+        """(end - start, D) float32 features of one source."""
+        return torch.from_numpy(self.features[row, start:end].astype(np.float32))
 
     def code_counts(self, num_codes, source=None):
-        """How often each code occurs, over every source (or the one named): the unigram
-        distribution, (K,), or (Q, K) for frames of Q codes (each level has its own codebook)."""
+        """How often each code of each level occurs, over every source (or the one named): the
+        unigram distribution, (Q, K) (each level has its own codebook)."""
         row = None if source is None else self.sources.index(source)
-        tokens = np.asarray(self.tokens if row is None else self.tokens[row:row + 1])  # (sources, frames[, Q])
-        if tokens.ndim == 2:
-            return np.bincount(tokens.reshape(-1), minlength=num_codes)
+        tokens = np.asarray(self.tokens if row is None else self.tokens[row:row + 1])  # (sources, frames, Q)
         return np.stack([np.bincount(tokens[..., q].reshape(-1), minlength=num_codes) for q in range(tokens.shape[-1])])
 
 
-def separation_item(mixture, stem, features, separator, vocab, generator, masking, first_level_share=None):
+def separation_item(mixture, stem, features, separator, vocab, generator):
     """One batch's separation sequences in the Eq. 8 layout, stem tokens masked for training.
 
-    mixture, stem: (B, M) code ids, or (B, M, Q); features: (B, M, D) mixture latents. The stem
-    part is masked by `masking` ("cosine": MaskGIT ratios up to 100%, level masking for Q > 1;
-    "bert": the 15% procedure); the mixture part is never masked. Returns a dict of (B, 2M + 1)
-    tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
+    mixture, stem: (B, M, Q) code ids; features: (B, M, D) mixture latents. The stem part is
+    masked by `cosine_mask` (MaskGIT ratios up to 100%, level by level; it beat BERT's 15% at
+    separation: docs/experiments/design-choices.md); the mixture part is never masked. Returns a
+    dict of (B, 2M + 1) tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
     """
-    if masking == "cosine":
-        stem_inputs, stem_labels = cosine_mask(stem, vocab, generator, first_level_share=first_level_share)
-    else:
-        stem_inputs, stem_labels = bert_mask(stem, vocab, generator)
+    stem_inputs, stem_labels = cosine_mask(stem, vocab, generator)
     tokens, segments, positions = separation_layout(mixture, stem_inputs, separator)
-    B, M = mixture.shape[:2]
-    labels = torch.cat([torch.full((B, M + 1, *stem.shape[2:]), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
+    B, M, Q = mixture.shape
+    labels = torch.cat([torch.full((B, M + 1, Q), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
     zero = torch.zeros(B, 1, features.shape[-1], dtype=features.dtype)
     # features at mixture frame s and at stem frame s: the frame-local conditioning
     return {"tokens": tokens, "segments": segments, "positions": positions,
@@ -174,21 +155,15 @@ class BatchMaker:
     """Random training batches from a TokenCache, with their own numpy and torch generators.
 
     A share `mlm_share` of each batch is single-source masked modelling over a window of the whole
-    context (one gap in a share `gap_share` of those items, the rest BERT's 15% masking or a cosine
-    ratio, half and half: `mlm_batch`; a share `mixture_share` of them from the mixture, the rest
-    from the stems, or every source alike by default; with `mixture_segment` a mixture's items are
-    in segment CONTEXT, as the mixture half of Eq. 8 is, and a stem's in TARGET); the rest is separation in
-    the Eq. 8 layout, each item a random stem in a window of M = (context - 1) // 2 frames where
-    that stem is playing in at least a quarter of the frames (drawn again up to 20 times), so
-    "silence everywhere" is not a winning guess.
+    context (`mlm_batch`); the rest is separation in the Eq. 8 layout, each item a random stem in a
+    window of M = (context - 1) // 2 frames where that stem is playing in at least a quarter of the
+    frames (drawn again up to 20 times), so "silence everywhere" is not a winning guess.
     """
 
-    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, masking="cosine", first_level_share=None,
-                 gap_share=0.0, mixture_share=None, mixture_segment=False):
+    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, mixture_share=None, mixture_segment=False):
         self.cache, self.vocab, self.stems, self.context = cache, vocab, list(stems), context
         self.frames = (context - 1) // 2  # M
-        self.mlm_share, self.masking, self.first_level_share = mlm_share, masking, first_level_share
-        self.gap_share, self.mixture_share, self.mixture_segment = gap_share, mixture_share, mixture_segment
+        self.mlm_share, self.mixture_share, self.mixture_segment = mlm_share, mixture_share, mixture_segment
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
         lengths = np.diff(cache.starts)
@@ -216,41 +191,36 @@ class BatchMaker:
             stem.append(self.cache.tokens[row, a:b])
             features.append(self.cache.latents(mix_row, a, b))
             separators.append(self.vocab.stem_separator(name))
-        mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M)
-        stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M)
+        mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M, Q)
+        stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M, Q)
         features = torch.stack(features)  # (B, M, D)
-        items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], separators[i],
-                                 self.vocab, self.generator, self.masking, self.first_level_share)
-                 for i in range(batch_size)]
+        items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], separators[i], self.vocab,
+                                 self.generator) for i in range(batch_size)]
         return {key: torch.cat([item[key] for item in items]) for key in items[0]}
 
     def mlm_batch(self, batch_size):
-        """Single-source windows of the whole context, positions 0..L-1, masked three ways: a share
-        `gap_share` of the items as one gap each (`gap_mask`: what inpainting meets), the rest half
-        BERT's 15% and half a cosine share of scattered frames. The features of every chosen
-        position (masked, replaced or kept), and of a whole gap, are hidden; the others are the
-        source's own. With frames of Q > 1 codes the cosine items are level-masked as inpainting
-        decodes a gap: the frames not chosen stay whole, with their latents (`level_mask`'s
-        `context_known`)."""
-        rows = self.rng.integers(len(self.cache.sources), size=batch_size)  # every source alike
-        mix_row = self.cache.sources.index("mix")
-        if self.mixture_share is not None and len(self.cache.sources) > 1:  # the mixture in that share, else a stem
-            stem_rows = [r for r in range(len(self.cache.sources)) if r != mix_row]
+        """Single-source windows of the whole context, positions 0..L-1, half masked with BERT's 15%
+        and half with a cosine share of scattered frames (`cosine_mask`, the frames not chosen kept
+        whole at every level, as inpainting decodes a gap). The features of every chosen position
+        (masked, replaced or kept) are hidden; the others are the source's own. A share
+        `mixture_share` of the items come from the mixture, the rest from the stems (default: every
+        source alike); with `mixture_segment` a mixture's items are in segment CONTEXT, as the mixture
+        half of Eq. 8 is, and a stem's in TARGET."""
+        sources, mix_row = self.cache.sources, self.cache.sources.index("mix")
+        rows = self.rng.integers(len(sources), size=batch_size)  # every source alike
+        if self.mixture_share is not None and len(sources) > 1:  # the mixture in that share, else a stem
+            stem_rows = np.array([r for r in range(len(sources)) if r != mix_row])
             rows = np.where(self.rng.random(batch_size) < self.mixture_share, mix_row,
-                            np.array(stem_rows)[self.rng.integers(len(stem_rows), size=batch_size)])
+                            stem_rows[self.rng.integers(len(stem_rows), size=batch_size)])
         windows = [self.window(self.context) for _ in range(batch_size)]
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
-        n_gap = int(round(batch_size * self.gap_share))
-        half = (batch_size - n_gap) // 2
+        half = batch_size // 2
         bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
-        cos_inputs, cos_labels = cosine_mask(tokens[half:batch_size - n_gap], self.vocab, self.generator,  # Q > 1: as a gap is
-                                             first_level_share=self.first_level_share, context_known=True)
-        gap_inputs, gap_labels, gap = gap_mask(tokens[batch_size - n_gap:], self.vocab, self.generator, self.first_level_share)
-        inputs, labels = torch.cat([bert_inputs, cos_inputs, gap_inputs]), torch.cat([bert_labels, cos_labels, gap_labels])
-        in_gap = torch.cat([torch.zeros(batch_size - n_gap, tokens.shape[1], dtype=torch.bool), gap])  # (B, L)
+        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator, context_known=True)
+        inputs, labels = torch.cat([bert_inputs, cos_inputs]), torch.cat([bert_labels, cos_labels])  # (B, L, Q)
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
-        hidden = hidden_frames(inputs, labels, self.vocab) | in_gap
         segments = torch.tensor([CONTEXT if self.mixture_segment and r == mix_row else TARGET for r in rows])  # (B,)
+        hidden = hidden_frames(inputs, labels, self.vocab)  # (B, L)
         return {**single_source_inputs(inputs, features, hidden=hidden, segment=segments), "targets": labels}
 
     def sample(self, batch_size):
@@ -271,7 +241,6 @@ def pad_to(batch, length, pad_id):
     fill = {"tokens": pad_id, "segments": CONTEXT, "positions": 0, "targets": IGNORE, "features": 0.0}
     out = {}
     for key, value in batch.items():
-        widths = (0, 0, 0, extra) if value.dim() == 3 else (0, extra)
-        out[key] = F.pad(value, widths, value=fill[key])
+        out[key] = F.pad(value, (0, 0) * (value.dim() - 2) + (0, extra), value=fill[key])  # along L, axis 1
     out["padding"] = torch.arange(length).expand(B, length) >= L
     return out

@@ -4,7 +4,6 @@ The same loop as `train_vqvae.py`, over batches from the token cache (`tokens.py
 tokenized once, then every step draws windows of separation (Eq. 8) and single-source masked
 modelling items. `bert.pt` is the best checkpoint by validation loss, `bert-last.pt` the latest.
 """
-import argparse
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,75 +18,43 @@ from data import dataset_sources, embedded_dataset, find_tracks
 from files import UserError, refuse_existing
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
-from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c,
-                      fit_to_budget, optimizer_step, report_stop, resolve_budget, restore, set_learning_rate, silent,
+from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c, check_run_arguments,
+                      fit_to_budget, optimizer_step, pace, report_stop, restore, set_learning_rate, silent,
                       stop_if_diverged, training_state)
 
-DEFAULT_STEPS, DEFAULT_MINUTES = 2000, 20  # the CPU budget of `python train.py bert` (README)
+DEFAULT_STEPS = 2000  # `python train.py bert` (README)
+MLM_SHARE = 0.25  # share of each batch that is single-source masked modelling, the rest separation (Eq. 8)
 BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
-# Level masking over frames of Q > 1 codes trains level 1 in this share of the items, not 1/Q:
-# inference decodes level 1 from nothing, and it decides most of what a separated stem sounds like
-# (README, "Long context": at 1/8 the Q = 8 BERT learned nothing beyond the unigram guess).
-FIRST_LEVEL_SHARE = 0.5
-# Share of the single-source items masked as one gap (masking.gap_mask; the rest half BERT's 15% and
-# half cosine). Off by default: at k = 6 a share of 0.5 inpainted no better than scattered masks once
-# decoding samples (validation split; README, "Long gaps").
-GAP_SHARE = 0.0
 
 
 def add_bert_arguments(parser):
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="trained tokenizer (default runs/vqvae.pt)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--stems", default=None, help="comma-separated stems to separate (default: every stem of the dataset)")
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
-    parser.add_argument("--context", type=int, default=512, help="tokens per sequence (the Eq. 8 layout uses 2M + 1 of them)")
-    parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
-    parser.add_argument("--width", type=int, default=256, help="E: model width")
-    parser.add_argument("--heads", type=int, default=4, help="H: attention heads")
-    parser.add_argument("--masking", default="cosine", choices=["cosine", "bert"],
-                        help="stem masking for separation: MaskGIT cosine ratio up to 100%% or BERT's 15%%")
-    parser.add_argument("--mlm-share", type=float, default=0.25, help="share of each batch that is single-source masked modelling")
-    parser.add_argument("--first-level-share", type=float, default=None,
-                        help="with frames of Q > 1 codes: share of the level-masked items that predict level 1, "
-                             f"the others alike (default {FIRST_LEVEL_SHARE}; 1/Q = every level alike, as SoundStorm)")
-    parser.add_argument("--gap-share", type=float, default=GAP_SHARE,
-                        help=f"share of the single-source items masked as one gap, as inpainting meets (default {GAP_SHARE})")
     parser.add_argument("--mixture-share", type=float, default=None,
                         help="share of the single-source items taken from the mixture, the rest from the stems "
                              "(default: every source alike, a fifth each for four stems)")
-    parser.add_argument("--mixture-segment", action=argparse.BooleanOptionalAction, default=False,
+    parser.add_argument("--mixture-segment", action="store_true",
                         help="single-source mixtures in the segment of Eq. 8's mixture half, stems in the stem's, "
                              "so BERT knows which kind of source it fills (inpainting reads a mixture)")
-    parser.add_argument("--stem-latents", action=argparse.BooleanOptionalAction, default=True,
-                        help="keep every stem's latents in the token cache for its single-source items (default); "
-                             "--no-stem-latents keeps the mixture's only, a fifth of the cache, for large datasets")
-    parser.add_argument("--code-bias", action=argparse.BooleanOptionalAction, default=False,
-                        help="a learned bias per code added to the cosine head's logits, so BERT can say which codes "
-                             "are common where the context says nothing (bert.py; default off)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
-    add_run_arguments(parser, "bert", DEFAULT_STEPS, DEFAULT_MINUTES,
+    # model and batch size: the defaults are the README's; tiny values make the tests fast
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
+    parser.add_argument("--context", type=int, default=512, help="frames per sequence (the Eq. 8 layout uses 2M + 1 of them)")
+    parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
+    parser.add_argument("--width", type=int, default=256, help="E: model width")
+    parser.add_argument("--heads", type=int, default=4, help="H: attention heads")
+    add_run_arguments(parser, "bert", DEFAULT_STEPS,
                       "output folder (checkpoint at OUT/bert.pt; the token cache goes beside the VQ-VAE)")
 
 
 def check_bert_arguments(args):
-    args.steps_given = resolve_budget(args, DEFAULT_STEPS, DEFAULT_MINUTES)
-    for name, value, low in [("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
-                             ("--context", args.context, 8), ("--layers", args.layers, 1),
-                             ("--heads", args.heads, 1), ("--eval-every", args.eval_every, 1)]:
-        if value < low:
-            raise UserError(f"{name} must be at least {low}, got {value}")
+    check_run_arguments(args, DEFAULT_STEPS, [("--batch-size", args.batch_size, 1), ("--context", args.context, 8),
+                                              ("--layers", args.layers, 1), ("--heads", args.heads, 1)])
     if args.width % args.heads or args.width < args.heads:
         raise UserError(f"--width {args.width} must be a positive multiple of --heads {args.heads}")
-    if not 0 <= args.mlm_share <= 1:
-        raise UserError(f"--mlm-share must be in [0, 1], got {args.mlm_share}")
-    if args.first_level_share is not None and not 0 <= args.first_level_share <= 1:
-        raise UserError(f"--first-level-share must be in [0, 1], got {args.first_level_share}")
     if args.mixture_share is not None and not 0 <= args.mixture_share <= 1:
         raise UserError(f"--mixture-share must be in [0, 1], got {args.mixture_share}")
-    if not 0 <= args.gap_share <= 1:
-        raise UserError(f"--gap-share must be in [0, 1], got {args.gap_share}")
-    if not args.lr > 0:
-        raise UserError(f"--lr must be positive, got {args.lr}")
 
 
 @torch.no_grad()
@@ -113,8 +80,6 @@ def train_bert(args):
         refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
     vqvae = load_vqvae(args.vqvae, device)
     fingerprint = vqvae_fingerprint(vqvae)
-    if args.first_level_share is None and vqvae.config.codebooks > 1:
-        args.first_level_share = FIRST_LEVEL_SHARE  # recorded in the checkpoint's args as used
 
     # ---- data: tokenize once into a memory-mapped cache ----
     data_root = Path(args.data) if args.data else embedded_dataset(vqvae.config.sample_rate)
@@ -123,12 +88,12 @@ def train_bert(args):
     unknown = [s for s in stems if s not in available]
     if unknown:
         raise UserError(f"{data_root}: no stem named {', '.join(unknown)} (it has: {', '.join(available) or 'mixtures only'})")
-    mlm_share = args.mlm_share if stems else 1.0  # a folder of mixtures: masked modelling only
-    folder = cache_folder(Path(args.vqvae).parent, data_root, fingerprint, args.stem_latents)  # the tokenizer's
+    mlm_share = MLM_SHARE if stems else 1.0  # a folder of mixtures: masked modelling only
+    folder = cache_folder(Path(args.vqvae).parent, data_root, fingerprint)  # the tokenizer's
     started = time.time()
     if rank == 0:  # one rank tokenizes, the others wait for it
         for split in ("train", "validation"):
-            build_token_cache(vqvae, data_root, split, folder, stems, device, args.stem_latents)
+            build_token_cache(vqvae, data_root, split, folder, stems, device)
     distributed.any_rank(False, device)  # a barrier
     log(f"token cache: {folder} ({time.time() - started:.0f} s)")
     train_cache, val_cache = TokenCache(folder, "train"), TokenCache(folder, "validation")
@@ -136,20 +101,16 @@ def train_bert(args):
         raise UserError(f"{folder}: token cache holds stems {train_cache.sources[1:]}; delete it or use another --out")
     vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
     batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share,
-                         masking=args.masking, first_level_share=args.first_level_share,
-                         gap_share=args.gap_share, mixture_share=args.mixture_share,
-                         mixture_segment=args.mixture_segment)  # each rank its own windows
-    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share, masking=args.masking,
-                           gap_share=args.gap_share, mixture_share=args.mixture_share,
-                           mixture_segment=args.mixture_segment)
+                         mixture_share=args.mixture_share, mixture_segment=args.mixture_segment)  # each rank its own windows
+    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share,
+                           mixture_share=args.mixture_share, mixture_segment=args.mixture_segment)
     val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
 
     # ---- model, optimizer, state ----
     config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
                         num_layers=args.layers, num_heads=args.heads, width=args.width,
-                        codebooks=vqvae.config.codebooks, stem_latents=args.stem_latents,
-                        code_bias=args.code_bias, mixture_segment=args.mixture_segment)  # Q from the tokenizer
+                        codebooks=vqvae.config.codebooks, mixture_segment=args.mixture_segment)  # Q from the tokenizer
     model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
     trained = distributed.wrap(model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -170,11 +131,10 @@ def train_bert(args):
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     hop, rate = vqvae.hop, vqvae.config.sample_rate
     log(f"config: {asdict(config)}")
-    log(f"stems: {', '.join(stems) or 'none'}; stem masking: {args.masking}; device: {device}, mixed precision: "
+    log(f"stems: {', '.join(stems) or 'none'}; device: {device}, mixed precision: "
         f"{amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters; {args.batch_size} x {world_size} "
         f"rank(s) sequences per step; {budget_line(args)}")
-    frame = "tokens" if config.codebooks == 1 else f"frames of {config.codebooks} codes"
-    log(f"context {args.context} {frame} = {args.context * hop / rate:.3f} s of one source; separation windows of "
+    log(f"context {args.context} frames of {config.codebooks} code(s) = {args.context * hop / rate:.3f} s of one source; separation windows of "
           f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
 
     def save(path):
@@ -208,12 +168,11 @@ def train_bert(args):
         step += 1
 
         if (step % 50 == 0 or step == 1) and rank == 0:
-            rate_now = 50 / (time.time() - last_log) if step > 1 else 0.0
+            scale = model.levels[0].log_logit_scale.exp().item()  # level 1's cosine head
+            append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(), "logit_scale": scale, "lr": lr})
+            print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {scale:.1f} | lr {lr:.2e} | "
+                  f"{pace(step, args.steps, first_step, started, last_log)}", flush=True)
             last_log = time.time()
-            append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(),
-                                            "logit_scale": model.log_logit_scale.exp().item(), "lr": lr})
-            print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {model.log_logit_scale.exp().item():.1f} | "
-                  f"lr {lr:.2e} | {rate_now:.2f} steps/s", flush=True)
 
     if world_size > 1:
         del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit

@@ -25,20 +25,20 @@ def catch_ctrl_c():
     return interrupted
 
 
-# ---- a time budget: --minutes fits the schedule's length to the machine ----
+WARMUP_STEPS = 100  # linear warmup of the learning rate
+
+# ---- an optional time budget: --minutes fits the schedule's length to the machine ----
 
 FIT_AFTER = 20  # steps timed before the first fit (the first steps run slower: allocation, caches)
 FIT_EVERY = 50  # then refit this often, so a pace that changes (a shared machine) moves the end too
 
 
-def add_run_arguments(parser, name, default_steps, default_minutes, out_help):
+def add_run_arguments(parser, name, default_steps, out_help):
     """The flags of a training run that both models take: its length, seed, device, output, resume."""
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"training steps (default {default_steps}, or as many as fit in --minutes)")
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="time budget of the training steps: the schedule is fitted to end inside it "
-                             f"(default {default_minutes:g} with the default --steps, none with a --steps given; 0 = none)")
-    parser.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {default_steps})")
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="optional time budget: train --steps or as many as fit in this many minutes, the "
+                             "cosine schedule fitted to end inside it (default 0 = none: the same steps on every machine)")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="random seed (model init and sampling)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
@@ -50,19 +50,20 @@ def add_run_arguments(parser, name, default_steps, default_minutes, out_help):
                         help=f"start afresh even if OUT/{name}.pt exists (it is replaced)")
 
 
-def resolve_budget(args, default_steps, default_minutes):
-    """--steps and --minutes, as a user expects them: the defaults train `default_steps` steps or as many
-    as fit in `default_minutes` minutes, whichever is fewer (2-core machines differ 3-5x in speed); a --steps
-    given trains exactly that many unless --minutes is given too; --minutes 0 lifts the budget; a
-    --resume continues the schedule it saved (its own --steps, no budget). Sets args.steps (the
-    schedule's length), args.max_steps (its cap) and args.minutes; returns whether --steps was given."""
-    given = args.steps is not None
-    args.max_steps = args.steps = args.steps if given else default_steps
-    if args.minutes is None:
-        args.minutes = 0.0 if given or args.resume else default_minutes
+def check_run_arguments(args, default_steps, limits):
+    """One-line errors for run flags below their minimum: `limits` is [(flag, value, lowest)].
+    Sets args.steps (`default_steps` unless given), args.steps_given and args.max_steps, the cap of
+    a --minutes budget."""
+    args.steps_given = args.steps is not None
+    args.steps = args.steps if args.steps_given else default_steps
+    for name, value, low in [("--steps", args.steps, 1), ("--eval-every", args.eval_every, 1), *limits]:
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
     if args.minutes < 0:
         raise UserError(f"--minutes must be 0 (no budget) or more, got {args.minutes}")
-    return given
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+    args.max_steps = args.steps
 
 
 def budget_line(args):
@@ -97,8 +98,16 @@ def fit_to_budget(args, step, first, started, device, log):
     args.steps = int(steps.item())
 
 
+def pace(step, total, first, started, last_log):
+    """The end of a log line: steps/s over the last 50 steps and the time left at the run's pace so far."""
+    now = time.time()
+    rate = 50 / (now - last_log) if step > 1 else 0.0
+    left = (total - step) * (now - started) / max(1, step - first) / 60
+    return f"{rate:.2f} steps/s | ETA {left:.1f} min"
+
+
 def set_learning_rate(optimizer, step, args):
-    lr = learning_rate(step, args.steps, args.lr, args.warmup)
+    lr = learning_rate(step, args.steps, args.lr, WARMUP_STEPS)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -106,7 +115,7 @@ def set_learning_rate(optimizer, step, args):
 
 def append_csv(path, columns, row):
     """Append one row to a CSV training log (header written when the file is new); plot it with
-    `python plots.py log PATH`. Missing columns are left empty."""
+    any spreadsheet or pandas. Missing columns are left empty."""
     new = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", newline="") as handle:
@@ -150,7 +159,7 @@ def training_state(model, optimizer, scaler, step, best_val):
 def restore(checkpoint, model, optimizer, scaler, args, path, log):
     """Load a `training_state` back for --resume; returns (step, best validation loss).
 
-    Without an explicit --steps the run continues the schedule it had fitted (`fit_steps`); flags
+    Without a --steps the run continues the schedule it had (as a --minutes budget fitted it); flags
     that changed since are named in the log (`changed_flags`).
     """
     model.load_state_dict(checkpoint["model"])
@@ -158,7 +167,7 @@ def restore(checkpoint, model, optimizer, scaler, args, path, log):
     scaler.load_state_dict(checkpoint["scaler"])
     torch.set_rng_state(checkpoint["torch_rng"])
     saved_args = checkpoint.get("args", {})
-    if not args.steps_given:
+    if not args.steps_given:  # the schedule it had (as a --minutes budget fitted it); a --steps given extends it
         args.steps = args.max_steps = saved_args.get("steps", args.steps)
     log(f"resuming from {path} at step {checkpoint['step']}")
     if changes := changed_flags(saved_args, args):

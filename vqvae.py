@@ -2,10 +2,9 @@
 
 Paper: "Neural Discrete Representation Learning", van den Oord et al., 2017 (arXiv:1711.00937);
 the audio encoder/decoder shape follows "Jukebox", Dhariwal et al., 2020 (arXiv:2005.00341):
-stride-2 conv blocks with dilated residual blocks, a mirror decoder. With `codebooks` Q > 1 the
-quantizer is residual (Eq. 9, `quantizer.ResidualVectorQuantizer`) and a frame's token is a tuple
-of Q codes: token arrays then carry a last axis of Q (B, S, Q); with Q = 1 they are (B, S) as in
-the single-codebook model, which is built exactly as before.
+stride-2 conv blocks with dilated residual blocks, a mirror decoder. The quantizer is residual
+(Eq. 9, `quantizer.ResidualVectorQuantizer`): a frame's token is a tuple of Q codes, and token
+arrays always carry that last axis, (B, S, Q); Q = 1 (the default) is the single codebook of Eq. 1.
 
 Design for a CPU: a conv costs channels^2 per time step, so the channel count is kept small
 where the signal is long (16 at full rate) and doubled at each halving of the time axis, up
@@ -20,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quantizer import ResidualVectorQuantizer, VectorQuantizer
+from quantizer import ResidualVectorQuantizer
 
 PIECE_SAMPLES = 32768  # audio per piece of encode_in_pieces / decode_in_pieces (2 s at 16 kHz)
 
@@ -39,9 +38,7 @@ class VQVAEConfig:
     use_ema: bool = False         # EMA codebook update instead of the Eq. 4 gradient
     dead_after: int = 50          # steps unused before a code is re-seeded
     codebooks: int = 1            # Q: residual quantization levels (Eq. 9); 1 = one codebook, Eq. 1
-    level_dim: int = 0            # 0: Eq. 9 in code space; d > 0: each level looks up in its own d dims (DAC)
     quantizer_dropout: float = 0.0  # share of training items decoded from a random prefix of levels
-    stage_blocks: int = 1         # residual blocks per resolution stage, encoder and decoder
 
     def channels(self, level):
         """Channel count after `level` halvings of the time axis."""
@@ -60,15 +57,6 @@ class ResidualBlock(nn.Module):
         return x + self.project(F.silu(self.conv(F.silu(x))))
 
 
-def stage_blocks(config, level):
-    """The residual blocks of one resolution stage: one block of dilation 3^(level mod 3), or with
-    `stage_blocks` n > 1, n blocks of dilations 1, 3, 9, 27, 1, ... (Jukebox's stacks): capacity
-    for coarse tokens (k >= 6), where the decoder has to place the waveform within a frame itself."""
-    if config.stage_blocks == 1:
-        return [ResidualBlock(config.channels(level), dilation=3 ** (level % 3))]
-    return [ResidualBlock(config.channels(level), dilation=3 ** (i % 4)) for i in range(config.stage_blocks)]
-
-
 class Encoder(nn.Module):
     """(B, 1, T) waveform -> (B, D, T / 2^k) latents h."""
 
@@ -77,7 +65,7 @@ class Encoder(nn.Module):
         k, c = config.num_downsamples, config.channels
         layers = [nn.Conv1d(1, c(0), 7, padding=3)]
         for level in range(k):
-            layers += [*stage_blocks(config, level),
+            layers += [ResidualBlock(c(level), dilation=3 ** (level % 3)),
                        nn.SiLU(),
                        nn.Conv1d(c(level), c(level + 1), 4, stride=2, padding=1)]  # T -> T/2
         layers += [ResidualBlock(c(k), dilation=3 ** (i % 4)) for i in range(config.bottleneck_blocks)]
@@ -99,7 +87,7 @@ class Decoder(nn.Module):
         for level in reversed(range(k)):
             layers += [nn.SiLU(),
                        nn.ConvTranspose1d(c(level + 1), c(level), 4, stride=2, padding=1),  # S -> 2S
-                       *stage_blocks(config, level)]
+                       ResidualBlock(c(level), dilation=3 ** (level % 3))]
         layers += [nn.SiLU(), nn.Conv1d(c(0), 1, 7, padding=3)]
         self.layers = nn.Sequential(*layers)
 
@@ -107,29 +95,18 @@ class Decoder(nn.Module):
         return self.layers(z)
 
 
-def make_quantizer(config):
-    """One codebook (Eq. 1) for Q = 1: the same module, weights and names as the single-codebook
-    model, so its checkpoints load unchanged; the residual quantizer (Eq. 9) for Q > 1."""
-    if config.codebooks == 1:
-        return VectorQuantizer(config.num_codes, config.code_dim, beta=config.beta, cosine=config.cosine,
-                               use_ema=config.use_ema, dead_after=config.dead_after)
-    return ResidualVectorQuantizer(config.num_codes, config.code_dim, config.codebooks, level_dim=config.level_dim,
-                                   dropout=config.quantizer_dropout, beta=config.beta, cosine=config.cosine,
-                                   use_ema=config.use_ema, dead_after=config.dead_after)
-
-
 class VQVAE(nn.Module):
     def __init__(self, config):
         super().__init__()
         if not 1 <= config.num_downsamples <= 12:
             raise ValueError(f"num_downsamples (k) must be in 1..12, got {config.num_downsamples}")
-        if config.codebooks < 1 or (config.level_dim and config.codebooks == 1):
-            raise ValueError(f"codebooks must be at least 1, and above 1 for level_dim > 0; got "
-                             f"codebooks {config.codebooks}, level_dim {config.level_dim}")
         self.config = config
         self.hop = 2 ** config.num_downsamples  # samples per token
         self.encoder = Encoder(config)
-        self.quantizer = make_quantizer(config)
+        self.quantizer = ResidualVectorQuantizer(config.num_codes, config.code_dim, config.codebooks,
+                                                 dropout=config.quantizer_dropout, beta=config.beta,
+                                                 cosine=config.cosine, use_ema=config.use_ema,
+                                                 dead_after=config.dead_after)
         self.decoder = Decoder(config)
         self.init_weights()
 
@@ -155,12 +132,8 @@ class VQVAE(nn.Module):
         """(B, 1, T) -> continuous pre-quantisation latents h: (B, S, D)."""
         return self.encoder(self.pad(x)).transpose(1, 2)  # (B, S, D)
 
-    @property
-    def codebooks(self):
-        return self.config.codebooks
-
     def forward(self, x):
-        """x: (B, 1, T) -> (reconstruction (B, 1, T), vq_loss, indices (B, S) or (B, S, Q), stats)."""
+        """x: (B, 1, T) -> (reconstruction (B, 1, T), vq_loss, indices (B, S, Q), stats)."""
         B, _, T = x.shape
         h = self.encode_latents(x)  # (B, S, D)
         quantized, vq_loss, indices, stats = self.quantizer(h)  # (B, S, D)
@@ -168,20 +141,20 @@ class VQVAE(nn.Module):
         return x_hat, vq_loss, indices, stats
 
     def lookup(self, indices, levels=None):
-        """Token indices (..., S), or (..., S, Q) if Q > 1 -> the decoder's input vectors (..., S, D)."""
-        return self.quantizer.lookup(indices) if self.codebooks == 1 else self.quantizer.lookup(indices, levels)
+        """Token indices (..., S, Q) -> the decoder's input vectors (..., S, D) (from the first `levels` levels)."""
+        return self.quantizer.lookup(indices, levels)
 
     @torch.no_grad()
     def encode(self, x):
-        """(B, 1, T) waveform -> (B, S) token indices, S = ceil(T / 2^k) (Eq. 1); (B, S, Q) if Q > 1 (Eq. 9)."""
+        """(B, 1, T) waveform -> (B, S, Q) token indices, S = ceil(T / 2^k) (Eq. 1, Eq. 9)."""
         h = self.encode_latents(x)
         _, _, indices, _ = self.quantizer(h)
         return indices
 
     @torch.no_grad()
     def decode(self, indices, num_samples=None, levels=None):
-        """(B, S) token indices, or (B, S, Q) if Q > 1 -> (B, 1, num_samples) waveform (default
-        S * 2^k samples). `levels` = n decodes from the first n levels only (Q > 1)."""
+        """(B, S, Q) token indices -> (B, 1, num_samples) waveform (default S * 2^k samples).
+        `levels` = n decodes from the first n levels only."""
         return self.decode_vectors(self.lookup(indices, levels), num_samples)
 
     @torch.no_grad()
@@ -217,7 +190,7 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def decode_in_pieces(self, indices, piece=None, margin=32, batch_size=8):
-        """(S,) token indices, or (S, Q) if Q > 1, or float (S, D) decoder inputs -> (S * 2^k,) waveform."""
+        """(S, Q) token indices, or float (S, D) decoder inputs -> (S * 2^k,) waveform."""
         hop, S, piece = self.hop, indices.shape[0], piece or self.piece_frames()
         vectors = indices if indices.is_floating_point() else self.lookup(indices)  # (S, D)
         z = F.pad(vectors.t(), (margin, margin + piece))  # (D, S + room), zero margins
