@@ -18,8 +18,8 @@ from data import dataset_sources, embedded_dataset, find_tracks
 from files import UserError, refuse_existing
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
-from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c, check_run_arguments,
-                      fit_to_budget, optimizer_step, pace, report_stop, restore, set_learning_rate, silent,
+from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, check_run_arguments,
+                      optimizer_step, pace, report_stop, restore, set_learning_rate, silent,
                       stop_if_diverged, training_state)
 
 DEFAULT_STEPS = 2000  # `python train.py bert` (README)
@@ -133,7 +133,7 @@ def train_bert(args):
     log(f"config: {asdict(config)}")
     log(f"stems: {', '.join(stems) or 'none'}; device: {device}, mixed precision: "
         f"{amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters; {args.batch_size} x {world_size} "
-        f"rank(s) sequences per step; {budget_line(args)}")
+        f"rank(s) sequences per step; {args.steps} steps")
     log(f"context {args.context} frames of {config.codebooks} code(s) = {args.context * hop / rate:.3f} s of one source; separation windows of "
           f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
 
@@ -148,7 +148,6 @@ def train_bert(args):
     # ---- training loop ----
     started, last_log, stopped, first_step = time.time(), time.time(), False, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
-        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
         if step > 0 and step % args.eval_every == 0 and rank == 0:

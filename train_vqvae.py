@@ -18,8 +18,8 @@ from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_track
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from files import UserError, refuse_existing
 from losses import total_loss
-from training import (RERUN_HINT, add_run_arguments, append_csv, budget_line, catch_ctrl_c, check_run_arguments,
-                      fit_to_budget, optimizer_step, pace, report_stop, restore, set_learning_rate, silent,
+from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, check_run_arguments,
+                      optimizer_step, pace, report_stop, restore, set_learning_rate, silent,
                       stop_if_diverged, training_state)
 from vqvae import VQVAE, VQVAEConfig
 
@@ -107,7 +107,7 @@ def train_vqvae(args):
     log(f"config: {asdict(config)}")
     log(f"data: {data_root} ({len(train_tracks)} train tracks, sources {', '.join(sources)}); "
         f"device: {device}, mixed precision: {amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters")
-    log(f"{budget_line(args)} x {args.batch_size} chunks x {world_size} rank(s) x {args.chunk_length} samples; "
+    log(f"{args.steps} steps x {args.batch_size} chunks x {world_size} rank(s) x {args.chunk_length} samples; "
         f"one token = {model.hop} samples = {1000 * model.hop / args.sample_rate:.2f} ms")
 
     def save(path):
@@ -119,7 +119,6 @@ def train_vqvae(args):
     # ---- training loop ----
     started, last_log, stopped, first_step = time.time(), time.time(), False, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
-        fit_to_budget(args, step, first_step, started, device, log)  # --minutes: the steps that fit
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
         if step > 0 and step % args.eval_every == 0 and rank == 0:

@@ -27,77 +27,6 @@ def catch_ctrl_c():
 
 WARMUP_STEPS = 100  # linear warmup of the learning rate
 
-# ---- an optional time budget: --minutes fits the schedule's length to the machine ----
-
-FIT_AFTER = 20  # steps timed before the first fit (the first steps run slower: allocation, caches)
-FIT_EVERY = 50  # then refit this often, so a pace that changes (a shared machine) moves the end too
-
-
-def add_run_arguments(parser, name, default_steps, out_help):
-    """The flags of a training run that both models take: its length, seed, device, output, resume."""
-    parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {default_steps})")
-    parser.add_argument("--minutes", type=float, default=0.0,
-                        help="optional time budget: train --steps or as many as fit in this many minutes, the "
-                             "cosine schedule fitted to end inside it (default 0 = none: the same steps on every machine)")
-    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (model init and sampling)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
-    parser.add_argument("--out", default="runs", help=out_help)
-    parser.add_argument("--resume", action="store_true", help=f"continue from OUT/{name}-last.pt")
-    parser.add_argument("--overwrite", action="store_true",
-                        help=f"start afresh even if OUT/{name}.pt exists (it is replaced)")
-
-
-def check_run_arguments(args, default_steps, limits):
-    """One-line errors for run flags below their minimum: `limits` is [(flag, value, lowest)].
-    Sets args.steps (`default_steps` unless given), args.steps_given and args.max_steps, the cap of
-    a --minutes budget."""
-    args.steps_given = args.steps is not None
-    args.steps = args.steps if args.steps_given else default_steps
-    for name, value, low in [("--steps", args.steps, 1), ("--eval-every", args.eval_every, 1), *limits]:
-        if value < low:
-            raise UserError(f"{name} must be at least {low}, got {value}")
-    if args.minutes < 0:
-        raise UserError(f"--minutes must be 0 (no budget) or more, got {args.minutes}")
-    if not args.lr > 0:
-        raise UserError(f"--lr must be positive, got {args.lr}")
-    args.max_steps = args.steps
-
-
-def budget_line(args):
-    """How long the run will train, for its first lines."""
-    if not args.minutes:
-        return f"{args.steps} steps"
-    return f"{args.steps} steps or as many as fit in {args.minutes:g} minutes (--minutes)"
-
-
-def fit_steps(done, seconds, minutes, cap):
-    """The schedule's length that ends the training steps inside `minutes`, `done` steps having taken
-    `seconds` (the validations before included, so their share is kept): the steps still to come at
-    that pace, less a 5% margin, never more than `cap` nor fewer than `done + 1`."""
-    left = minutes * 60 * 0.95 - seconds
-    return max(done + 1, min(cap, done + int(left * done / max(seconds, 1e-9))))
-
-
-def fit_to_budget(args, step, first, started, device, log):
-    """At FIT_AFTER steps into the run (which began at step `first`, at time `started`), then every
-    FIT_EVERY steps and before every validation (so its checkpoint holds the fitted length), refit
-    args.steps (rank 0's pace, on every rank): the cosine schedule then decays over the steps that
-    fit, instead of being cut off at full rate."""
-    done = step - first
-    if not args.minutes or done == 0 or (done != FIT_AFTER and step % FIT_EVERY and step % args.eval_every):
-        return
-    fitted = first + fit_steps(done, time.time() - started, args.minutes, args.max_steps - first)
-    steps = torch.tensor([fitted], device=device)
-    distributed.broadcast_from_main(steps)
-    if int(steps.item()) != args.steps and (done == FIT_AFTER or step % args.eval_every == 0):  # a line now and then
-        log(f"budget {args.minutes:g} min: {done} steps in {(time.time() - started) / 60:.1f} min, "
-            f"so the schedule ends at step {int(steps.item())} (--steps {args.max_steps} at most)")
-    args.steps = int(steps.item())
-
-
 def pace(step, total, first, started, last_log):
     """The end of a log line: steps/s over the last 50 steps and the time left at the run's pace so far."""
     now = time.time()
@@ -159,7 +88,7 @@ def training_state(model, optimizer, scaler, step, best_val):
 def restore(checkpoint, model, optimizer, scaler, args, path, log):
     """Load a `training_state` back for --resume; returns (step, best validation loss).
 
-    Without a --steps the run continues the schedule it had (as a --minutes budget fitted it); flags
+    Without a --steps the run continues the schedule it had; flags
     that changed since are named in the log (`changed_flags`).
     """
     model.load_state_dict(checkpoint["model"])
@@ -167,8 +96,8 @@ def restore(checkpoint, model, optimizer, scaler, args, path, log):
     scaler.load_state_dict(checkpoint["scaler"])
     torch.set_rng_state(checkpoint["torch_rng"])
     saved_args = checkpoint.get("args", {})
-    if not args.steps_given:  # the schedule it had (as a --minutes budget fitted it); a --steps given extends it
-        args.steps = args.max_steps = saved_args.get("steps", args.steps)
+    if not args.steps_given:  # the schedule it had; a --steps given extends it
+        args.steps = saved_args.get("steps", args.steps)
     log(f"resuming from {path} at step {checkpoint['step']}")
     if changes := changed_flags(saved_args, args):
         log(f"note: resuming with changed flags: {'; '.join(changes)}")
@@ -176,7 +105,7 @@ def restore(checkpoint, model, optimizer, scaler, args, path, log):
 
 
 # flags that may change between a run and its --resume without changing what is trained
-RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "max_steps", "steps_given", "minutes", "device", "dtype",
+RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "steps_given", "device", "dtype",
                      "eval_every", "out", "command"}
 
 
