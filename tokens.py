@@ -138,7 +138,7 @@ def separation_item(mixture, stem, features, separator, vocab, generator):
 
     mixture, stem: (B, M, Q) code ids; features: (B, M, D) mixture latents. The stem part is
     masked by `cosine_mask` (MaskGIT ratios up to 100%, level by level; it beat BERT's 15% at
-    separation: docs/experiments/design-choices.md); the mixture part is never masked. Returns a
+    separation: docs/experiments/compression-sweep.md); the mixture part is never masked. Returns a
     dict of (B, 2M + 1) tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
     """
     stem_inputs, stem_labels = cosine_mask(stem, vocab, generator)

@@ -27,6 +27,33 @@ def catch_ctrl_c():
 
 WARMUP_STEPS = 100  # linear warmup of the learning rate
 
+
+def add_run_arguments(parser, name, default_steps, out_help):
+    """The flags of a training run that both models take: its length, seed, device, output, resume."""
+    parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {default_steps})")
+    parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (model init and sampling)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
+    parser.add_argument("--out", default="runs", help=out_help)
+    parser.add_argument("--resume", action="store_true", help=f"continue from OUT/{name}-last.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"start afresh even if OUT/{name}.pt exists (it is replaced)")
+
+
+def check_run_arguments(args, default_steps, limits):
+    """One-line errors for run flags below their minimum: `limits` is [(flag, value, lowest)].
+    Sets args.steps (`default_steps` unless given) and args.steps_given."""
+    args.steps_given = args.steps is not None
+    args.steps = args.steps if args.steps_given else default_steps
+    for name, value, low in [("--steps", args.steps, 1), ("--eval-every", args.eval_every, 1), *limits]:
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if not args.lr > 0:
+        raise UserError(f"--lr must be positive, got {args.lr}")
+
+
 def pace(step, total, first, started, last_log):
     """The end of a log line: steps/s over the last 50 steps and the time left at the run's pace so far."""
     now = time.time()

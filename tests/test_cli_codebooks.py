@@ -32,12 +32,12 @@ def work(tmp_path_factory):
             "S03": ("Piano", False, True, sine(440 * pitch, 2.5, amplitude=0.2)),
         })
     result = run(ROOT / "train.py", "vqvae", "--k", "3", "--codebooks", "2", "--steps", "3", "--data", "data",
-                 "--out", "runs", "--bottleneck-blocks", "1", *TINY_FLAGS, cwd=work)
+                 "--out", "runs", *TINY_FLAGS, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "'codebooks': 2" in result.stdout and "by level" in result.stdout
     result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "runs", *BERT_FLAGS, cwd=work)
     assert result.returncode == 0, result.stderr
-    assert "frames of 2 codes" in result.stdout
+    assert "frames of 2 code(s)" in result.stdout
     sf.write(work / "mix.wav", sine(110, 1.0) + sine(330, 1.0, amplitude=0.2), RATE)
     torch.manual_seed(0)  # and a one-codebook tokenizer, to be refused where two are expected
     single = VQVAE(VQVAEConfig(num_downsamples=3, num_codes=16, code_dim=4, sample_rate=RATE, base_channels=2,
@@ -48,10 +48,10 @@ def work(tmp_path_factory):
 
 def test_checkpoints_and_test_scores_have_levels(work):
     vqvae = torch.load(work / "runs" / "vqvae.pt", weights_only=True)
-    assert vqvae["config"]["codebooks"] == 2 and vqvae["config"]["bottleneck_blocks"] == 1
-    assert vqvae["args"]["lr"] == 1e-3 and vqvae["args"]["quantizer_dropout"] == 0.5  # the defaults for Q > 1
+    assert vqvae["config"]["codebooks"] == 2 and vqvae["format"] == 2
+    assert vqvae["args"]["lr"] == 1e-3 and vqvae["config"]["quantizer_dropout"] == 0.5  # the defaults for Q > 1
     bert = torch.load(work / "runs" / "bert.pt", weights_only=True)
-    assert bert["config"]["codebooks"] == 2 and bert["args"]["first_level_share"] == 0.5  # the default for Q > 1
+    assert bert["config"]["codebooks"] == 2 and len(bert["model"]["codebook"]) == 2  # (Q, K, D) code vectors
     results = json.loads((work / "runs" / "vqvae-test.json").read_text())["reconstruction"]
     assert len(results["codes_used_fraction_by_level"]) == 2 and results["si_sdr_db_by_levels"].keys() == {"1", "2"}
     assert results["bitrate_kbps"] == pytest.approx(RATE / 8 * 2 * 4 / 1000)  # 2 codes of 4 bits per frame
@@ -61,7 +61,7 @@ def test_frames_round_trip_through_encode_and_decode(work):
     result = run(ROOT / "infer.py", "encode", "mix.wav", "-o", "mix.tokens.npy", cwd=work)
     assert result.returncode == 0, result.stderr
     tokens = np.load(work / "mix.tokens.npy")
-    assert tokens.shape == (RATE // 8, 2) and tokens.dtype == np.int16 and "of 2 codes" in result.stdout
+    assert tokens.shape == (RATE // 8, 2) and tokens.dtype == np.int16 and "of 2 code(s)" in result.stdout
     result = run(ROOT / "infer.py", "decode", "mix.tokens.npy", "-o", "mix.decoded.wav", cwd=work)
     assert result.returncode == 0, result.stderr
     decoded, rate = sf.read(work / "mix.decoded.wav", dtype="float32")
@@ -105,9 +105,7 @@ def test_separate_and_inpaint_decode_frames(work):
 
 
 def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
-    result = run(ROOT / "evaluate.py", "--data", "data", "--separation-steps", "1", "--separation-chunks", "1",
-                 "--gap-seconds", "0.02,100", "--inpaint-temperatures", "0", "--inpaint-steps", "2,1", "--reveal-noises", "50",
-                 "--mixture-priors", "1000", "--json", "results.json", cwd=work)
+    result = run(ROOT / "evaluate.py", "--data", "data", "--gap-seconds", "0.02,100", "--json", "results.json", cwd=work)
     assert result.returncode == 0, result.stderr
     results = json.loads((work / "results.json").read_text())
     assert len(results["reconstruction"]["codes_used_fraction_by_level"]) == 2
@@ -116,28 +114,10 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     assert mlm["accuracy"] == mlm["accuracy_by_level"][0]
     gaps = results["inpainting_gaps"]
     assert gaps["0.02"]["gap_tokens"] == 20 and gaps["0.02"]["mrstft_gap_crossfade"] > 0
+    assert gaps["0.02"]["mrstft_gap_unigram"] > 0 and gaps["0.02"]["mrstft_gap_oracle"] > 0
     assert "at most" in gaps["100"]["skipped"]
-    sampled = gaps["0.02"]["mrstft_gap_by_temperature"]  # argmax and sampling at T = 1 (the headline) on the same gaps
-    assert sampled.keys() == {"0", "1"} and sampled["1"][0] == gaps["0.02"]["mrstft_gap"] and sampled["0"][0] > 0
-    assert gaps["0.02"]["mrstft_gap_by_steps"].keys() == {"2", "1"} and gaps["0.02"]["decoding_steps"] == 2
-    assert gaps["0.02"]["mrstft_gap_unigram"] > 0 and gaps["0.02"]["log_mel_gap"].keys() == {
-        "silence", "crossfade", "oracle", "unigram", "bert"}
-    nll = gaps["0.02"]["gap_code_nll"]  # nats per code: about ln 16 = 2.8 for a guess among 16 codes
-    assert nll.keys() == {"bert", "unigram"} and 0 < nll["unigram"][0] < 5.5 and 0 < nll["bert"][0] < float("inf")
-    assert list(gaps["0.02"]["gap_code_nll_by_distance"]) == ["1", "2-4", "5-16"]  # 20 frames: at most 10 from an edge
-    noisy = gaps["0.02"]["mrstft_gap_by_reveal_noise"]  # the headline's order (0) and a noisy one, 2 steps each
-    assert noisy.keys() == {"0", "50"} and noisy["0"][0] == gaps["0.02"]["mrstft_gap"]
     assert results["separation"]["bass"]["chunks"] >= 1
-    copied = results["separation_steps"]["si_sdri_db_by_mixture_prior"]["1000"]["tokens"]  # every stem copies the mixture
-    assert copied["bass"][0] == pytest.approx(results["separation"]["bass"]["mixture_tokens_si_sdri_db"], abs=1e-3)
-    coarse = results["separation_steps"]["si_sdri_db_by_levels"]  # token-only from level 1 alone
-    assert coarse.keys() == {"1"} and coarse["1"].keys() == results["separation"].keys()
     assert "by level (top-1 / unigram)" in result.stdout and "SI-SDR from the first n of 2 levels" in result.stdout
-
-
-def test_a_first_level_share_outside_0_1_is_refused(work):
-    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "elsewhere", "--first-level-share", "2", cwd=work)
-    assert_one_line_error(result, "--first-level-share must be in [0, 1], got 2.0")
 
 
 def test_a_mixture_share_outside_0_1_is_refused(work):

@@ -1,6 +1,5 @@
 """training.py and the interruption paths of train.py: Ctrl-C saves and says how to resume,
-a kill -9 leaves the last checkpoint loadable, a NaN loss stops with a message; the time budget
-(--minutes) fits the schedule to the machine and a --resume continues the fitted schedule."""
+a kill -9 leaves the last checkpoint loadable, a NaN loss stops with a message, the log's ETA."""
 import math
 import signal
 import subprocess
@@ -10,13 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
 
 from files import UserError
 from synth import write_synthetic_dataset
 from test_cli import RATE, ROOT, TINY_FLAGS
 from test_cli import run
-from training import FIT_AFTER, fit_steps, learning_rate, resolve_budget, set_learning_rate, stop_if_diverged
+from training import WARMUP_STEPS, learning_rate, pace, set_learning_rate, stop_if_diverged
 
 
 def test_learning_rate_warms_up_then_decays_to_a_tenth():
@@ -26,46 +24,14 @@ def test_learning_rate_warms_up_then_decays_to_a_tenth():
     assert learning_rate(60, total, peak, warmup) == pytest.approx(peak * (0.1 + 0.9 * 0.5))  # half way
     assert learning_rate(total, total, peak, warmup) == pytest.approx(peak * 0.1)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    lr = set_learning_rate(optimizer, 60, SimpleNamespace(steps=total, lr=peak, warmup=warmup))
-    assert optimizer.param_groups[0]["lr"] == lr
+    lr = set_learning_rate(optimizer, 60, SimpleNamespace(steps=total, lr=peak))
+    assert optimizer.param_groups[0]["lr"] == lr == learning_rate(60, total, peak, WARMUP_STEPS)
 
 
-@given(done=st.integers(1, 10_000), seconds=st.floats(0.1, 3600), minutes=st.floats(0.01, 120),
-       cap=st.integers(1, 100_000))
-def test_the_fitted_schedule_keeps_the_pace_and_the_cap(done, seconds, minutes, cap):
-    cap = max(cap, done + 1)
-    fitted = fit_steps(done, seconds, minutes, cap)
-    assert done + 1 <= fitted <= cap
-    budget_steps = done + (minutes * 60 * 0.95 - seconds) * done / seconds  # the steps that fit at this pace
-    assert fitted == cap or fitted == done + 1 or abs(fitted - budget_steps) <= 1
-    assert fit_steps(done, seconds, 2 * minutes, cap) >= fitted  # more time never fewer steps
-
-
-def test_the_budget_applies_to_the_default_steps_only():
-    def resolve(steps=None, minutes=None, resume=False):
-        args = SimpleNamespace(steps=steps, minutes=minutes, resume=resume)
-        return resolve_budget(args, 1500, 15), args.steps, args.max_steps, args.minutes
-    assert resolve() == (False, 1500, 1500, 15)  # the default: 1500 steps or 15 minutes
-    assert resolve(steps=300) == (True, 300, 300, 0)  # a --steps given: exactly that many
-    assert resolve(steps=300, minutes=2) == (True, 300, 300, 2)
-    assert resolve(minutes=0) == (False, 1500, 1500, 0)  # no budget
-    assert resolve(resume=True)[3] == 0  # a resume continues its saved schedule
-    with pytest.raises(UserError, match="--minutes"):
-        resolve(minutes=-1)
-
-
-def test_a_budget_ends_the_run_in_time_and_resume_keeps_its_schedule(data):
-    work, root = data
-    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--steps", "100000", "--minutes", "0.1", "--data", root,
-                 "--out", "budget", *TINY_FLAGS[:-2], "--eval-every", "50", cwd=work)
-    assert result.returncode == 0, result.stderr
-    assert "or as many as fit in 0.1 minutes" in result.stdout and "so the schedule ends at step" in result.stdout
-    last = torch.load(work / "budget" / "vqvae-last.pt", weights_only=True)
-    assert FIT_AFTER < last["step"] < 100000 and last["args"]["steps"] == last["step"]  # the cosine ran to its end
-    result = run(ROOT / "train.py", "vqvae", "--k", "3", "--data", root, "--out", "budget", "--resume",
-                 *TINY_FLAGS[:-2], "--eval-every", "50", cwd=work)
-    assert result.returncode == 0, result.stderr
-    assert f"trained to step {last['step']} " in result.stdout  # not the default 1500
+def test_the_log_line_gives_the_pace_and_the_time_left():
+    now = time.time()  # 50 steps done in the last 50 s, 100 in 200 s since the run began: 50 more at 2 s each
+    assert pace(100, 150, 0, now - 200, now - 50) == "1.00 steps/s | ETA 1.7 min"
+    assert pace(100, 150, 50, now - 100, now - 50).endswith("ETA 1.7 min")  # a resumed run counts its own steps
 
 
 def test_nan_loss_stops_with_a_message():

@@ -1,10 +1,10 @@
-"""streaming.py: segments cover a file exactly once, their margins hold what a whole pass reads."""
+"""inputs.py: segments cover a file exactly once, their margins hold what a whole pass reads."""
 import numpy as np
 import soundfile as sf
 from hypothesis import given, settings, strategies as st
 
 from audio import read_audio
-from streaming import audio_segments, model_length, segment_count, spans
+from inputs import audio_segments, model_length, segment_count, spans
 
 
 @given(total=st.integers(1, 5000), size=st.integers(1, 800), margin=st.integers(0, 300))
