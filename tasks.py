@@ -116,7 +116,7 @@ def single_source_inputs(tokens, features=None, hidden=None, segment=TARGET):
     inputs = {"tokens": tokens, "segments": segments,
               "positions": torch.arange(L, device=tokens.device).expand(B, L)}
     if features is not None:
-        inputs["features"] = features.masked_fill(hidden[..., None], 0.0)  # (B, L, D)
+        inputs["features"] = features if hidden is None else features.masked_fill(hidden[..., None], 0.0)  # (B, L, D)
     return inputs
 
 

@@ -1,5 +1,5 @@
-"""tokens.py: the token cache (codes of every source, latents of the mixture or of every source,
-frames of Q codes) and the training batches drawn from it, with tiny untrained tokenizers."""
+"""tokens.py: the token cache (codes and latents of every source, frames of Q codes) and the
+training batches drawn from it, with tiny untrained tokenizers."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +7,7 @@ import torch
 from data import find_tracks, read_source
 from masking import CONTEXT, IGNORE, TARGET, Vocabulary
 from test_data import RATE, sine, slakh_track
-from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, encode_waveform
+from tokens import BatchMaker, TokenCache, build_token_cache, encode_waveform
 from vqvae import VQVAE, VQVAEConfig
 
 STEMS = ("bass", "drums", "guitar", "piano")
@@ -33,58 +33,52 @@ def tokenizer(codebooks):
                              max_channels=8, bottleneck_blocks=1, codebooks=codebooks)).eval()
 
 
-@pytest.mark.parametrize("codebooks, stem_latents", [(1, True), (3, True), (3, False)])
-def test_cache_holds_codes_of_every_source_and_the_latents_asked_for(dataset, tmp_path, codebooks, stem_latents):
+@pytest.mark.parametrize("codebooks", [1, 3])
+def test_cache_holds_codes_and_latents_of_every_source(dataset, tmp_path, codebooks):
     model = tokenizer(codebooks)
-    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu", stem_latents=stem_latents)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
     cache = TokenCache(folder, "train")
     N = 2 * RATE // 8  # two tracks of 1 s, 8 samples per frame
-    assert cache.tokens.shape == ((5, N) if codebooks == 1 else (5, N, codebooks))
-    assert cache.features.shape == (5 if stem_latents else 1, N, 4)
+    assert cache.tokens.shape == (5, N, codebooks) and cache.features.shape == (5, N, 4)
     assert cache.meta["codebooks"] == codebooks and cache.sources == ["mix", *STEMS]
     bass = read_source(find_tracks(dataset, "train")[0], "bass", RATE, 0.0, 1.0)
     tokens, latents, _ = encode_waveform(model, bass, "cpu")
+    assert tokens.shape == (N // 2, codebooks)
     assert np.array_equal(cache.tokens[1, :N // 2], tokens.numpy())  # the first track's bass
-    expected = latents.half().float() if stem_latents else torch.zeros_like(latents)
-    assert torch.equal(cache.latents(1, 0, N // 2), expected)
-    assert cache.latents(0, 0, N // 2).abs().sum() > 0, "the mixture's latents are always kept"
+    assert torch.equal(cache.latents(1, 0, N // 2), latents.half().float())
+    assert cache.latents(0, 0, N // 2).abs().sum() > 0, "the mixture's latents are kept too"
     counts = cache.code_counts(16)
-    assert counts.shape == ((16,) if codebooks == 1 else (codebooks, 16)) and counts.sum() == 5 * N * codebooks
-
-
-def test_cache_folder_depends_on_the_latents_kept(tmp_path):
-    assert cache_folder(tmp_path, tmp_path, "abc") != cache_folder(tmp_path, tmp_path, "abc", stem_latents=False)
+    assert counts.shape == (codebooks, 16) and (counts.sum(axis=1) == 5 * N).all()
+    bass_counts = cache.code_counts(16, source="bass")
+    assert bass_counts.shape == (codebooks, 16) and (bass_counts.sum(axis=1) == N).all()
+    assert np.array_equal(bass_counts[0], np.bincount(cache.tokens[1, :, 0], minlength=16))
 
 
 def test_batches_of_frames_mask_levels_and_hide_latents_of_masked_frames(dataset, tmp_path):
     model = tokenizer(3)
     folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
     cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
-    batch = BatchMaker(cache, vocab, STEMS, context=41, seed=0, mlm_share=0.5).sample(8)
-    assert batch["tokens"].shape == batch["targets"].shape == (8, 41, 3)
-    assert batch["features"].shape == (8, 41, 4) and batch["padding"].shape == batch["segments"].shape == (8, 41)
-    separation, mlm = slice(0, 4), slice(4, 8)
+    batch = BatchMaker(cache, vocab, STEMS, context=41, seed=0, mlm_share=0.5).sample(16)
+    assert batch["tokens"].shape == batch["targets"].shape == (16, 41, 3)
+    assert batch["features"].shape == (16, 41, 4) and batch["padding"].shape == batch["segments"].shape == (16, 41)
+    separation, mlm = slice(0, 8), slice(8, 16)
     M = 20
     assert (batch["tokens"][separation, :M] < 16).all(), "the mixture half is never masked"
     assert (batch["targets"][separation, :M + 1] == IGNORE).all()
-    for b in range(4):  # level masking of the stem half: one level predicted per item
+    for b in range(8):  # level masking of the stem half: one level predicted per item
         levels = (batch["targets"][b] != IGNORE).any(dim=0).nonzero()[:, 0]
         assert len(levels) == 1
+    chosen = batch["targets"] != IGNORE  # (16, 41, 3)
+    for b in range(8, 12):  # half the mlm items: BERT's 15% of the frames, every level of a frame together
+        assert (chosen[b].sum(dim=0) == round(0.15 * 41)).all() and torch.equal(chosen[b], chosen[b, :, :1].expand(-1, 3))
+    for b in range(12, 16):  # the other half: one level, and only the chosen frames masked (the context is known)
+        assert len(chosen[b].any(dim=0).nonzero()) == 1
+        assert torch.equal((batch["tokens"][b] == vocab.mask).any(dim=-1), chosen[b].any(dim=-1))
+    coarse = chosen[12:16, :, :2].any(dim=-1).sum(dim=-1)  # (4,) frames predicted at level 1 or 2
+    assert ((coarse > 0) & (coarse < 41)).any(), "the seed draws an item the known context changes"
     masked_frames = (batch["tokens"][mlm] == vocab.mask).any(dim=-1) | (batch["targets"][mlm] != IGNORE).any(dim=-1)
     assert (batch["features"][mlm][masked_frames] == 0).all(), "a masked frame's latent would give it away"
     assert (batch["features"][mlm][~masked_frames].abs().sum(-1) > 0).all()
-
-
-def test_gap_items_hide_the_latents_of_their_whole_gap(dataset, tmp_path):
-    model = tokenizer(2)
-    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
-    cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
-    batch = BatchMaker(cache, vocab, STEMS, context=41, seed=0, mlm_share=1.0, gap_share=1.0).sample(6)
-    for b in range(6):
-        hidden = (batch["features"][b].abs().sum(-1) == 0).nonzero()[:, 0]  # (n,) frames without latents
-        assert 1 <= len(hidden) <= 20 and hidden[-1] - hidden[0] + 1 == len(hidden), "one gap of at most half"
-        predicted = (batch["targets"][b] != IGNORE).any(dim=-1).nonzero()[:, 0]
-        assert len(predicted) >= 1 and set(predicted.tolist()) <= set(hidden.tolist()), "predicted inside the gap only"
 
 
 def source_of(cache, features):
