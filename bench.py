@@ -35,7 +35,7 @@ REPEATS = 5  # timed runs of each measurement, after one warm-up; the median is 
 SIGNAL_SECONDS = 10.0  # length of the encode/decode test signal
 
 
-def median_seconds(function, repeats, device):
+def median_seconds(function, device, repeats=REPEATS):
     def timed():
         start = time.perf_counter()
         function()
@@ -91,7 +91,6 @@ def main():
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
-    args.repeats, args.seconds = REPEATS, SIGNAL_SECONDS
     device = pick_device(args.device)
     vqvae, bert, vocab, source = load_models(args, device)
     rate, hop = vqvae.config.sample_rate, vqvae.hop
@@ -112,7 +111,7 @@ def main():
             optimizer.step()
 
         model.train()
-        seconds = median_seconds(step, args.repeats, device)
+        seconds = median_seconds(step, device)
         model.eval()
         return seconds
 
@@ -138,14 +137,14 @@ def main():
 
     # ---- inference: encode, decode, separate ----
     # the paths infer.py takes: overlapping 2 s pieces, batched (VQVAE.encode_in_pieces / decode_in_pieces)
-    signal = np.random.default_rng(0).normal(0, 0.1, int(args.seconds * rate)).astype(np.float32)
+    signal = np.random.default_rng(0).normal(0, 0.1, int(SIGNAL_SECONDS * rate)).astype(np.float32)
     with torch.inference_mode(), autocast(device):
         indices, _, _ = encode_waveform(vqvae, signal, device)
-        encode = median_seconds(lambda: encode_waveform(vqvae, signal, device), args.repeats, device)
-        decode = median_seconds(lambda: vqvae.decode_in_pieces(indices.to(device)), args.repeats, device)
+        encode = median_seconds(lambda: encode_waveform(vqvae, signal, device), device)
+        decode = median_seconds(lambda: vqvae.decode_in_pieces(indices.to(device)), device)
     for name, value in (("encode", encode), ("decode", decode), ("encode + decode", encode + decode)):
-        results[f"{name.replace(' + ', '_')}_realtime_factor"] = args.seconds / value
-        print(f"{name:<17} {args.seconds / value:10.1f}x real time ({value * 1000:.0f} ms for {args.seconds:g} s)")
+        results[f"{name.replace(' + ', '_')}_realtime_factor"] = SIGNAL_SECONDS / value
+        print(f"{name:<17} {SIGNAL_SECONDS / value:10.1f}x real time ({value * 1000:.0f} ms for {SIGNAL_SECONDS:g} s)")
 
     S = int(30 * rate) // hop
     mixture = torch.randint(0, vocab.num_codes, (S, Q))  # (S, Q)

@@ -8,7 +8,7 @@ head per level follow VampNet and "SoundStorm", Borsos et al., 2023 (arXiv:2305.
 layout follows nanoGPT's model.py.
 
 Departures from a text BERT, each because a plain one learned nothing here (it predicted the
-silent code everywhere; README, "Why a plain BERT fails on audio codes"):
+silent code everywhere; README, "Why a plain BERT fails on audio codes"; docs/experiments/design-choices.md):
 - **Code embeddings from the codebook**: a code's embedding is a learned projection of its
   frozen, L2-normalised VQ-VAE code vector, so codes that sound alike start alike.
 - **Tied cosine head**: every code is scored by the cosine between a projection of the hidden

@@ -71,7 +71,7 @@ def load_bert(path, vqvae, device="cpu"):
     from tokens import vqvae_fingerprint
 
     checkpoint = load_checkpoint(path, "bert")
-    codebooks = checkpoint["config"].get("codebooks", 1)
+    codebooks = checkpoint["config"]["codebooks"]
     if codebooks != vqvae.config.codebooks:
         raise UserError(f"{path}: this BERT reads frames of {codebooks} codes, the VQ-VAE gives {vqvae.config.codebooks} "
                         f"per frame; it was trained on the tokens of {checkpoint.get('vqvae_path', 'unknown')} (pass that one with --vqvae)")

@@ -148,5 +148,3 @@ def decode_batch(vqvae, tokens, device, levels=None):
 def write_json(path, results):
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(results, indent=2) + "\n")
-
-

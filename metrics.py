@@ -42,6 +42,7 @@ def si_sdr(reference, estimate, eps=1e-12):
         return -math.inf
     return float(10 * np.log10(target_energy / noise_energy))
 
+
 class RunningSISDR:
     """SI-SDR of a long signal scored block by block, equal to `si_sdr` of the whole.
 

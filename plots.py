@@ -1,8 +1,9 @@
 """Pictures: spectrogram comparisons, written as PNG files with matplotlib.
 
 `infer.py separate|inpaint|reconstruct --plot` and `evaluate.py --report DIR` draw with these.
-The models and the training loops never import this file: matplotlib is only needed for pictures. Spectrograms are log-magnitude STFTs (Hann window of 1024 samples, hop 256) on a
-shared dB scale, so panels can be compared by eye.
+The models and the training loops never import this file: matplotlib is only needed for pictures.
+Spectrograms are log-magnitude STFTs (Hann window of 1024 samples, hop 256) on a shared dB scale,
+so panels can be compared by eye.
 """
 import numpy as np
 from scipy.signal import stft

@@ -65,7 +65,8 @@ class VectorQuantizer(nn.Module):
         """h: (B, S, D) encoder outputs. Returns (quantized, loss, indices, stats).
 
         quantized (B, S, D) carries the straight-through gradient to h; loss is
-        L_codebook + beta * L_commit (Eq. 4 and 5); indices (B, S) are the tokens.
+        L_codebook + beta * L_commit (Eq. 4 and 5); indices (B, S) are this level's codes
+        (the residual quantizer stacks them into tokens (B, S, Q)).
         """
         B, S, D = h.shape
         # Distances and losses in fp32 even under autocast: argmin over 512 codes in bf16
@@ -150,7 +151,6 @@ class VectorQuantizer(nn.Module):
     def lookup(self, indices):
         """Code vectors for token indices: (...,) -> (..., D). The decoder's input."""
         return self.normalized_codebook()[indices]
-
 
 
 # ---- residual vector quantization (Eq. 9) ----

@@ -146,7 +146,7 @@ def train_bert(args):
     interrupted = catch_ctrl_c()
 
     # ---- training loop ----
-    started, last_log, stopped, first_step = time.time(), time.time(), False, step
+    started, last_log, stopped, first_step, last_step = time.time(), time.time(), False, step, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
@@ -170,8 +170,8 @@ def train_bert(args):
             scale = model.levels[0].log_logit_scale.exp().item()  # level 1's cosine head
             append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(), "logit_scale": scale, "lr": lr})
             print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {scale:.1f} | lr {lr:.2e} | "
-                  f"{pace(step, args.steps, first_step, started, last_log)}", flush=True)
-            last_log = time.time()
+                  f"{pace(step, args.steps, first_step, started, last_log, last_step)}", flush=True)
+            last_log, last_step = time.time(), step
 
     if world_size > 1:
         del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit

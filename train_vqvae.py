@@ -23,7 +23,7 @@ from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, c
                       stop_if_diverged, training_state)
 from vqvae import VQVAE, VQVAEConfig
 
-DEFAULT_STEPS = 1500  # `python train.py vqvae` (README: 9.4 dB SI-SDR at k = 4)
+DEFAULT_STEPS = 1500  # `python train.py vqvae` (9.4 dB SI-SDR at k = 4: README, Results)
 QUANTIZER_DROPOUT = 0.5  # with Q > 1: share of the items decoded from a random prefix of levels (SoundStream)
 VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
 
@@ -49,7 +49,7 @@ def add_vqvae_arguments(parser):
 
 
 def check_vqvae_arguments(args):
-    if args.lr is None:  # residual levels trained faster and stayed alive at half the rate (docs/experiments)
+    if args.lr is None:  # residual levels trained faster and stayed alive at half the rate (docs/experiments/k7-tokenizer-probes.md)
         args.lr = 2e-3 if args.codebooks == 1 else 1e-3
     check_run_arguments(args, DEFAULT_STEPS, [
         ("--k", args.k, 1), ("--batch-size", args.batch_size, 1), ("--sample-rate", args.sample_rate, 1000),
@@ -117,7 +117,7 @@ def train_vqvae(args):
     interrupted = catch_ctrl_c()  # Ctrl-C: finish the current step, save, and say how to resume
 
     # ---- training loop ----
-    started, last_log, stopped, first_step = time.time(), time.time(), False, step
+    started, last_log, stopped, first_step, last_step = time.time(), time.time(), False, step, step
     while step < args.steps and not (stopped := distributed.any_rank(bool(interrupted), device)):
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
@@ -154,8 +154,8 @@ def train_vqvae(args):
             print(f"step {step:5d} | loss {loss.item():.4f} recon {parts['recon']:.4f} "
                   f"spectral {parts['spectral']:.4f} vq {parts['vq']:.4f} | perplexity "
                   f"{stats['perplexity']:.0f} used {used}% | lr {lr:.2e} | "
-                  f"{pace(step, args.steps, first_step, started, last_log)}", flush=True)
-            last_log = time.time()
+                  f"{pace(step, args.steps, first_step, started, last_log, last_step)}", flush=True)
+            last_log, last_step = time.time(), step
 
     # ---- end: final checkpoint, then score the best model on the test split ----
     if world_size > 1:

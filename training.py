@@ -54,10 +54,11 @@ def check_run_arguments(args, default_steps, limits):
         raise UserError(f"--lr must be positive, got {args.lr}")
 
 
-def pace(step, total, first, started, last_log):
-    """The end of a log line: steps/s over the last 50 steps and the time left at the run's pace so far."""
+def pace(step, total, first, started, last_log, last_step):
+    """The end of a log line: steps/s since the last line (at `last_step`, time `last_log`) and the time
+    left at the run's pace so far (the run began at step `first`, time `started`)."""
     now = time.time()
-    rate = 50 / (now - last_log) if step > 1 else 0.0
+    rate = (step - last_step) / (now - last_log) if step > last_step + 1 else 0.0
     left = (total - step) * (now - started) / max(1, step - first) / 60
     return f"{rate:.2f} steps/s | ETA {left:.1f} min"
 

@@ -168,9 +168,7 @@ class VQVAE(nn.Module):
     # channels parallelise poorly along time); the same signal as a batch of 2 s pieces runs
     # about 2x faster (bench.py). Each piece carries `margin` extra tokens of context on both
     # sides, wider than the encoder's and decoder's reach at the token rate, which are cut off.
-    # A piece is 2 s of audio whatever k is (2048 tokens at k = 4, 256 frames at k = 7): pieces
-    # of 2048 frames are 16 s at k = 7, and with them (in fp32) the k = 7 token cache took 7.8 min;
-    # with 2 s pieces (in bf16, as infer.py encodes) 2.8 min.
+    # A piece is 2 s of audio whatever k is (2048 tokens at k = 4, 256 frames at k = 7).
 
     def piece_frames(self):
         """Tokens per piece: PIECE_SAMPLES of audio, at least 64 tokens."""
@@ -200,4 +198,3 @@ class VQVAE(nn.Module):
             batch = torch.stack([z[:, s:s + piece + 2 * margin] for s in starts[first:first + batch_size]])  # (b, D, L)
             out.append(self.decoder(batch)[:, 0, margin * hop:(margin + piece) * hop])  # (b, piece * hop)
         return torch.cat(out).reshape(-1)[:S * hop]
-

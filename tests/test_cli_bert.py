@@ -1,5 +1,5 @@
 """End to end through the command line with tiny models: train.py bert, infer.py separate and
-inpaint, evaluate.py with a BERT (the JSON schema of the README), and the BERT's bad inputs."""
+inpaint, evaluate.py with a BERT (its JSON keys), and the BERT's bad inputs."""
 import json
 
 import numpy as np

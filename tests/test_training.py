@@ -30,8 +30,10 @@ def test_learning_rate_warms_up_then_decays_to_a_tenth():
 
 def test_the_log_line_gives_the_pace_and_the_time_left():
     now = time.time()  # 50 steps done in the last 50 s, 100 in 200 s since the run began: 50 more at 2 s each
-    assert pace(100, 150, 0, now - 200, now - 50) == "1.00 steps/s | ETA 1.7 min"
-    assert pace(100, 150, 50, now - 100, now - 50).endswith("ETA 1.7 min")  # a resumed run counts its own steps
+    assert pace(100, 150, 0, now - 200, now - 50, 50) == "1.00 steps/s | ETA 1.7 min"
+    assert pace(100, 150, 50, now - 100, now - 50, 50).endswith("ETA 1.7 min")  # a resumed run counts its own steps
+    assert pace(50, 150, 0, now - 100, now - 49, 1).startswith("1.00 steps/s")  # 49 steps since the line of step 1
+    assert pace(1, 150, 0, now - 1, now - 1, 0).startswith("0.00 steps/s")  # the first line: no pace yet
 
 
 def test_nan_loss_stops_with_a_message():
