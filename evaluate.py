@@ -52,7 +52,7 @@ def print_bert(results):
 def main():
     parser = ArgumentParser(description="Evaluate the tokenizer (and BERT) on held-out data.")
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
-    parser.add_argument("--bert", default=None, help="BERT checkpoint (default runs/bert.pt if it exists; 'none' to skip)")
+    parser.add_argument("--bert", default=None, help="BERT checkpoint (default: bert.pt beside the VQ-VAE if it exists; 'none' to skip)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--split", default="test", choices=["validation", "test"], help="split to score")
     parser.add_argument("--gap-seconds", default=None,
@@ -70,7 +70,8 @@ def main():
     chunks = held_out_chunks(data_root, args.split, model.config.sample_rate, chunks_per_track=4)
     results = {"reconstruction": evaluate_reconstruction(model, chunks, device)}
     print_reconstruction(results["reconstruction"], f"reconstruction, {args.split} split")
-    bert_path = args.bert or ("runs/bert.pt" if Path("runs/bert.pt").exists() else "none")
+    beside = Path(args.vqvae).parent / "bert.pt"  # the BERT trained on this tokenizer's tokens, by default
+    bert_path = args.bert or (str(beside) if beside.exists() else "none")
     if bert_path == "none" and args.report:
         raise UserError(f"{args.report}: the listening page needs a BERT checkpoint (--bert)")
     if bert_path != "none":
