@@ -136,13 +136,13 @@ def rows(cache, row, windows, length):
 
 
 @torch.no_grad()
-def decode_batch(vqvae, tokens, device, levels=None):
-    """(B, S, Q) tokens -> (B, T) waveforms; `levels` = n decodes the first n levels only.
+def decode_batch(vqvae, tokens, device):
+    """(B, S, Q) tokens -> (B, T) waveforms.
     Float (B, S, D) input is decoder vectors (soft decoding), decoded as they are."""
     with torch.no_grad(), autocast(device):
         if tokens.is_floating_point():
             return vqvae.decode_vectors(tokens.to(device)).float()[:, 0].cpu().numpy()  # (B, T)
-        return vqvae.decode(tokens.to(device), levels=levels).float()[:, 0].cpu().numpy()  # (B, T)
+        return vqvae.decode(tokens.to(device)).float()[:, 0].cpu().numpy()  # (B, T)
 
 
 def write_json(path, results):

@@ -79,17 +79,16 @@ def rank_positions(allowed, generator):
     return order.argsort(dim=1)  # (B, L) the rank of each position
 
 
-def bert_mask(tokens, vocab, generator, maskable=None):
+def bert_mask(tokens, vocab, generator):
     """BERT masking (Devlin 2019) of frames: (inputs, labels), both (B, L, Q).
 
     In each row, exactly round(15% of the maskable frames) are chosen (at least one); of those,
     round(80%) become MASK, round(10%) random *codebook* indices (never a special token), and the
     rest stay unchanged, all levels of a frame together. Labels hold the original codes at chosen
-    frames, -100 elsewhere. `maskable` (B, L) bool defaults to every frame of codes (PAD, SEP and
-    the stem separators are never chosen).
+    frames, -100 elsewhere. Only frames of codes are maskable (PAD, SEP and the stem separators are
+    never chosen).
     """
-    if maskable is None:
-        maskable = tokens[..., 0] < vocab.num_codes  # (B, L) level 1 says what a frame is
+    maskable = tokens[..., 0] < vocab.num_codes  # (B, L) level 1 says what a frame is
     rank = rank_positions(maskable, generator)  # (B, L)
     available = maskable.sum(dim=1, keepdim=True).double()  # (B, 1); float64 rounds as Python does (190 x 15% -> 28)
     chosen_count = (available * MASK_FRACTION).round().clamp(min=1).minimum(available)
@@ -139,7 +138,7 @@ def separation_layout(mixture, stem, separator):
     return tokens, segments.to(device).expand(B, -1), positions.to(device).expand(B, -1)
 
 
-def cosine_mask(tokens, vocab, generator, maskable=None, context_known=False):
+def cosine_mask(tokens, vocab, generator, context_known=False):
     """MaskGIT training mask over frames of Q codes, level by level: (inputs, labels), both (B, L, Q).
 
     Per row: a level q (level 1 with probability FIRST_LEVEL_SHARE when Q > 1, else one of 2..Q
@@ -155,8 +154,7 @@ def cosine_mask(tokens, vocab, generator, maskable=None, context_known=False):
     """
     B, L, Q = tokens.shape
     device = tokens.device
-    if maskable is None:
-        maskable = tokens[..., 0] < vocab.num_codes  # (B, L)
+    maskable = tokens[..., 0] < vocab.num_codes  # (B, L) frames of codes
     first = torch.rand(B, 1, 1, generator=generator, device=device) < (FIRST_LEVEL_SHARE if Q > 1 else 1.0)
     finer = 1 + (torch.rand(B, 1, 1, generator=generator, device=device) * (Q - 1)).long()  # one of 2..Q alike
     level = torch.where(first, 0, finer)  # (B, 1, 1) the level predicted

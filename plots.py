@@ -25,7 +25,7 @@ def log_spectrogram(wave, sample_rate, fft_size=1024):
     return freqs, times, 20 * np.log10(np.abs(spec) + 1e-6)
 
 
-def spectrogram_figure(panels, sample_rate, path, title=None):
+def spectrogram_figure(panels, sample_rate, path):
     """Stacked spectrograms of [(label, (T,) waveform)], written to `path` (PNG), one dB scale for all."""
     plt = pyplot()
     specs = [(label, *log_spectrogram(np.asarray(wave, dtype=np.float32), sample_rate)) for label, wave in panels]
@@ -36,8 +36,6 @@ def spectrogram_figure(panels, sample_rate, path, title=None):
         axis.set_ylabel("kHz")
         axis.set_title(label, fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("seconds")
-    if title:
-        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=80)
