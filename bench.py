@@ -57,10 +57,10 @@ def time_separation(bert, vqvae, vocab, mixture, features, audio, steps, device)
     all stems, decoding each stem, then Eq. 10 (refine.py). Returns each part and the total."""
     start = time.perf_counter()
     with torch.inference_mode(), autocast(device):
-        tokens = separate_all(bert, vocab, mixture, features, vocab.stems, steps=steps)  # (J, S, Q), on the CPU
+        latents = separate_all(bert, vocab, mixture, features, vocab.stems, steps=steps)["latent"]  # (J, S, D), on the CPU
     separated = time.perf_counter()
     with torch.inference_mode(), autocast(device):
-        waves = torch.stack([vqvae.decode_in_pieces(t.to(device)).float().cpu() for t in tokens])  # (J, T)
+        waves = torch.stack([vqvae.decode_in_pieces(h.to(device)).float().cpu() for h in latents])  # (J, T)
     decoded = time.perf_counter()
     refine(audio, waves)
     end = time.perf_counter()
@@ -131,9 +131,15 @@ def main():
     targets = tokens.masked_fill(torch.arange(Q, device=device) != level, IGNORE)  # (B, L, Q)
     batch = {"tokens": tokens, "segments": torch.full((16, L), 2, device=device),
              "positions": torch.arange(L, device=device).expand(16, L), "targets": targets}
-    seconds = timed_training(bert, lambda: bert(**batch)[1])
+    seconds = timed_training(bert, lambda: bert(**batch)[1]["loss"])
     results["bert_train_frames_per_s"] = 16 * L / seconds
     print(f"BERT training     {16 * L / seconds:10.0f} frames/s ({1 / seconds:.2f} steps/s of 16 x {L} frames of {Q} code(s))")
+    # the latent head (Eq. 11): the same step with a true latent at every targeted frame of 12 of the 16 items
+    latents = torch.nn.functional.normalize(torch.randn(16, L, bert.config.code_dim, device=device), dim=-1)
+    latents[12:] = 0  # the masked-modelling items have none
+    with_latents = timed_training(bert, lambda: bert(**batch, latents=latents)[1]["loss"])
+    results["bert_latent_head_step_share"] = with_latents / seconds - 1
+    print(f"  latent head     {100 * (with_latents / seconds - 1):+10.1f}% per step (Eq. 11 at 12 of 16 items)")
 
     # ---- inference: encode, decode, separate ----
     # the paths infer.py takes: overlapping 2 s pieces, batched (VQVAE.encode_in_pieces / decode_in_pieces)

@@ -22,11 +22,18 @@ silent code everywhere; README, "Why a plain BERT fails on audio codes"; docs/ex
   slowly for a CPU budget.
 - **Mixtures told from stems** (`mixture_segment`, the long-context recipe): single-source
   mixtures in segment CONTEXT, stems in TARGET (docs/experiments/which-source.md).
+- **The head predicts the latent too** (Eq. 11, `latent_weight`): the cosine head's unit direction
+  d already lives where the decoder's inputs (L2-normalised code vectors) live; at the masked stem
+  frames of separation items it is also pulled towards the stem's own L2-normalised
+  pre-quantisation latent by lambda * (1 - cos(d, h)). Decoding d itself (`infer.py separate
+  --decode latent`) keeps what the codes BERT hesitates between share, and its nearest code is
+  the argmax token, so the Eq. 8 tokens stay the interface (docs/experiments/latent-head.md).
 
 Frames of Q codes (Eq. 9): tokens are (B, L, Q), Q = 1 the ordinary case. A frame's embedding is
 the sum over levels of each level's projected code vector (a level's own MASK embedding where it
 is masked); PAD, SEP and the stem separators are read from level 1. Q tied cosine heads give
-logits (B, L, Q, K); only codes are ever predicted.
+logits (B, L, Q, K); only codes are ever predicted. The latent of Eq. 11 is level 1's direction:
+level 1 approximates the whole normalised latent (Eq. 9's r_0), the finer levels its residual.
 
 Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size, Q levels.
 """
@@ -54,6 +61,7 @@ class BERTConfig:
     local_kernel: int = 5       # width of the local convolution before attention (0 = none)
     codebooks: int = 1          # Q: codes per frame (the VQ-VAE's residual levels)
     mixture_segment: bool = False  # single-source mixtures in segment CONTEXT, stems in TARGET
+    latent_weight: float = 10.0  # lambda of Eq. 11: the latent loss beside the cross-entropy (0 = codes only)
 
 
 class SelfAttention(nn.Module):
@@ -102,10 +110,15 @@ class CodeLevel(nn.Module):
         self.head = nn.Linear(config.width, config.code_dim)  # hidden state -> a direction in code space
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale)))
 
-    def logits(self, x, codebook):
-        """The tied cosine head: scale * cos(head(x), e_i) for every code i of `codebook` (K, D): (..., K)."""
-        direction = F.normalize(self.head(x).float(), dim=-1)  # (..., D)
-        return self.log_logit_scale.exp() * direction @ codebook.t()  # (..., K)
+    def direction(self, x):
+        """The head's unit vector d in code space, (..., D) float32: a predicted (normalised) latent."""
+        return F.normalize(self.head(x).float(), dim=-1)
+
+    def logits(self, direction, codebook):
+        """The tied cosine head: scale * cos(d, e_i) for every code i of `codebook` (K, D): (..., K).
+        In float32 even under autocast: bf16 cannot tell cosines 0.005 apart in a crowded codebook."""
+        with torch.autocast(direction.device.type, enabled=False):
+            return self.log_logit_scale.exp() * direction @ codebook.t()  # (..., K)
 
 
 class AudioBERT(nn.Module):
@@ -159,13 +172,16 @@ class AudioBERT(nn.Module):
         special = (first >= K) & (first != mask)
         return x + special[..., None] * self.special_embedding((first - K).clamp(min=0))  # (B, L, E)
 
-    def forward(self, tokens, segments, positions, features=None, padding=None, targets=None):
+    def forward(self, tokens, segments, positions, features=None, padding=None, targets=None, latents=None):
         """tokens: (B, L, Q) long; segments, positions: (B, L) long; features: (B, L, D) latents or
         None (zeros where a position has none); padding: (B, L) bool, True at PAD positions;
-        targets: (B, L, Q) code ids, -100 where nothing is predicted.
+        targets: (B, L, Q) code ids, -100 where nothing is predicted; latents: (B, L, D) the true
+        normalised latents of Eq. 11 at the frames whose latent is predicted (the masked stem frames
+        of separation items), zeros elsewhere.
 
-        Returns (logits (B, L, Q, K), None) without targets, and (None, loss) with them: the mean
-        cross-entropy over the targeted (frame, level) pairs (`level_loss`).
+        Without targets, returns (logits (B, L, Q, K), directions (B, L, D)): level 1's direction d is
+        the predicted latent. With them, returns (None, losses): `loss` = `cross_entropy` (the mean
+        over the targeted (frame, level) pairs, `level_loss`) + latent_weight * `latent` (Eq. 11).
         """
         B, L, Q = tokens.shape
         if L > self.config.max_positions:
@@ -182,8 +198,14 @@ class AudioBERT(nn.Module):
             x = block(x, attend)
         x = self.norm(x)
         if targets is not None:
-            return None, self.level_loss(x, targets)
-        return torch.stack([level.logits(x, self.codebook[q]) for q, level in enumerate(self.levels)], dim=2), None
+            cross_entropy = self.level_loss(x, targets)
+            latent = self.latent_loss(x, targets, latents)
+            return None, {"loss": cross_entropy + self.config.latent_weight * latent,
+                          "cross_entropy": cross_entropy, "latent": latent}
+        directions = [level.direction(x) for level in self.levels]  # Q x (B, L, D)
+        logits = torch.stack([level.logits(d, self.codebook[q]) for q, (level, d) in enumerate(zip(self.levels, directions))],
+                             dim=2)  # (B, L, Q, K)
+        return logits, directions[0]
 
     def level_loss(self, x, targets):
         """Mean cross-entropy over the targeted (frame, level) pairs of (B, L, Q) `targets`, scoring
@@ -195,6 +217,15 @@ class AudioBERT(nn.Module):
         for q, level in enumerate(self.levels):
             at_level = picked[..., q]  # (B, L)
             if at_level.any():
-                logits = level.logits(x[at_level], self.codebook[q])  # (n_q, K)
+                logits = level.logits(level.direction(x[at_level]), self.codebook[q])  # (n_q, K)
                 total = total + F.cross_entropy(logits, targets[..., q][at_level], reduction="sum")
         return total / picked.sum()  # NaN when nothing is targeted, as the mean over no positions
+
+    def latent_loss(self, x, targets, latents):
+        """Eq. 11: mean of 1 - cos(d, h) over the frames whose level-1 code is targeted and whose
+        true latent h is given (non-zero in `latents`); 0 where there are none."""
+        at = None if latents is None else (targets[..., 0] != IGNORE) & (latents != 0).any(dim=-1)  # (B, L)
+        if at is None or not at.any():
+            return x.new_zeros((), dtype=torch.float32)
+        h = F.normalize(latents[at].float(), dim=-1)  # (n, D)
+        return (1 - (self.levels[0].direction(x[at]) * h).sum(dim=-1)).mean()

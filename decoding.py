@@ -14,9 +14,10 @@ arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps` steps,
 level given the coarser ones, with `fine_steps` steps each (one by default: the coarse level has
 fixed what the frame is, a finer level only refines it).
 
-`probabilities=True` also returns, for every position, BERT's distribution over codes at the step
-that revealed it (softmax of the logits, untempered; one-hot where the token was given): what
-`tasks.separate_all` turns into expected code vectors (soft decoding).
+`record=True` also returns, for every position, BERT's distribution over codes at the step that
+revealed it (softmax of the logits, untempered; one-hot where the token was given), which
+`tasks.separate_all` turns into expected code vectors (soft decoding), and level 1's direction d
+at that step (Eq. 11, the predicted latent; the given code's vector where the token was given).
 
 Shapes: B batch, L sequence length, K codebook size, Q levels.
 """
@@ -27,9 +28,9 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, probabilities=False):
+def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, record=False):
     """Fill the MASK tokens of batch["tokens"] (B, L, Q), level by level; returns new tokens (and
-    with `probabilities`, their distributions (B, L, Q, K)).
+    with `record`, their distributions (B, L, Q, K) and level 1's directions (B, L, D)).
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
@@ -39,25 +40,28 @@ def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None
         raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
-    probs = None  # (B, L, Q, K) with `probabilities`: given tokens one-hot, the rest filled as revealed
-    if probabilities:
+    probs = directions = None  # with `record`: given tokens one-hot (their code vector), the rest filled as revealed
+    if record:
         K = model.config.num_codes
-        probs = F.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)
+        probs = F.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)  # (B, L, Q, K)
+        first = tokens[..., 0]  # (B, L)
+        directions = model.codebook[0][first.clamp(max=K - 1)].masked_fill((first >= K)[..., None], 0.0)  # (B, L, D)
     for level in range(tokens.shape[-1]):  # coarse to fine
-        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature,
-                            generator, level, record=None if probs is None else probs[:, :, level])
-    return (tokens, probs) if probabilities else tokens
+        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature, generator,
+                            level, None if probs is None else probs[:, :, level], directions if level == 0 else None)
+    return (tokens, probs, directions) if record else tokens
 
 
-def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level, record=None):
-    """MaskGIT over the MASKs of level `level` of (B, L, Q) frames; `record` (B, L, K), if given,
-    receives the distribution of each position at the step that reveals it."""
+def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level, probs_out=None, directions_out=None):
+    """MaskGIT over the MASKs of level `level` of (B, L, Q) frames; `probs_out` (B, L, K) and
+    `directions_out` (B, L, D), if given, receive each position's distribution and direction at the
+    step that reveals it."""
     total = (tokens[:, :, level] == mask_id).sum(dim=1)  # (B,) masked at the start
     for step in range(1, steps + 1):
         still_masked = tokens[:, :, level] == mask_id  # (B, L)
         if not still_masked.any():
             break
-        logits, _ = model(tokens, **inputs)  # (B, L, Q, K)
+        logits, directions = model(tokens, **inputs)  # (B, L, Q, K), (B, L, D)
         logits = logits[:, :, level].float()  # (B, L, K)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
@@ -73,8 +77,10 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, le
         reveal = still_masked.sum(dim=1) - remaining  # (B,) how many to unmask now
         order = confidence.argsort(dim=1, descending=True).argsort(dim=1)  # rank by confidence
         chosen = (order < reveal[:, None]) & still_masked  # (B, L)
-        if record is not None:
-            record[chosen] = torch.softmax(logits[chosen], dim=-1)
+        if probs_out is not None:
+            probs_out[chosen] = torch.softmax(logits[chosen], dim=-1)
+        if directions_out is not None:
+            directions_out[chosen] = directions[chosen].float()
         tokens = tokens.clone()
         tokens[:, :, level] = torch.where(chosen, guess, tokens[:, :, level])
     return tokens

@@ -17,8 +17,11 @@ from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstru
 from evaluation_bert import CANDIDATES, SEPARATION_SECONDS, evaluate_bert, held_out_tokens
 from files import UserError, refuse_existing
 
-CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "refined", "expected": "soft", "expected_refined": "soft refined",
-                   "mixture_tokens": "mixture's tokens", "oracle": "oracle", "oracle_refined": "oracle refined"}
+CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "expected": "soft",
+                   "expected_refined": "soft, refined", "latent": "BERT's latents", "latent_refined": "latents, refined",
+                   "mixture_tokens": "floor: mixture's tokens", "mixture_latent": "floor: mixture's latents",
+                   "oracle": "oracle tokens", "oracle_refined": "oracle tokens, refined",
+                   "stem_latent": "ceiling: stem's latents"}
 
 
 def print_bert(results):
@@ -40,13 +43,14 @@ def print_bert(results):
               f"cross-fade {gap['mrstft_gap_crossfade']:.3f}   unigram codes {gap['mrstft_gap_unigram']:.3f}   "
               f"oracle tokens {gap['mrstft_gap_oracle']:.3f}")
     if "separation" in results:
+        separation = results["separation"]
         print(f"separation, {SEPARATION_SECONDS:g} s chunks, SI-SDRi in dB over the mixture (higher is better; "
-              f"refined = Eq. 10, soft = expected code vectors)")
-        names = [c for c in CANDIDATES if c != "mixture"]
-        print(f"  {'stem':<8}{'chunks':>7} " + " ".join(f"{CANDIDATE_NAMES[c]:>16}" for c in names))
-        for stem, r in results["separation"].items():
-            cells = [f"{m['si_sdri_db']:+6.2f} +- {m['si_sdri_db_ci95']:<5.2f}" for m in (r["metrics"][c] for c in names)]
-            print(f"  {stem:<8}{r['chunks']:>7} " + " ".join(f"{cell:>16}" for cell in cells))
+              f"refined = Eq. 10, soft = expected code vectors, latents = Eq. 11)")
+        heads = (f"{stem} ({r['chunks']})" for stem, r in separation.items())
+        print(f"  {'':<24}" + "".join(f"{head:>16}" for head in heads))
+        for name in (c for c in CANDIDATES if c != "mixture"):
+            cells = (f"{m['si_sdri_db']:+6.2f} +- {m['si_sdri_db_ci95']:<5.2f}" for m in (r["metrics"][name] for r in separation.values()))
+            print(f"  {CANDIDATE_NAMES[name]:<24}" + "".join(f"{cell:>16}" for cell in cells))
 
 
 def main():

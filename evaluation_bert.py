@@ -9,9 +9,11 @@
   mixtures' code frequencies without looking at the music, and of the true tokens (the oracle).
 - separation (Eq. 8, every stem of a chunk in one batched pass, then Eq. 10): per stem, SI-SDR,
   SI-SDRi, BSS Eval SDR and MR-STFT distance of BERT's tokens decoded (token-only, the honest
-  measure of BERT), of its soft decoding, of both refined by the mixture, of the unprocessed
-  mixture (the baseline), of the mixture's own tokens decoded (a BERT that only copied) and of
-  the true stem tokens decoded (the oracle), raw and refined.
+  measure of BERT's classification), of its soft decoding, of its predicted latents (Eq. 11),
+  each refined by the mixture; of the unprocessed mixture (the baseline); of the mixture's own
+  tokens and own latents decoded (a BERT that only copied: the floor); of the true stem tokens
+  decoded (the oracle), raw and refined; and of the true stem's latents decoded without
+  quantisation (the ceiling of a latent prediction with this decoder).
 Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
 
 Shapes: B batch, L context (frames), M frames per separation window, K codebook size, Q levels, J stems.
@@ -142,9 +144,11 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, unigram, gap_
 
 # ---- separation (Eq. 8), refined by the mixture (Eq. 10) ----
 
-# what is scored against each stem: BERT's tokens and its soft decoding (expected code vectors), each
-# refined; the mixture; the mixture's own tokens (a BERT that only copied); the oracle tokens, refined
-CANDIDATES = ("tokens", "refined", "expected", "expected_refined", "mixture", "mixture_tokens", "oracle", "oracle_refined")
+# what is scored against each stem: BERT's tokens, its soft decoding (expected code vectors) and its
+# predicted latents, each refined; the mixture; the mixture's own tokens and latents (a BERT that only
+# copied); the oracle tokens, refined; the stem's own latents (the continuous ceiling)
+CANDIDATES = ("tokens", "refined", "expected", "expected_refined", "latent", "latent_refined", "mixture", "mixture_tokens",
+              "mixture_latent", "oracle", "oracle_refined", "stem_latent")
 
 
 def separation_scores(reference, estimate):
@@ -174,14 +178,18 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, per_track=4):
         mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S, Q)
         features = cache.latents(mix_row, first, first + frames)  # (S, D)
         truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S, Q)
+        stem_latents = torch.stack([cache.latents(cache.sources.index(stem), first, first + frames) for stem in stems])
         with autocast(device):
-            predicted, soft = separate_all(bert, vocab, mixture, features, stems, SEPARATE_STEPS, code_vectors=code_vectors)
+            predicted = separate_all(bert, vocab, mixture, features, stems, SEPARATE_STEPS, code_vectors=code_vectors)
         mix = torch.from_numpy(mixture_audio)
-        candidates = {"tokens": decode_batch(vqvae, predicted, device), "expected": decode_batch(vqvae, soft, device),
-                      "mixture": np.stack([mixture_audio] * len(stems)),
-                      "mixture_tokens": np.repeat(decode_batch(vqvae, mixture[None], device), len(stems), axis=0),
-                      "oracle": decode_batch(vqvae, truth, device)}  # (J, T) each
-        for name, refined in (("tokens", "refined"), ("expected", "expected_refined"), ("oracle", "oracle_refined")):
+        candidates = {name: decode_batch(vqvae, predicted[name], device) for name in ("tokens", "expected", "latent")}
+        candidates.update({"mixture": np.stack([mixture_audio] * len(stems)),
+                           "mixture_tokens": np.repeat(decode_batch(vqvae, mixture[None], device), len(stems), axis=0),
+                           "mixture_latent": np.repeat(decode_batch(vqvae, features[None], device), len(stems), axis=0),
+                           "oracle": decode_batch(vqvae, truth, device),
+                           "stem_latent": decode_batch(vqvae, stem_latents, device)})  # (J, T) each
+        for name, refined in (("tokens", "refined"), ("expected", "expected_refined"), ("latent", "latent_refined"),
+                              ("oracle", "oracle_refined")):
             candidates[refined] = refine(mix, torch.from_numpy(candidates[name])).numpy()  # Eq. 10, (J + 1, T)
         for j in active:
             for name, waves in candidates.items():

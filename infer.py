@@ -5,7 +5,7 @@
     python infer.py decode song.tokens.npy -o song.recon.wav
     python infer.py separate mix.wav               # writes separated/mix/{bass,drums,guitar,piano}.wav
     python infer.py separate mix.wav --stem bass --out DIR
-    python infer.py separate mix.wav --refine none # BERT's output decoded (soft), without refinement by the mixture
+    python infer.py separate mix.wav --refine none # BERT's predicted latents decoded, without refinement by the mixture
     python infer.py separate mix.wav --refine none --decode tokens   # BERT's tokens decoded as they are
     python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
 
@@ -44,6 +44,7 @@ from tokens import encode_waveform
 
 SEGMENT_SECONDS = 30.0  # files are processed this much at a time (inputs.py): memory does not grow with length
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
+DECODER_INPUTS = {"latent": "latent", "tokens": "tokens", "soft": "expected"}  # --decode: what separate_all gives
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
@@ -190,8 +191,7 @@ def command_separate(args, device):
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness, scores, mixture_score, panels = Loudness(args.input), {}, RunningSISDR(), {}
-    soft = args.decode == "soft" or (args.decode == "auto" and not refining)
-    code_vectors = vqvae.quantizer.code_vectors().detach() if soft else None
+    code_vectors = vqvae.quantizer.code_vectors().detach() if args.decode == "soft" else None
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, rate)) for stem, path in paths.items()}
         for i, segment in enumerate(segments(args, vqvae, margin, align)):
@@ -209,8 +209,7 @@ def command_separate(args, device):
                                          temperature=args.temperature, generator=sampling_generator(args, device),
                                          code_vectors=code_vectors,
                                          progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
-            if code_vectors is not None:  # soft decoding: each stem's expected decoder inputs (J, S, D)
-                estimates = estimates[1]
+            estimates = estimates[DECODER_INPUTS[args.decode]]  # (J, S, Q) tokens or (J, S, D) decoder inputs
             waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
                              offset=segment.start - segment.offset).numpy() if refining else waves  # Eq. 10
@@ -218,13 +217,13 @@ def command_separate(args, device):
                 j = separated.index(stem)
                 wave = kept_samples(refined[j], segment)
                 writers[stem](wave)
-                panels.setdefault(f"separated {stem}" + (", BERT's tokens" if refining else ""), kept_samples(waves[j], segment))
+                panels.setdefault(f"separated {stem}, {args.decode}", kept_samples(waves[j], segment))
                 if refining:
                     panels.setdefault(f"separated {stem}, refined (Eq. 10)", wave)
                 if reference is not None:
                     scores.setdefault(stem, RunningSISDR()).add(reference, wave)
         loudness.check()
-    how = "refined by the mixture (Eq. 10)" if refining else "BERT's tokens decoded, not refined"
+    how = f"{args.decode} decoded" + (", refined by the mixture (Eq. 10)" if refining else ", not refined")
     for stem, path in paths.items():
         print(f"{args.input}: {stem} -> {path} ({total / rate:.2f} s at {rate} Hz, {how})")
     for stem, score in scores.items():
@@ -343,9 +342,9 @@ def main():
     command.add_argument("--refine", default="wiener", choices=["wiener", "none"],
                          help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
                               "stem is separated, even with --stem); none: BERT's output decoded as it is (see --decode)")
-    command.add_argument("--decode", default="auto", choices=["auto", "tokens", "soft"],
-                         help="tokens: decode BERT's chosen codes; soft: decode the code vectors expected under "
-                              "its distributions (tasks.py); auto (default): soft with --refine none, tokens when refining")
+    command.add_argument("--decode", default="latent", choices=list(DECODER_INPUTS),
+                         help="latent (default): decode BERT's predicted latents (Eq. 11); tokens: its chosen codes; "
+                              "soft: the code vectors expected under its distributions (tasks.py)")
     add_common(command, "mixture audio file", with_bert=True, steps=SEPARATE_STEPS)
     args = parser.parse_args()
     device = pick_device(args.device)

@@ -58,7 +58,7 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
         mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S, Q)
         features = cache.latents(mix_row, first, first + frames)
         with autocast(device):
-            predicted = separate_all(bert, vocab, mixture, features, stems)  # (J, S, Q)
+            predicted = separate_all(bert, vocab, mixture, features, stems)["latent"]  # (J, S, D) Eq. 11's latents
         truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S, Q)
         estimates, oracles = decode_batch(vqvae, predicted, device), decode_batch(vqvae, truth, device)  # (J, T)
         refined = refine(torch.from_numpy(mixture_audio), torch.from_numpy(estimates)).numpy()  # (J + 1, T)
@@ -69,7 +69,7 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
             lines.append(f"<tr><th colspan='5'>{html.escape(tracks[t].name)} at {start:.2f} s: {stem}</th></tr>")
             lines.append(clip_row(folder, f"sep-{t}-{stem}", [
                 ("mixture", mixture_audio, f"SI-SDR {si_sdr(reference, mixture_audio):.1f} dB"),
-                ("separated", estimates[j], f"SI-SDR {si_sdr(reference, estimates[j]):.1f} dB"),
+                ("separated (latent)", estimates[j], f"SI-SDR {si_sdr(reference, estimates[j]):.1f} dB"),
                 ("refined", refined[j], f"SI-SDR {si_sdr(reference, refined[j]):.1f} dB"),
                 ("true stem", reference, ""),
                 ("oracle tokens", oracles[j], f"SI-SDR {si_sdr(reference, oracles[j]):.1f} dB")], rate))

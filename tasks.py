@@ -16,10 +16,12 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
 Tokens are frames of Q codes, (S, Q) (Eq. 9; Q = 1 the ordinary case), and `maskgit_fill`
 decodes each window coarse to fine; windows, layouts and features are per frame.
 
-Soft decoding (`separate_all(..., code_vectors=...)`): besides the tokens, each stem frame's
+Three decoder inputs per stem frame come out of one pass (`separate_all`): BERT's tokens; the
+predicted latent, level 1's head direction d of Eq. 11 (its nearest code is the level-1 token;
+`infer.py separate --decode latent`, the default); and, with `code_vectors`, soft decoding's
 expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT's distribution
 at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
-them; the expectation keeps what they share (docs/experiments/decoding.md).
+them; the latent and the expectation keep what they share (docs/experiments/latent-head.md).
 
 Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, Q levels.
 """
@@ -63,9 +65,10 @@ def window_starts(total, window):
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
                  generator=None, code_vectors=None):
-    """(S, Q) mixture tokens and (S, D) latents -> (J, S, Q) predicted tokens of each of the J
-    `stems`, decoded coarse to fine (`maskgit_fill`). With `code_vectors` ((Q, K, D):
-    `quantizer.code_vectors()`) also returns the expected decoder inputs (J, S, D) of soft decoding.
+    """(S, Q) mixture tokens and (S, D) latents -> {"tokens": (J, S, Q) predicted tokens of each of
+    the J `stems`, decoded coarse to fine (`maskgit_fill`), "latent": (J, S, D) their predicted
+    latents (Eq. 11)}; with `code_vectors` ((Q, K, D): `quantizer.code_vectors()`) also "expected":
+    (J, S, D) the expected decoder inputs of soft decoding.
 
     The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
@@ -79,27 +82,27 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     owner = np.abs(np.arange(S)[:, None] - centres[None, :]).argmin(axis=1)  # (S,) best window per frame
     separators = torch.tensor([vocab.stem_separator(stem) for stem in stems])  # (J,)
     items = [(w, j) for w in range(len(starts)) for j in range(J)]  # (window, stem) pairs
-    result = torch.empty(J, *mixture.shape, dtype=torch.long)  # (J, S, Q)
-    soft = None if code_vectors is None else torch.empty(J, S, code_vectors.shape[-1])  # (J, S, D)
+    D = features.shape[-1]
+    result = {"tokens": torch.empty(J, *mixture.shape, dtype=torch.long), "latent": torch.empty(J, S, D)}
+    if code_vectors is not None:
+        result["expected"] = torch.empty(J, S, D)
     for first in range(0, len(items), batch_size):
         batch = items[first:first + batch_size]
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M, Q)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
-        filled = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, probabilities=soft is not None)
-        if soft is not None:
-            filled, probs = filled
-            expected = torch.einsum("bmqk,qkd->bmd", probs[:, M + 1:], code_vectors.to(probs.device).float())  # (B, M, D)
-            expected = expected.float().cpu()  # sum over levels q and codes k of p(k) c_qk: the expected decoder input
-        filled = filled[:, M + 1:].cpu()  # (B, M, Q) stem half
+        filled, probs, directions = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
+        found = {"tokens": filled[:, M + 1:], "latent": directions[:, M + 1:]}  # the stem half
+        if code_vectors is not None:
+            with torch.autocast(device.type, enabled=False):  # sum over q and k of p(k) c_qk, in float32
+                found["expected"] = torch.einsum("bmqk,qkd->bmd", probs[:, M + 1:], code_vectors.to(device).float())
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
-            result[j, starts[w] + frames] = filled[i, frames]
-            if soft is not None:
-                soft[j, starts[w] + frames] = expected[i, frames]
+            for name, values in found.items():
+                result[name][j, starts[w] + frames] = values[i, frames].cpu().to(result[name].dtype)
         if progress:
             progress(-(-(first + len(batch)) // J), len(starts))
-    return result if soft is None else (result, soft)
+    return result
 
 
 def single_source_inputs(tokens, features=None, hidden=None, segment=TARGET):

@@ -133,10 +133,11 @@ class TokenCache:
         return np.stack([np.bincount(tokens[..., q].reshape(-1), minlength=num_codes) for q in range(tokens.shape[-1])])
 
 
-def separation_item(mixture, stem, features, separator, vocab, generator):
+def separation_item(mixture, stem, features, stem_features, separator, vocab, generator):
     """One batch's separation sequences in the Eq. 8 layout, stem tokens masked for training.
 
-    mixture, stem: (B, M, Q) code ids; features: (B, M, D) mixture latents. The stem part is
+    mixture, stem: (B, M, Q) code ids; features, stem_features: (B, M, D) the mixture's and the
+    stem's latents (the stem's are Eq. 11's targets at the masked stem frames). The stem part is
     masked by `cosine_mask` (MaskGIT ratios up to 100%, level by level; it beat BERT's 15% at
     separation: docs/experiments/compression-sweep.md); the mixture part is never masked. Returns a
     dict of (B, 2M + 1) tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
@@ -145,10 +146,11 @@ def separation_item(mixture, stem, features, separator, vocab, generator):
     tokens, segments, positions = separation_layout(mixture, stem_inputs, separator)
     B, M, Q = mixture.shape
     labels = torch.cat([torch.full((B, M + 1, Q), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
-    zero = torch.zeros(B, 1, features.shape[-1], dtype=features.dtype)
+    zeros = torch.zeros(B, M + 1, features.shape[-1], dtype=features.dtype)
     # features at mixture frame s and at stem frame s: the frame-local conditioning
     return {"tokens": tokens, "segments": segments, "positions": positions,
-            "features": torch.cat([features, zero, features], dim=1), "targets": labels}
+            "features": torch.cat([features, zeros[:, :1], features], dim=1), "targets": labels,
+            "latents": torch.cat([zeros, stem_features], dim=1)}
 
 
 class BatchMaker:
@@ -178,7 +180,7 @@ class BatchMaker:
         return offset, offset + length
 
     def separation_batch(self, batch_size):
-        mixture, stem, features, separators = [], [], [], []
+        mixture, stem, features, stem_features, separators = [], [], [], [], []
         mix_row = self.cache.sources.index("mix")
         for _ in range(batch_size):
             name = self.stems[self.rng.integers(len(self.stems))]
@@ -190,12 +192,13 @@ class BatchMaker:
             mixture.append(self.cache.tokens[mix_row, a:b])
             stem.append(self.cache.tokens[row, a:b])
             features.append(self.cache.latents(mix_row, a, b))
+            stem_features.append(self.cache.latents(row, a, b))
             separators.append(self.vocab.stem_separator(name))
         mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M, Q)
         stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M, Q)
-        features = torch.stack(features)  # (B, M, D)
-        items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], separators[i], self.vocab,
-                                 self.generator) for i in range(batch_size)]
+        features, stem_features = torch.stack(features), torch.stack(stem_features)  # (B, M, D) each
+        items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], stem_features[i:i + 1], separators[i],
+                                 self.vocab, self.generator) for i in range(batch_size)]
         return {key: torch.cat([item[key] for item in items]) for key in items[0]}
 
     def mlm_batch(self, batch_size):
@@ -221,7 +224,8 @@ class BatchMaker:
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
         segments = torch.tensor([CONTEXT if self.mixture_segment and r == mix_row else TARGET for r in rows])  # (B,)
         hidden = hidden_frames(inputs, labels, self.vocab)  # (B, L)
-        return {**single_source_inputs(inputs, features, hidden=hidden, segment=segments), "targets": labels}
+        return {**single_source_inputs(inputs, features, hidden=hidden, segment=segments), "targets": labels,
+                "latents": torch.zeros_like(features)}  # no Eq. 11 target in masked modelling
 
     def sample(self, batch_size):
         """A training batch; the separation part is padded to the context length with PAD."""
@@ -238,7 +242,7 @@ def pad_to(batch, length, pad_id):
     """Right-pad every (B, L, ...) tensor of a batch to `length`; adds `padding` (B, length) bool."""
     B, L = batch["tokens"].shape[:2]
     extra = length - L
-    fill = {"tokens": pad_id, "segments": CONTEXT, "positions": 0, "targets": IGNORE, "features": 0.0}
+    fill = {"tokens": pad_id, "segments": CONTEXT, "positions": 0, "targets": IGNORE, "features": 0.0, "latents": 0.0}
     out = {}
     for key, value in batch.items():
         out[key] = F.pad(value, (0, 0) * (value.dim() - 2) + (0, extra), value=fill[key])  # along L, axis 1

@@ -24,7 +24,7 @@ from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, c
 
 DEFAULT_STEPS = 2000  # `python train.py bert` (README)
 MLM_SHARE = 0.25  # share of each batch that is single-source masked modelling, the rest separation (Eq. 8)
-BERT_LOG = ["step", "loss", "logit_scale", "lr", "val_loss"]
+BERT_LOG = ["step", "loss", "cross_entropy", "latent", "logit_scale", "lr", "val_loss", "val_cross_entropy", "val_latent"]
 
 
 def add_bert_arguments(parser):
@@ -37,6 +37,9 @@ def add_bert_arguments(parser):
     parser.add_argument("--mixture-segment", action="store_true",
                         help="single-source mixtures in the segment of Eq. 8's mixture half, stems in the stem's, "
                              "so BERT knows which kind of source it fills (inpainting reads a mixture)")
+    parser.add_argument("--latent-weight", type=float, default=BERTConfig.latent_weight,
+                        help=f"lambda of Eq. 11: weight of the stem-latent loss beside the cross-entropy "
+                             f"(default {BERTConfig.latent_weight:g}; 0 = predict codes only)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
     # model and batch size: the defaults are the README's; tiny values make the tests fast
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
@@ -53,20 +56,24 @@ def check_bert_arguments(args):
                                               ("--layers", args.layers, 1), ("--heads", args.heads, 1)])
     if args.width % args.heads or args.width < args.heads:
         raise UserError(f"--width {args.width} must be a positive multiple of --heads {args.heads}")
+    if not 0 <= args.latent_weight < float("inf"):
+        raise UserError(f"--latent-weight must be a finite number >= 0, got {args.latent_weight}")
     if args.mixture_share is not None and not 0 <= args.mixture_share <= 1:
         raise UserError(f"--mixture-share must be in [0, 1], got {args.mixture_share}")
 
 
 @torch.no_grad()
-def validation_loss(model, batches, device):
+def validation_losses(model, batches, device):
+    """The mean of each loss (total, cross-entropy, latent) over the fixed validation batches."""
     model.eval()
-    losses = []
+    totals = {}
     for batch in batches:
         with autocast(device):
-            _, loss = model(**{key: value.to(device) for key, value in batch.items()})
-        losses.append(loss.item())
+            _, losses = model(**{key: value.to(device) for key, value in batch.items()})
+        for name, value in losses.items():
+            totals[name] = totals.get(name, 0.0) + value.item() / len(batches)
     model.train()
-    return sum(losses) / len(losses)
+    return totals
 
 
 def train_bert(args):
@@ -110,7 +117,8 @@ def train_bert(args):
     config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
                         num_layers=args.layers, num_heads=args.heads, width=args.width,
-                        codebooks=vqvae.config.codebooks, mixture_segment=args.mixture_segment)  # Q from the tokenizer
+                        codebooks=vqvae.config.codebooks, mixture_segment=args.mixture_segment,
+                        latent_weight=args.latent_weight)  # Q from the tokenizer
     model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
     trained = distributed.wrap(model, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -151,25 +159,30 @@ def train_bert(args):
         lr = set_learning_rate(optimizer, step, args)  # warmup, then cosine decay
 
         if step > 0 and step % args.eval_every == 0 and rank == 0:
-            val = validation_loss(model, val_batches, device)
-            if val < best_val:
-                best_val = val
+            val = validation_losses(model, val_batches, device)
+            if val["loss"] < best_val:
+                best_val = val["loss"]
                 save(best_path)
             save(last_path)
-            append_csv(log_path, BERT_LOG, {"step": step, "val_loss": val})
-            print(f"step {step}: validation loss {val:.4f} (best {best_val:.4f})", flush=True)
+            append_csv(log_path, BERT_LOG, {"step": step, "val_loss": val["loss"], "val_cross_entropy": val["cross_entropy"],
+                                            "val_latent": val["latent"]})
+            print(f"step {step}: validation loss {val['loss']:.4f} (best {best_val:.4f}; cross-entropy "
+                  f"{val['cross_entropy']:.4f}, latent {val['latent']:.4f})", flush=True)
 
         batch = {key: value.to(device) for key, value in batches.sample(args.batch_size).items()}
         with autocast(device, args.dtype):
-            _, loss = trained(**batch)
+            _, losses = trained(**batch)
+        loss = losses["loss"]
         stop_if_diverged(loss, step, out, device)
         optimizer_step(loss, model, optimizer, scaler)
         step += 1
 
         if (step % 50 == 0 or step == 1) and rank == 0:
             scale = model.levels[0].log_logit_scale.exp().item()  # level 1's cosine head
-            append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(), "logit_scale": scale, "lr": lr})
-            print(f"step {step:5d} | loss {loss.item():.4f} | logit scale {scale:.1f} | lr {lr:.2e} | "
+            append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(), "cross_entropy": losses["cross_entropy"].item(),
+                                            "latent": losses["latent"].item(), "logit_scale": scale, "lr": lr})
+            print(f"step {step:5d} | loss {loss.item():.4f} (cross-entropy {losses['cross_entropy'].item():.4f}, latent "
+                  f"{losses['latent'].item():.4f}) | logit scale {scale:.1f} | lr {lr:.2e} | "
                   f"{pace(step, args.steps, first_step, started, last_log, last_step)}", flush=True)
             last_log, last_step = time.time(), step
 
@@ -177,7 +190,7 @@ def train_bert(args):
         del trained  # the DDP wrapper goes before the process group, or gloo may abort at exit
         if not distributed.finish(model, log):
             return
-    val = validation_loss(model, val_batches, device)
+    val = validation_losses(model, val_batches, device)["loss"]
     if val < best_val:
         best_val = val
         save(best_path)

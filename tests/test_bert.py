@@ -34,8 +34,10 @@ def test_each_level_is_scored_by_the_scaled_cosine_to_its_own_codebook(Q):
     """logits[..., q, :] = scale_q * C_q u_q with C_q level q's normalised codebook (K, D) and u_q a unit vector."""
     model = tiny_bert(codebooks=Q).eval()
     tokens = torch.randint(0, K, (2, 10, Q))
-    logits, loss = model(**single_source_inputs(tokens))
-    assert logits.shape == (2, 10, Q, K) and loss is None
+    logits, direction = model(**single_source_inputs(tokens))
+    assert logits.shape == (2, 10, Q, K) and direction.shape == (2, 10, D)
+    assert torch.allclose(model.levels[0].log_logit_scale.exp() * direction @ model.codebook[0].t(), logits[:, :, 0],
+                          atol=1e-4), "the predicted latent (Eq. 11) is level 1's direction"
     for q, level in enumerate(model.levels):
         scale = level.log_logit_scale.exp().item()
         assert abs(scale - 50.0) < 1e-4  # the sharp starting scale
@@ -64,13 +66,14 @@ def test_loss_is_cross_entropy_on_targeted_positions_only(Q):
     logits, _ = model(**single_source_inputs(tokens))
     targets = torch.full_like(tokens, IGNORE)
     targets[0, 3, 0], targets[1, 7, Q - 1] = 5, 9
-    no_logits, loss = model(**single_source_inputs(tokens), targets=targets)
+    no_logits, losses = model(**single_source_inputs(tokens), targets=targets)
     expected = (F.cross_entropy(logits[0, 3, 0:1], torch.tensor([5])) +
                 F.cross_entropy(logits[1, 7, Q - 1:Q], torch.tensor([9]))) / 2
-    assert no_logits is None and torch.allclose(loss, expected, atol=1e-5)
+    assert no_logits is None and torch.allclose(losses["loss"], expected, atol=1e-5)
+    assert losses["latent"] == 0, "no latent given, no Eq. 11 term"
     many = torch.where(torch.rand(tokens.shape, generator=torch.Generator().manual_seed(5)) < 0.3, tokens, IGNORE)
     full = F.cross_entropy(logits.reshape(-1, K), many.reshape(-1), ignore_index=IGNORE)  # all logits, then the targets
-    assert torch.allclose(model(**single_source_inputs(tokens), targets=many)[1], full, atol=1e-5)
+    assert torch.allclose(model(**single_source_inputs(tokens), targets=many)[1]["cross_entropy"], full, atol=1e-5)
 
 
 def test_codebook_is_frozen_and_not_a_parameter():
@@ -117,6 +120,7 @@ def overfit(model, inputs, labels, steps):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(steps):
         _, loss = model(**batch, targets=labels)
+        loss = loss["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -134,6 +138,49 @@ def test_tiny_bert_overfits_one_batch():
     labels = torch.where(inputs == VOCAB.mask, tokens, torch.full_like(tokens, IGNORE))  # the MASKed ones
     accuracy = overfit(model, inputs, labels, steps=200)
     assert accuracy > 0.95, accuracy
+
+
+@pytest.mark.parametrize("Q", [1, 2])
+def test_latent_loss_is_one_minus_cosine_at_targeted_frames_with_a_latent(Q):
+    """Eq. 11 by hand: 1 - cos(level 1's direction, h) averaged over the frames whose level-1 code is
+    targeted and whose latent is given; a latent at an untargeted frame, or a target without one,
+    adds nothing; the total is cross-entropy + latent_weight * latent."""
+    model = tiny_bert(codebooks=Q).eval()
+    model.config.latent_weight = 3.0
+    generator = torch.Generator().manual_seed(4)
+    tokens = torch.randint(0, K, (2, 10, Q), generator=generator)
+    targets = torch.full_like(tokens, IGNORE)
+    targets[0, 2:6, 0] = tokens[0, 2:6, 0]  # targeted frames 2..5 of item 0, and frame 1 of item 1
+    targets[1, 1, 0] = tokens[1, 1, 0]
+    latents = torch.zeros(2, 10, D)
+    latents[0, 3:8] = torch.randn(5, D, generator=generator)  # 3..5 targeted, 6..7 not: only 3..5 count
+    _, directions = model(**single_source_inputs(tokens))
+    expected = (1 - F.cosine_similarity(directions[0, 3:6], latents[0, 3:6], dim=-1)).mean()
+    _, losses = model(**single_source_inputs(tokens), targets=targets, latents=latents)
+    assert torch.allclose(losses["latent"], expected, atol=1e-5)
+    assert torch.allclose(losses["loss"], losses["cross_entropy"] + 3.0 * expected, atol=1e-5)
+    assert torch.allclose(directions.norm(dim=-1), torch.ones(2, 10), atol=1e-5), "a direction is a unit vector"
+
+
+def test_latent_head_overfits_one_batch():
+    """The latent loss of Eq. 11 on a fixed batch falls to near zero, beside the codes: each latent
+    lies near its code's vector, as an encoder output lies near the code it is quantised to."""
+    model = tiny_bert(seed=1, layers=1)
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, K, (4, 32, 1), generator=generator)
+    inputs, _ = bert_mask(tokens, VOCAB, generator)
+    labels = torch.where(inputs == VOCAB.mask, tokens, torch.full_like(tokens, IGNORE))  # the MASKed ones
+    latents = F.normalize(model.codebook[0][tokens[..., 0]] + 0.3 * torch.randn(4, 32, D, generator=generator), dim=-1)
+    batch = single_source_inputs(inputs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for step in range(200):
+        _, losses = model(**batch, targets=labels, latents=latents)
+        if step == 0:
+            first = losses["latent"].item()
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+    assert first > 0.5 and losses["latent"].item() < 0.05, (first, losses["latent"].item())
 
 
 def test_tiny_bert_of_frames_learns_a_level_masked_batch():
@@ -215,7 +262,7 @@ def test_soft_decoding_records_the_distribution_that_chose_each_token(Q):
     inputs = torch.randint(0, K, (2, 20, Q), generator=torch.Generator().manual_seed(2))
     inputs[:, 5:15] = VOCAB.mask
     batch = single_source_inputs(inputs)
-    filled, probs = maskgit_fill(model, batch, VOCAB.mask, steps=1, probabilities=True)
+    filled, probs, _ = maskgit_fill(model, batch, VOCAB.mask, steps=1, record=True)
     assert probs.shape == (2, 20, Q, K)
     assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:-1]), atol=1e-5)
     assert torch.equal(probs.argmax(-1), filled)
@@ -238,9 +285,9 @@ def test_separate_and_inpaint_keep_lengths_and_known_tokens(Q):
     model = tiny_bert(max_positions=33, codebooks=Q).eval()
     S, M = 70, 16
     mixture, features = torch.randint(0, K, (S, Q)), F.normalize(torch.randn(S, D), dim=-1)
-    stems = separate_all(model, VOCAB, mixture, features, ["bass", "drums"], steps=2, batch_size=3)
+    stems = separate_all(model, VOCAB, mixture, features, ["bass", "drums"], steps=2, batch_size=3)["tokens"]
     assert stems.shape == (2, S, Q) and (stems < K).all()
-    assert torch.equal(separate_all(model, VOCAB, mixture, features, ["drums"], steps=2)[0], stems[1])
+    assert torch.equal(separate_all(model, VOCAB, mixture, features, ["drums"], steps=2)["tokens"][0], stems[1])
     # by hand: every window's one-shot fill, each frame taken from the window whose centre is nearest
     starts = window_starts(S, M)  # 0, 8, ..., 48, 54
     windows = torch.stack([mixture[a:a + M] for a in starts])  # (W, M, Q)
@@ -252,7 +299,7 @@ def test_separate_and_inpaint_keep_lengths_and_known_tokens(Q):
                          VOCAB.mask, steps=1)[:, M + 1:]  # (W, M, Q)
     nearest = [min(range(len(starts)), key=lambda w: abs(s - starts[w] - M / 2)) for s in range(S)]  # ties: the earlier
     by_hand = torch.stack([fills[w, s - starts[w]] for s, w in enumerate(nearest)])  # (S, Q)
-    assert torch.equal(separate_all(model, VOCAB, mixture, features, ["drums"], steps=1)[0], by_hand)
+    assert torch.equal(separate_all(model, VOCAB, mixture, features, ["drums"], steps=1)["tokens"][0], by_hand)
     filled = inpaint_tokens(model, VOCAB, mixture, features, gap_start=40, gap_length=10, steps=3)
     assert filled.shape == (S, Q) and (filled < K).all()
     assert torch.equal(filled[:40], mixture[:40]) and torch.equal(filled[50:], mixture[50:])

@@ -73,12 +73,38 @@ def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
 
 def test_separate_refines_by_default_with_every_stem(work):
     """Eq. 10 needs every stem's estimate: --stem bass writes the bass that the all-stems run writes;
-    --refine none writes BERT's output decoded (soft), which differs."""
+    --refine none writes BERT's output decoded (its predicted latents), which differs."""
     for args, out in ((["--refine", "wiener"], "all"), (["--stem", "bass"], "bass"), (["--stem", "bass", "--refine", "none"], "raw")):
         result = run(ROOT / "infer.py", "separate", "mix.wav", "--out", out, *args, cwd=work)
         assert result.returncode == 0, result.stderr
     refined, alone, raw = (sf.read(work / out / "mix" / "bass.wav")[0] for out in ("all", "bass", "raw"))
     assert np.array_equal(refined, alone) and not np.allclose(refined, raw, atol=1e-3)
+
+
+def test_decoding_the_true_latent_gives_the_continuous_ceiling(work, monkeypatch, capsys):
+    """--decode latent with a perfect prediction: a BERT that returns the input's own latents, run on
+    a stem's audio, writes that stem's latents decoded without quantisation (evaluate.py's ceiling)."""
+    import infer
+    from checkpoint import load_vqvae
+    from data import find_tracks, read_source
+    from tokens import encode_waveform
+    audio = read_source(find_tracks(work / "data", "test")[0], "bass", RATE, 0.0, 1.0)  # (T,) a true stem
+    sf.write(work / "bass_only.wav", audio, RATE, subtype="FLOAT")
+
+    def perfect(bert, vocab, mixture, features, stems, **kwargs):
+        return {"latent": features[None].expand(len(stems), -1, -1), "tokens": mixture[None].expand(len(stems), -1, -1)}
+    monkeypatch.setattr(infer, "separate_all", perfect)
+    monkeypatch.chdir(work)
+    monkeypatch.setattr("sys.argv", ["infer.py", "separate", "bass_only.wav", "--stem", "bass", "--refine", "none",
+                                     "--out", "ceiling", "--segment-seconds", "0.3"])
+    infer.main()
+    written = sf.read(work / "ceiling" / "bass_only" / "bass.wav", dtype="float32")[0]
+    cpu = torch.device("cpu")
+    vqvae = load_vqvae(work / "runs" / "vqvae.pt", cpu)
+    _, h, _ = encode_waveform(vqvae, audio, cpu)  # (S, D) the stem's normalised latents, as the cache holds them
+    ceiling = infer.decode_long(h, vqvae, cpu)[:len(written)]
+    assert np.abs(ceiling).max() > 0.01  # not silence
+    np.testing.assert_allclose(written, np.clip(ceiling, -1, 1), atol=2 / 32768)  # 16-bit rounding, nothing more
 
 
 def test_inpaint_a_gap_in_the_last_partial_token(work):
@@ -136,8 +162,8 @@ def test_evaluate_with_bert_writes_the_documented_json(work):
     for stem, values in results["separation"].items():
         assert stem in ("bass", "drums", "guitar", "piano") and values["chunks"] > 0
         metrics = values["metrics"]
-        assert metrics.keys() == {"tokens", "refined", "expected", "expected_refined", "mixture", "mixture_tokens",
-                                  "oracle", "oracle_refined"}
+        assert metrics.keys() == {"tokens", "refined", "expected", "expected_refined", "latent", "latent_refined", "mixture",
+                                  "mixture_tokens", "mixture_latent", "oracle", "oracle_refined", "stem_latent"}
         for name, m in metrics.items():
             assert {"si_sdr_db", "si_sdr_db_ci95", "bss_sdr_db", "bss_sdr_db_ci95", "mrstft"} <= m.keys()
             assert ("si_sdri_db" in m) == (name != "mixture")  # the improvement over the mixture, paired per chunk
@@ -166,10 +192,13 @@ def test_bert_bad_inputs(work):
         (["inpaint", "mix.wav", "--start", "-1", "--duration", "0.1"], "from -1 s to -0.9 s"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "-o", "runs"], "is a directory"),
         (["separate", "mix.wav", "--out", "mix.wav"], "is a file"),
+        (["separate", "mix.wav", "--decode", "codes"], "--decode"),
     ]
     cases = [([ROOT / "infer.py", *args], words) for args, words in cases]
     cases.append(([ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs", "--overwrite"],
                   "vocals"))
+    cases.append(([ROOT / "train.py", "bert", "--data", "data", "--latent-weight", "-1", "--out", "runs", "--overwrite"],
+                  "--latent-weight"))
     for result, (_, words) in zip(run_all([args for args, _ in cases], cwd=work), cases):
         assert_one_line_error(result, words)
 
@@ -186,4 +215,4 @@ def test_pictures_listening_page_and_training_log(work):
     assert result.returncode == 0, result.stderr
     assert (work / "separated" / "mix" / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
     header = (work / "runs" / "bert-log.csv").read_text().splitlines()[0]
-    assert header == "step,loss,logit_scale,lr,val_loss"
+    assert header == "step,loss,cross_entropy,latent,logit_scale,lr,val_loss,val_cross_entropy,val_latent"

@@ -39,12 +39,16 @@ def test_all_stems_in_one_pass_equal_one_stem_at_a_time(Q, steps, batch_size):
     mixture = torch.randint(0, K, (70, Q), generator=generator)
     features = F.normalize(torch.randn(70, D, generator=generator), dim=-1)
     calls = []
-    together = separate_all(model, VOCAB, mixture, features, VOCAB.stems, steps=steps, batch_size=batch_size,
-                            progress=lambda done, total: calls.append((done, total)))
-    assert together.shape == (4, 70, Q) and (together < K).all()
+    both = separate_all(model, VOCAB, mixture, features, VOCAB.stems, steps=steps, batch_size=batch_size,
+                        progress=lambda done, total: calls.append((done, total)))
+    together = both["tokens"]
+    assert together.shape == (4, 70, Q) and (together < K).all() and both["latent"].shape == (4, 70, D)
     for j, stem in enumerate(VOCAB.stems):
         alone = separate_all(model, VOCAB, mixture, features, [stem], steps=steps, batch_size=4)
-        assert alone.shape == (1, 70, Q) and torch.equal(together[j], alone[0]), stem
+        assert alone["tokens"].shape == (1, 70, Q) and torch.equal(together[j], alone["tokens"][0]), stem
+        assert torch.allclose(both["latent"][j], alone["latent"][0], atol=1e-5), stem
+    if steps == 1:  # one-shot: a predicted latent's nearest level-1 code is the level-1 token (Eq. 11 and Eq. 1)
+        assert torch.equal((both["latent"] @ model.codebook[0].t()).argmax(-1), together[..., 0])
     assert calls[-1] == (8, 8) and all(a <= b for (a, _), (b, _) in zip(calls, calls[1:]))
     assert len({tuple(row.flatten().tolist()) for row in together}) > 1  # the separator makes the stems differ
 
@@ -78,15 +82,17 @@ def test_soft_separation_keeps_the_tokens_and_expects_code_vectors(Q):
     vqvae = VQVAE(VQVAEConfig(num_downsamples=2, num_codes=K, code_dim=D, base_channels=2, max_channels=8,
                               bottleneck_blocks=1, codebooks=Q)).eval()
     codes = vqvae.quantizer.code_vectors().detach()  # (Q, K, D)
-    plain = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2)
-    tokens, soft = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, code_vectors=codes)
+    plain = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2)["tokens"]
+    both = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, code_vectors=codes)
+    tokens, soft = both["tokens"], both["expected"]
     assert torch.equal(tokens, plain) and soft.shape == (4, 40, D)
     assert (soft >= codes.min(1).values.sum(0) - 1e-5).all() and (soft <= codes.max(1).values.sum(0) + 1e-5).all()
     assert not torch.allclose(soft, vqvae.lookup(tokens), atol=1e-3), "a hesitating BERT's expectation is not its argmax code"
     with torch.no_grad():
         for level in model.levels:
             level.log_logit_scale.fill_(math.log(1e6))
-    tokens, soft = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, code_vectors=codes)
+    both = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, code_vectors=codes)
+    tokens, soft = both["tokens"], both["expected"]
     assert torch.allclose(soft, vqvae.lookup(tokens), atol=1e-5)
     assert torch.allclose(vqvae.decode_vectors(soft), vqvae.decode(tokens), atol=1e-5)
 

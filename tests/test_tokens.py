@@ -94,6 +94,23 @@ def source_of(cache, features):
     return found
 
 
+def test_separation_items_carry_the_named_stems_latents_as_eq11_targets(dataset, tmp_path):
+    """`latents` holds, at the stem half of each Eq. 8 item, the latents of the stem its separator
+    names (Eq. 11's targets, at the frames the batch's `features` never show); zeros elsewhere."""
+    model = tokenizer(1)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
+    cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
+    batch = BatchMaker(cache, vocab, STEMS, context=41, seed=3, mlm_share=0.5).sample(16)
+    M, latents = 20, batch["latents"]
+    assert latents.shape == batch["features"].shape == (16, 41, 4)
+    assert (latents[:, :M + 1] == 0).all() and (latents[8:] == 0).all(), "mixture half and masked modelling: none"
+    separators = {vocab.stem_separator(stem): stem for stem in STEMS}
+    for b in range(8):
+        assert (latents[b, M + 1:].abs().sum(-1) > 0).all()
+        assert source_of(cache, latents[b, M + 1:]) == {separators[batch["tokens"][b, M, 0].item()]}
+        assert source_of(cache, batch["features"][b, M + 1:]) == {"mix"}
+
+
 @pytest.mark.parametrize("share, segment", [(1.0, True), (0.0, True), (1.0, False)])
 def test_mixture_share_picks_the_source_and_the_mixture_segment_names_it(dataset, tmp_path, share, segment):
     model = tokenizer(1)
