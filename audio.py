@@ -47,13 +47,12 @@ def resample(x, from_rate, to_rate):
     return resample_poly(x, int(to_rate) // g, int(from_rate) // g, axis=-1).astype(np.float32)
 
 
-def read_audio(path, sample_rate, start=0, frames=-1):
-    """Read `frames` frames from `start` (both in the file's own rate) as mono float32 at `sample_rate`.
+def read_frames(path, start=0, frames=-1):
+    """Read `frames` frames from `start` as they are in the file: (T, channels) float32 at its own rate.
 
-    Returns a (T,) array. Raises UserError for unreadable files and NaN or infinite samples.
+    Raises UserError for unreadable files and NaN or infinite samples.
     """
-    path = Path(path)
-    file_rate, _, _ = audio_info(path)
+    audio_info(path)
     try:
         x, _ = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except Exception as error:
@@ -61,8 +60,16 @@ def read_audio(path, sample_rate, start=0, frames=-1):
         raise UserError(f"{path}: could not decode audio ({reason})") from None
     if not np.isfinite(x).all():
         raise UserError(f"{path}: audio contains NaN or infinite samples")
-    x = x.mean(axis=1)  # (T,) mix down to mono
-    return resample(x, file_rate, sample_rate)
+    return x
+
+
+def read_audio(path, sample_rate, start=0, frames=-1):
+    """Read `frames` frames from `start` (both in the file's own rate) as mono float32 at `sample_rate`.
+
+    Returns a (T,) array. Raises UserError for unreadable files and NaN or infinite samples.
+    """
+    x = read_frames(path, start, frames).mean(axis=1)  # (T,) mix down to mono
+    return resample(x, audio_info(path)[0], sample_rate)
 
 
 def check_output_format(path):
@@ -72,15 +79,16 @@ def check_output_format(path):
 
 
 @contextlib.contextmanager
-def audio_writer(path, sample_rate):
-    """Write a mono file block by block: yields `write(block)`; each block is clipped to [-1, 1].
+def audio_writer(path, sample_rate, channels=1):
+    """Write a file block by block: yields `write(block)`, a block being (T,) mono or (channels, T);
+    each block is clipped to [-1, 1].
 
     The blocks go to a temporary file that is renamed onto `path` only when the `with` block
     ends without an error (files.atomic_write): a long output never exists half-written.
     """
     check_output_format(path)
-    with atomic_write(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1) as file:
-        yield lambda x: file.write(np.clip(np.asarray(x, dtype=np.float32).reshape(-1), -1.0, 1.0))
+    with atomic_write(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=channels) as file:
+        yield lambda x: file.write(np.clip(np.asarray(x, dtype=np.float32).reshape(channels, -1).T, -1.0, 1.0))
 
 
 def write_audio(path, x, sample_rate):

@@ -16,6 +16,7 @@ from data import embedded_dataset
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from evaluation_bert import CANDIDATES, SEPARATION_SECONDS, evaluate_bert, held_out_tokens
 from files import UserError, refuse_existing
+from pretrained import check_shipped_paths, default_models, work_folder
 
 CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "expected": "soft",
                    "expected_refined": "soft, refined", "latent": "BERT's latents", "latent_refined": "latents, refined",
@@ -55,7 +56,7 @@ def print_bert(results):
 
 def main():
     parser = ArgumentParser(description="Evaluate the tokenizer (and BERT) on held-out data.")
-    parser.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
+    parser.add_argument("--vqvae", default=None, help="VQ-VAE checkpoint (default runs/vqvae.pt if it exists, else pretrained/vqvae.pt)")
     parser.add_argument("--bert", default=None, help="BERT checkpoint (default: bert.pt beside the VQ-VAE if it exists; 'none' to skip)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--split", default="test", choices=["validation", "test"], help="split to score")
@@ -69,6 +70,7 @@ def main():
     refuse_existing([p for p in (args.json, args.report and Path(args.report) / "index.html") if p], args.overwrite)
     gap_seconds = number_list(args.gap_seconds, "--gap-seconds", float, lambda g: 0 < g < float("inf"), "positive and finite")
     device = pick_device(args.device)
+    default_models(args, with_bert=False)
     model = load_vqvae(args.vqvae, device)
     data_root = args.data or embedded_dataset(model.config.sample_rate)
     chunks = held_out_chunks(data_root, args.split, model.config.sample_rate, chunks_per_track=4)
@@ -76,11 +78,12 @@ def main():
     print_reconstruction(results["reconstruction"], f"reconstruction, {args.split} split")
     beside = Path(args.vqvae).parent / "bert.pt"  # the BERT trained on this tokenizer's tokens, by default
     bert_path = args.bert or (str(beside) if beside.exists() else "none")
+    check_shipped_paths([bert_path])
     if bert_path == "none" and args.report:
         raise UserError(f"{args.report}: the listening page needs a BERT checkpoint (--bert)")
     if bert_path != "none":
         bert, vocab = load_bert(bert_path, model, device)
-        cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, Path(args.vqvae).parent, device)
+        cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, work_folder(args.vqvae), device)
         results.update(evaluate_bert(bert, vocab, model, cache, validation, tracks, device, gap_seconds=gap_seconds))
         print_bert(results)
         if args.report:

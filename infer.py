@@ -4,7 +4,8 @@
     python infer.py encode song.flac -o song.tokens.npy
     python infer.py decode song.tokens.npy -o song.recon.wav
     python infer.py separate mix.wav               # writes separated/mix/{bass,drums,guitar,piano}.wav
-    python infer.py separate mix.wav --stem bass --out DIR
+    python infer.py separate examples/timgm6mb-test.flac --reference examples/timgm6mb-test --report   # scored, index.html
+    python infer.py separate mix.wav --stem bass --reference bass.wav --out DIR
     python infer.py separate mix.wav --refine none # BERT's predicted latents decoded, without refinement by the mixture
     python infer.py separate mix.wav --refine none --decode tokens   # BERT's tokens decoded as they are
     python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
@@ -12,10 +13,12 @@
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
 resampled to the model's rate; a float file whose samples reach beyond +-1 is scaled to a peak of
 1, with a line saying so. Token files are plain .npy arrays of int16 code indices, one frame per
-2^k samples: (S, Q), Q codes per frame (Eq. 9; a (S,) file is read as Q = 1). Separated stems
-and inpainted files are written at the model's sample rate, mono.
+2^k samples: (S, Q), Q codes per frame (Eq. 9; a (S,) file is read as Q = 1).
 `separate` separates every stem in one batched pass and, by default, refines the decoded stems
-by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them.
+by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them. The masks
+come from the model-rate estimates and share each channel of the original file, so the stems come
+back at the input's sample rate and channel count (`refine.refine_channels`). Unrefined stems
+(`--refine none`) and inpainted files are written at the model's sample rate, mono.
 
 Files of any length work in bounded memory: every command reads, processes and writes its file
 in segments of `--segment-seconds` (inputs.py), with margins that make the result the same
@@ -29,16 +32,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audio import audio_info, audio_writer, check_output_format
+from audio import AUDIO_SUFFIXES, audio_info, audio_writer, check_output_format, read_frames
 from cli import (ArgumentParser, autocast, finite_float, non_negative_float, pick_device, positive_float, positive_int,
                  run_main)
 from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
 from files import UserError, atomic_write, check_writable, refuse_existing
-from inputs import (Loudness, input_length, kept_samples, kept_tokens, read_input, segment_count, segment_size, segments,
-                    spans)
+from inputs import (Loudness, input_gain, input_length, kept_samples, kept_tokens, model_length, read_input, segment_count,
+                    segment_size, segments, spans)
 from metrics import RunningMRSTFT, RunningSISDR
-from refine import CONTEXT_SAMPLES, refine
+from pretrained import default_models
+from refine import CONTEXT_SAMPLES, FFT_SIZE, refine, refine_channels
 from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, SEPARATE_STEPS, inpaint_tokens, separate_all
 from tokens import encode_waveform
 
@@ -71,7 +75,7 @@ def check_outputs(args, paths):
     """Refuse bad output names and existing outputs (without --overwrite) before any work."""
     check_writable(paths)
     for path in paths:
-        if path.suffix.lower() not in (".png", ".npy"):
+        if path.suffix.lower() not in (".png", ".npy", ".html"):
             check_output_format(path)
     refuse_existing(paths, args.overwrite)
 
@@ -168,6 +172,26 @@ def progress_line(label):
     return show
 
 
+def reference_files(args, stems):
+    """--reference: {stem: the true stem's audio file}, from one file (with --stem) or a folder of <stem>.flac/.wav..."""
+    if not args.reference:
+        return {}
+    path = Path(args.reference)
+    if path.is_dir():
+        found = {stem: next((f for f in sorted(path.glob(f"{stem}.*")) if f.suffix.lower() in AUDIO_SUFFIXES), None)
+                 for stem in stems}
+        found = {stem: f for stem, f in found.items() if f is not None}
+        if not found:
+            raise UserError(f"{path}: no reference stems in this folder (expected files named {stems[0]}.flac, ...)")
+    elif len(stems) != 1:
+        raise UserError(f"{path}: a reference file needs --stem (the stem it is the true audio of), or pass a folder of stems")
+    else:
+        found = {stems[0]: path}
+    for file in found.values():
+        audio_info(file)  # a missing or unreadable reference fails now, not after the work
+    return found
+
+
 def command_separate(args, device):
     vqvae, bert, vocab = load_pair(args, device)
     stems = [args.stem] if args.stem else list(vocab.stems)
@@ -175,35 +199,33 @@ def command_separate(args, device):
     if unknown or not stems:
         raise UserError(f"{args.bert}: the model separates {', '.join(vocab.stems) or 'no stems'}, "
                         f"not {', '.join(unknown) or 'anything'}")
-    if args.reference:
-        if len(stems) != 1:
-            raise UserError(f"{args.reference}: --reference needs --stem (the stem it is the true audio of)")
-        audio_info(args.reference)  # a missing or unreadable reference fails now, not after the work
+    references = reference_files(args, stems)
     out = Path(args.out) / Path(args.input).stem
     paths = {stem: out / f"{stem}.wav" for stem in stems}
-    check_outputs(args, list(paths.values()) + ([out / "spectrograms.png"] if args.plot else []))
+    check_outputs(args, list(paths.values()) + ([out / "spectrograms.png"] if args.plot else [])
+                  + ([out / "index.html"] if args.report else []))
     refining = args.refine == "wiener"
     separated = list(vocab.stems) if refining else stems  # Eq. 10 shares the mixture among every stem's estimate
     rate, hop = vqvae.config.sample_rate, vqvae.hop
     window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
-    refine_margin = -(-CONTEXT_SAMPLES // hop) if refining else 0  # what the refinement of a sample looks at
+    file_rate, file_frames, channels = audio_info(args.input)
+    native = refining and (file_rate, channels) != (rate, 1)  # stems at the input's rate and channels (Eq. 10 per channel)
+    out_rate, out_channels = (file_rate, channels) if native else (rate, 1)
+    native_references = {stem for stem, path in references.items()  # else scored at the model's rate, mono
+                         if native and audio_info(path)[::2] == (file_rate, channels)}
+    # what the refinement of a sample looks at (at the input's rate, its frames reach one more frame of the model's)
+    refine_margin = -(-CONTEXT_SAMPLES * (2 if native else 1) // hop) if refining else 0
     align, margin = max(1, window // 2), window + 2 * CODEC_MARGIN + refine_margin  # in tokens
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
-    loudness, scores, mixture_score, panels = Loudness(args.input), {}, RunningSISDR(), {}
+    loudness, scores, mixture_scores = Loudness(args.input), {}, {}
+    first = {}  # the first segment's clips, for --plot and --report: {"mixture" or stem: [(label, wave)]}
     code_vectors = vqvae.quantizer.code_vectors().detach() if args.decode == "soft" else None
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
-        writers = {stem: stack.enter_context(audio_writer(path, rate)) for stem, path in paths.items()}
+        writers = {stem: stack.enter_context(audio_writer(path, out_rate, out_channels)) for stem, path in paths.items()}
         for i, segment in enumerate(segments(args, vqvae, margin, align)):
             mixture, features = encode_segment(segment, vqvae, device)
             loudness.add(segment.kept)
-            reference = read_file_chunk(args.reference, rate, segment.start, segment.length) if args.reference else None
-            if reference is not None:
-                mixture_score.add(reference, segment.kept)
-            if i == 0:  # the pictures show the first segment
-                panels["mixture"] = segment.kept
-                if reference is not None:
-                    panels[f"reference {stems[0]}"] = reference
             with autocast(device):  # every stem in one batched pass
                 estimates = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
                                          temperature=args.temperature, generator=sampling_generator(args, device),
@@ -213,28 +235,72 @@ def command_separate(args, device):
             waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
                              offset=segment.start - segment.offset).numpy() if refining else waves  # Eq. 10
+            if native:  # (J, C, kept) and (C, kept) at the input's rate, frames [first, last) of the file
+                stereo, original, first_frame, last_frame = refine_native(args.input, segment, waves, rate, file_rate, file_frames)
+            first.setdefault("mixture", [("mixture", segment.kept)])
             for stem in stems:
                 j = separated.index(stem)
                 wave = kept_samples(refined[j], segment)
-                writers[stem](wave)
-                panels.setdefault(f"separated {stem}, {args.decode}", kept_samples(waves[j], segment))
-                if refining:
-                    panels.setdefault(f"separated {stem}, refined (Eq. 10)", wave)
-                if reference is not None:
+                writers[stem](stereo[j] if native else wave)
+                reference = read_file_chunk(references[stem], rate, segment.start, segment.length) if stem in references else None
+                if stem in native_references:  # score what is written, in the input's format
+                    truth = read_frames(references[stem], first_frame, last_frame - first_frame).T  # (C, kept)
+                    scores.setdefault(stem, RunningSISDR()).add(truth, stereo[j])
+                    mixture_scores.setdefault(stem, RunningSISDR()).add(truth, original)
+                elif reference is not None:  # at the model's rate, mono
                     scores.setdefault(stem, RunningSISDR()).add(reference, wave)
+                    mixture_scores.setdefault(stem, RunningSISDR()).add(reference, segment.kept)
+                if stem not in first:  # the stem as written, what it was refined from, the true stem
+                    first[stem] = [(f"{stem}, " + ("refined (Eq. 10)" if refining else f"{args.decode} decoded"), wave)]
+                    first[stem] += [(f"{stem}, {args.decode} decoded", kept_samples(waves[j], segment))] if refining else []
+                    first[stem] += [(f"true {stem}", reference)] if reference is not None else []
         loudness.check()
     how = f"{args.decode} decoded" + (", refined by the mixture (Eq. 10)" if refining else ", not refined")
     for stem, path in paths.items():
-        print(f"{args.input}: {stem} -> {path} ({total / rate:.2f} s at {rate} Hz, {how})")
+        print(f"{args.input}: {stem} -> {path} ({total / rate:.2f} s at {out_rate} Hz, "
+              f"{out_channels} channel{'s' if out_channels > 1 else ''}, {how})")
+    metrics = {}
     for stem, score in scores.items():
         try:
-            print(f"{stem}: SI-SDR {score.value():.2f} dB against {args.reference} "
-                  f"(the mixture: {mixture_score.value():.2f} dB)")
+            metrics[stem] = f"SI-SDR {score.value():.2f} dB (the mixture: {mixture_scores[stem].value():.2f} dB)"
         except ValueError:
-            raise UserError(f"{args.reference}: the reference is silent, SI-SDR is undefined "
+            raise UserError(f"{references[stem]}: the reference is silent, SI-SDR is undefined "
                             f"(the stems were written)") from None
+        where = f"{file_rate} Hz, {channels} channel(s)" if stem in native_references else f"{rate} Hz mono"
+        print(f"{stem}: {metrics[stem]} against {references[stem]}, at {where}")
     if args.plot:
-        plot(out / "spectrograms.png", list(panels.items()), rate)
+        plot(out / "spectrograms.png", [clip for clips in first.values() for clip in clips], rate)
+    if args.report:
+        print(f"listening page -> {listening_page(out, args.input, first, paths, metrics, rate)}")
+
+
+def refine_native(path, segment, waves, rate, file_rate, file_frames):
+    """The kept part of a segment in the input's own rate and channels: (J, C, samples), the Eq. 10 masks
+    of the model-rate estimates `waves` (J, len(segment.audio)) applied to each channel of the original;
+    then that part of the original (C, samples) and its first and last frames in the file."""
+    first = segment.start * file_rate // rate  # the kept part, in the file's frames
+    last = min(file_frames, (segment.start + segment.length) * file_rate // rate)
+    if segment.start + segment.length >= model_length(path, rate):
+        last = file_frames  # the last segment keeps the file's end
+    context = 2 * round(FFT_SIZE * file_rate / rate)  # what a frame of the refinement reaches
+    a, b = max(0, first - context), min(file_frames, last + context)
+    channels = read_frames(path, a, b - a).T * np.float32(input_gain(path))  # (C, b - a)
+    refined = refine_channels(torch.from_numpy(segment.audio), torch.from_numpy(waves), torch.from_numpy(channels),
+                              rate, file_rate, offset=segment.start - segment.offset, channel_offset=a)  # Eq. 10
+    return refined[..., first - a:last - a].numpy(), channels[:, first - a:last - a], first, last
+
+
+def listening_page(folder, input_path, first, paths, metrics, rate):
+    """folder/index.html: the mixture, then a row per stem: the file written (played whole), what it was
+    made from and the true stem (the first segment of each)."""
+    from report import clip_row, write_page  # matplotlib only when pictures are asked for
+    lines = [clip_row(folder, "page", [(*first["mixture"][0], "")], rate)]
+    for stem, path in paths.items():
+        (label, wave), *others = first[stem]
+        lines.append(clip_row(folder, "page", [(label, wave, metrics.get(stem, ""), path.name)]
+                              + [(*clip, "") for clip in others], rate))
+    return write_page(folder, f"audio-mlm: {Path(input_path).name} separated",
+                      f"Model rate {rate} Hz. Spectrograms show the first segment of each file.", [("Stems", lines)])
 
 
 def command_inpaint(args, device):
@@ -300,7 +366,8 @@ def command_inpaint(args, device):
 
 def add_common(command, input_help, with_plot=True, with_bert=False, steps=1, temperature=0.0):
     command.add_argument("input", help=input_help)
-    command.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE checkpoint (default runs/vqvae.pt)")
+    command.add_argument("--vqvae", default=None,
+                         help="VQ-VAE checkpoint (default runs/vqvae.pt once trained, else the shipped pretrained/vqvae.pt)")
     if with_plot:
         command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
@@ -308,7 +375,7 @@ def add_common(command, input_help, with_plot=True, with_bert=False, steps=1, te
     command.add_argument("--segment-seconds", type=positive_float, default=SEGMENT_SECONDS,
                          help=f"process long files this many seconds at a time (bounds memory; default {SEGMENT_SECONDS:g})")
     if with_bert:
-        command.add_argument("--bert", default="runs/bert.pt", help="BERT checkpoint (default runs/bert.pt)")
+        command.add_argument("--bert", default=None, help="BERT checkpoint (default: bert.pt beside the VQ-VAE)")
         command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot; default {steps})")
         command.add_argument("--temperature", type=non_negative_float, default=temperature,
                              help=f"sampling temperature (0 = argmax; default {temperature:g})")
@@ -338,7 +405,9 @@ def main():
     command = commands.add_parser("separate", help="pull stems out of a mixture (Eq. 8)")
     command.add_argument("--stem", default=None, help="one stem to separate (default: every stem the model knows)")
     command.add_argument("--out", default="separated", help="output folder; stems go to OUT/<input name>/<stem>.wav")
-    command.add_argument("--reference", default=None, help="the true stem's audio (with --stem): print SI-SDR, add it to --plot")
+    command.add_argument("--reference", default=None,
+                         help="the true stems: a folder of <stem>.flac/.wav files, or one file with --stem; prints SI-SDR")
+    command.add_argument("--report", action="store_true", help="also write OUT/<input name>/index.html, a listening page")
     command.add_argument("--refine", default="wiener", choices=["wiener", "none"],
                          help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
                               "stem is separated, even with --stem); none: BERT's output decoded as it is (see --decode)")
@@ -348,6 +417,7 @@ def main():
     add_common(command, "mixture audio file", with_bert=True, steps=SEPARATE_STEPS)
     args = parser.parse_args()
     device = pick_device(args.device)
+    default_models(args, with_bert=args.command in ("separate", "inpaint"))
     if args.command in ("separate", "inpaint"):
         {"separate": command_separate, "inpaint": command_inpaint}[args.command](args, device)
         return

@@ -1,15 +1,17 @@
-"""A static listening page: `evaluate.py --report DIR` writes DIR/index.html, audio and spectrograms.
+"""Static listening pages: `evaluate.py --report DIR` and `infer.py separate ... --report` write index.html.
 
-People judge audio by ear and by eye. For a few held-out examples the page shows, each with an
-audio player, its spectrogram and its metric:
-- separation: the mixture, BERT's separated stem (its tokens decoded), the same refined by the
-  mixture (Eq. 10), the true stem, and the oracle (the true stem's tokens decoded: the best any
-  token predictor could do with this tokenizer);
+People judge audio by ear and by eye. A page is a table of clips, each with an audio player, its
+spectrogram and its metric. `evaluate.py --report` shows a few held-out examples:
+- separation: the mixture, BERT's separated stem (its predicted latents decoded, Eq. 11), the same
+  refined by the mixture (Eq. 10), the true stem, and the oracle (the true stem's tokens decoded:
+  the best any token predictor could do with this tokenizer);
 - inpainting: the original, the gap filled by BERT, and the two baselines (silence, a cross-fade
   of the neighbouring audio).
+`infer.py separate --report` shows the stems it wrote, beside the true ones when `--reference` is given.
 Plain HTML with relative links, no JavaScript and no server: open index.html from disk.
 """
 import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +32,29 @@ from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, separate_all, single_sourc
 
 
 def clip_row(folder, name, clips, sample_rate):
-    """Write each (label, wave, metric text) clip as wav + png; return an HTML table row."""
+    """Write each (label, wave, metric text[, audio file]) clip's spectrogram, and its wav unless it names
+    an audio file in `folder` already written; return an HTML table row."""
     cells = []
-    for label, wave, metric in clips:
-        stem = f"{name}-{label.replace(' ', '_')}"
-        write_audio(folder / f"{stem}.wav", wave, sample_rate)
+    for label, wave, metric, *audio in clips:
+        stem = f"{name}-{re.sub('[^A-Za-z0-9]+', '_', label).strip('_')}"
+        if not audio:
+            audio = [f"{stem}.wav"]
+            write_audio(folder / audio[0], wave, sample_rate)
         spectrogram_figure([(label, wave)], sample_rate, folder / f"{stem}.png")
-        cells.append(f"<td><b>{html.escape(label)}</b> {html.escape(metric)}<br><audio controls src='{stem}.wav'></audio>"
+        cells.append(f"<td><b>{html.escape(label)}</b> {html.escape(metric)}<br><audio controls src='{html.escape(audio[0])}'></audio>"
                      f"<br><img src='{stem}.png' width='360'></td>")
     return "<tr>" + "".join(cells) + "</tr>"
+
+
+def write_page(folder, title, intro, sections):
+    """folder/index.html: a heading, a paragraph, then one table per (heading, rows) section."""
+    body = "".join(f"<h2>{html.escape(heading)}</h2><table>{''.join(lines)}</table>" for heading, lines in sections)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px}}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>{body}</body></html>\n")
+    with atomic_write(folder / "index.html") as tmp:
+        tmp.write_text(page)
+    return folder / "index.html"
 
 
 @torch.no_grad()
@@ -102,12 +118,5 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
             for name, wave in candidates.items()], rate))
     sections.append(("Inpainting (Eq. 7), MR-STFT distance on the gap (lower is better)", lines))
 
-    body = "".join(f"<h2>{html.escape(title)}</h2><table>{''.join(lines)}</table>" for title, lines in sections)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>audio-mlm listening page</title>"
-            f"<style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:4px}}</style></head><body>"
-            f"<h1>audio-mlm: held-out examples</h1><p>Decoded as infer.py decodes (one step, inpainting "
-            f"sampled at temperature {INPAINT_TEMPERATURE:g}); audio at {rate} Hz.</p>"
-            f"{body}</body></html>\n")
-    with atomic_write(folder / "index.html") as tmp:
-        tmp.write_text(page)
-    return folder / "index.html"
+    return write_page(folder, "audio-mlm: held-out examples", f"Decoded as infer.py decodes (one step, inpainting "
+                      f"sampled at temperature {INPAINT_TEMPERATURE:g}); audio at {rate} Hz.", sections)

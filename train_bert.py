@@ -18,6 +18,7 @@ from data import dataset_sources, embedded_dataset, find_tracks
 from files import UserError, refuse_existing
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
+from pretrained import work_folder
 from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, check_run_arguments,
                       optimizer_step, pace, report_stop, restore, set_learning_rate, silent,
                       stop_if_diverged, training_state)
@@ -96,7 +97,7 @@ def train_bert(args):
     if unknown:
         raise UserError(f"{data_root}: no stem named {', '.join(unknown)} (it has: {', '.join(available) or 'mixtures only'})")
     mlm_share = MLM_SHARE if stems else 1.0  # a folder of mixtures: masked modelling only
-    folder = cache_folder(Path(args.vqvae).parent, data_root, fingerprint)  # the tokenizer's
+    folder = cache_folder(work_folder(args.vqvae), data_root, fingerprint)  # the tokenizer's
     started = time.time()
     if rank == 0:  # one rank tokenizes, the others wait for it
         for split in ("train", "validation"):

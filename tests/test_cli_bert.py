@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from audio import resample
 from synth import write_synthetic_dataset
 from test_cli import RATE, ROOT, TINY_FLAGS, assert_one_line_error, assert_same_audio, run, run_all
 
@@ -43,19 +44,27 @@ def test_resume_bert(work):
     assert torch.load(work / "runs" / "bert-last.pt", weights_only=True)["step"] == 4
 
 
-def test_separate_writes_every_stem(work):
+def test_separate_writes_every_stem_in_the_inputs_format(work):
+    """Refined stems come back as the input came (44.1 kHz stereo here); unrefined ones at the model's rate, mono."""
     result = run(ROOT / "infer.py", "separate", "mix.wav", "--vqvae", "runs/vqvae.pt", "--bert", "runs/bert.pt",
                  "--steps", "2", cwd=work)
     assert result.returncode == 0, result.stderr
-    for stem in ("bass", "drums", "guitar", "piano"):
-        audio, rate = sf.read(work / "separated" / "mix" / f"{stem}.wav")
-        assert rate == RATE and len(audio) == int(1.5 * RATE)
+    stems = {stem: sf.read(work / "separated" / "mix" / f"{stem}.wav") for stem in ("bass", "drums", "guitar", "piano")}
+    for audio, rate in stems.values():
+        assert rate == 44100 and audio.shape == (int(1.5 * 44100), 2)
+    mixture = sf.read(work / "mix.wav")[0]
+    residual = mixture - sum(audio for audio, _ in stems.values())  # the masks share each channel: nothing is made up
+    assert np.sqrt(np.mean(residual ** 2)) < np.sqrt(np.mean(mixture ** 2))
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--refine", "none", "--out", "unrefined", cwd=work)
+    assert result.returncode == 0, result.stderr
+    audio, rate = sf.read(work / "unrefined" / "mix" / "bass.wav")
+    assert rate == RATE and audio.shape == (int(1.5 * RATE),)
     result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--out", "one", cwd=work)
     assert result.returncode == 0, result.stderr
     assert [p.name for p in (work / "one" / "mix").iterdir()] == ["bass.wav"]
 
 
-@pytest.mark.parametrize("refine, count", [("none", 8), ("wiener", 5)])
+@pytest.mark.parametrize("refine, count", [("none", 8), ("wiener", 3)])
 def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
     """Segments start on whole hops of BERT's windows and read a window and more beside them (and,
     when refining, the STFT frames' reach), so cutting the 1.5 s mixture into 0.2 s segments
@@ -64,21 +73,23 @@ def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
         result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "drums", "--out", f"seg{seconds}{refine}",
                      "--segment-seconds", seconds, "--refine", refine, cwd=work)
         assert result.returncode == 0, result.stderr
-        # 1500 tokens in segments of 198 tokens, or of 352 with refinement's margin (2048 samples = 256 tokens)
+        # 1500 tokens in segments of 198 tokens, or of 792 with refinement's margin at 44.1 kHz (4096 samples = 512 tokens)
         assert (f"segment {count}/{count}" in result.stderr) == (seconds == "0.2")
     first, last = (sf.read(work / f"seg{s}{refine}" / "mix" / "drums.wav")[0] for s in ("0.2", "100"))
-    assert len(first) == int(1.5 * RATE)
+    assert len(first) == int(1.5 * (RATE if refine == "none" else 44100))
     assert_same_audio(first, last)
 
 
 def test_separate_refines_by_default_with_every_stem(work):
     """Eq. 10 needs every stem's estimate: --stem bass writes the bass that the all-stems run writes;
-    --refine none writes BERT's output decoded (its predicted latents), which differs."""
+    --refine none writes BERT's output decoded (its predicted latents, at the model's rate), which differs."""
     for args, out in ((["--refine", "wiener"], "all"), (["--stem", "bass"], "bass"), (["--stem", "bass", "--refine", "none"], "raw")):
         result = run(ROOT / "infer.py", "separate", "mix.wav", "--out", out, *args, cwd=work)
         assert result.returncode == 0, result.stderr
     refined, alone, raw = (sf.read(work / out / "mix" / "bass.wav")[0] for out in ("all", "bass", "raw"))
-    assert np.array_equal(refined, alone) and not np.allclose(refined, raw, atol=1e-3)
+    assert np.array_equal(refined, alone)
+    mono = resample(refined.mean(axis=1).astype(np.float32), 44100, RATE)  # the refined bass at the model's rate
+    assert raw.shape == mono.shape and not np.allclose(mono, raw, atol=1e-3)
 
 
 def test_decoding_the_true_latent_gives_the_continuous_ceiling(work, monkeypatch, capsys):
@@ -180,7 +191,10 @@ def test_bert_bad_inputs(work):
         (["separate", "mix.wav", "--stem", "vocals"], "vocals"),
         (["separate", "mix.wav", "--bert", "runs/vqvae.pt"], "expected a bert"),
         (["separate", "mix.wav", "--vqvae", "runs/bert.pt"], "expected a vqvae"),
-        (["separate", "mix.wav", "--vqvae", other / "vqvae.pt"], "another VQ-VAE"),
+        (["separate", "mix.wav", "--vqvae", other / "vqvae.pt", "--bert", "runs/bert.pt"], "another VQ-VAE"),
+        (["separate", "mix.wav", "--vqvae", other / "vqvae.pt"], "bert.pt: no such checkpoint"),  # the BERT beside it
+        (["separate", "mix.wav", "--reference", "mix.wav"], "needs --stem"),
+        (["separate", "mix.wav", "--reference", "runs"], "no reference stems"),
         (["separate", "mix.wav", "--steps", "0"], "--steps"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "--temperature", "-1"], "--temperature"),
         (["separate", "mix.wav", "--temperature", "nan"], "--temperature"),
@@ -216,3 +230,23 @@ def test_pictures_listening_page_and_training_log(work):
     assert (work / "separated" / "mix" / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
     header = (work / "runs" / "bert-log.csv").read_text().splitlines()[0]
     assert header == "step,loss,cross_entropy,latent,logit_scale,lr,val_loss,val_cross_entropy,val_latent"
+
+
+def test_separate_report_scores_a_folder_of_true_stems(work):
+    """--reference DIR scores every stem found there, in the input's format when the file has it (else at
+    the model's rate, mono); --report writes index.html beside the stems, every link of it a file there."""
+    refs = work / "refs"
+    refs.mkdir()
+    mixture, rate = sf.read(work / "mix.wav")
+    sf.write(refs / "bass.wav", 0.5 * mixture, rate)  # the input's format: 44.1 kHz stereo
+    sf.write(refs / "drums.flac", resample(mixture.mean(axis=1).astype(np.float32), rate, RATE), RATE)  # 16 kHz mono
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--reference", "refs", "--report", "--out", "page", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "bass: SI-SDR" in result.stdout and "at 44100 Hz, 2 channel(s)" in result.stdout
+    assert "drums: SI-SDR" in result.stdout and f"at {RATE} Hz mono" in result.stdout
+    assert "guitar: SI-SDR" not in result.stdout
+    folder = work / "page" / "mix"
+    page = (folder / "index.html").read_text()
+    links = [src.split("'")[0] for src in page.split("src='")[1:]]
+    assert "bass.wav" in links and all((folder / link).exists() for link in links)
+    assert "true bass" in page and "true drums" in page and "true guitar" not in page

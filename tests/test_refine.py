@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from metrics import si_sdr
-from refine import CONTEXT_SAMPLES, refine, soft_masks
+from audio import resample
+from refine import CONTEXT_SAMPLES, refine, refine_channels, soft_masks
 
 RATE = 16000
 VARIANTS = [dict(), dict(power=2.0), dict(fft_size=1024)]  # the default p = 1 and 2048, and the other exponent and size
@@ -92,3 +93,42 @@ def test_a_segment_with_its_context_gives_the_samples_of_the_whole(options):
         a, b = start - margin, end + margin
         segment = refine(mixture[a:b], stems[:, a:b], offset=a, **options)
         assert torch.allclose(segment[:, margin:margin + end - start], whole[:, start:end], atol=1e-6)
+
+
+# ---- refine_channels: the masks of the model's rate, applied to the user's file ----
+
+def test_refine_channels_at_the_model_rate_is_refine():
+    generator = torch.Generator().manual_seed(5)
+    mixture, stems = 0.3 * torch.randn(9000, generator=generator), 0.2 * torch.randn(2, 9000, generator=generator)
+    refined = refine_channels(mixture, stems, mixture[None], RATE, RATE)  # (J, 1, T)
+    assert torch.allclose(refined[:, 0], refine(mixture, stems)[:2], atol=1e-6)
+
+
+def test_refine_channels_shares_each_channel_of_a_44k_stereo_file():
+    """A bass in the centre and a 3 kHz tone on the left only, at 44.1 kHz; the model-rate estimate says
+    "bass": each channel's bass comes back (the tone stays out), and the stems plus what they leave out
+    of each channel add up to that channel. Above 8 kHz the top model bin's mask is used."""
+    t = torch.arange(2 * 44100) / 44100
+    bass, tone, air = (a * torch.sin(2 * np.pi * f * t) for a, f in ((0.3, 110), (0.2, 3000), (0.05, 12000)))
+    channels = torch.stack([bass + tone + air, bass])  # (2, T')
+    model_rate = resample(channels.mean(0).numpy(), 44100, RATE)
+    estimate = resample(bass.numpy(), 44100, RATE)
+    refined = refine_channels(torch.from_numpy(model_rate), torch.from_numpy(estimate)[None], channels, RATE, 44100)
+    assert refined.shape == (1, 2, 2 * 44100)
+    assert si_sdr(bass.numpy(), refined[0, 0].numpy()) > 15 and si_sdr(bass.numpy(), refined[0, 1].numpy()) > 30
+    assert (channels - refined[0]).abs().max() <= channels.abs().max()  # masks in [0, 1]: nothing is amplified
+
+
+def test_refine_channels_in_segments_gives_the_whole():
+    """As infer.py calls it: frames on the whole file's hops at both rates, so segments join without seams."""
+    generator = torch.Generator().manual_seed(7)
+    channels = 0.3 * torch.randn(2, 3 * 44100, generator=generator)
+    mixture = torch.from_numpy(resample(channels.mean(0).numpy(), 44100, RATE))
+    stems = 0.2 * torch.randn(2, len(mixture), generator=generator)
+    whole = refine_channels(mixture, stems, channels, RATE, 44100)
+    start, end, margin = 16000, 32000, 2 * CONTEXT_SAMPLES  # model samples; 44100 / 16000 = 441 / 160
+    a, b = start - margin, end + margin
+    first, last, context = start * 441 // 160, end * 441 // 160, 2 * 5644
+    segment = refine_channels(mixture[a:b], stems[:, a:b], channels[:, first - context:last + context], RATE, 44100,
+                              offset=a, channel_offset=first - context)
+    assert torch.allclose(segment[..., context:context + last - first], whole[..., first:last], atol=1e-5)
