@@ -78,7 +78,7 @@ def test_another_q_is_refused_in_one_line(work):
     cases = [(["decode", "single.npy", "-o", "x.wav"], "1 code(s) per frame, but the VQ-VAE runs/vqvae.pt reads 2"),
              (["decode", "triple.npy", "-o", "x.wav"], "3 code(s) per frame"),
              (["decode", "mix.tokens.npy", "-o", "x.wav", "--vqvae", "single.pt"], "reads 1"),
-             (["separate", "mix.wav", "--vqvae", "single.pt"], "reads frames of 2 codes, the VQ-VAE gives 1")]
+             (["separate", "mix.wav", "--vqvae", "single.pt", "--bert", "runs/bert.pt"], "reads frames of 2 codes, the VQ-VAE gives 1")]
     run(ROOT / "infer.py", "encode", "mix.wav", "-o", "mix.tokens.npy", "--overwrite", cwd=work)
     cases = [([ROOT / "infer.py", *args], words) for args, words in cases]
     cases.append(([ROOT / "train.py", "vqvae", "--k", "3", "--codebooks", "3", "--steps", "4", "--data", "data",

@@ -58,7 +58,8 @@ def test_a_slice_of_an_example_separates_with_the_shipped_models(tmp_path):
 
 
 def test_a_missing_or_truncated_shipped_file_is_a_one_line_error(tmp_path):
-    """A copy of the project whose pretrained/bert.pt is truncated, then gone: a one-line error naming it."""
+    """A copy of the project whose pretrained/bert.pt is truncated, then gone: a one-line error naming it;
+    with models in runs/ the command works."""
     project = tmp_path / "project"
     project.mkdir()
     for path in ROOT.glob("*.py"):
@@ -74,3 +75,9 @@ def test_a_missing_or_truncated_shipped_file_is_a_one_line_error(tmp_path):
     assert_one_line_error(result, "pretrained/bert.pt", "no such file")
     result = run(project / "infer.py", "reconstruct", "mix.wav", cwd=tmp_path)  # needs the VQ-VAE only: still fine
     assert result.returncode == 0, result.stderr
+    (tmp_path / "runs").mkdir()  # models of your own: pretrained/ is not even looked at
+    for name in ("vqvae.pt", "bert.pt"):
+        shutil.copy(SHIPPED / name, tmp_path / "runs" / name)
+    result = run(project / "infer.py", "separate", "mix.wav", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "yours, in runs" in result.stdout.splitlines()[0]
