@@ -22,18 +22,19 @@ silent code everywhere; README, "Why a plain BERT fails on audio codes"; docs/ex
   slowly for a CPU budget.
 - **Mixtures told from stems** (`mixture_segment`, the long-context recipe): single-source
   mixtures in segment CONTEXT, stems in TARGET (docs/experiments/which-source.md).
-- **The head predicts the latent too** (Eq. 11, `latent_weight`): the cosine head's unit direction
-  d already lives where the decoder's inputs (L2-normalised code vectors) live; at the masked stem
-  frames of separation items it is also pulled towards the stem's own L2-normalised
-  pre-quantisation latent by lambda * (1 - cos(d, h)). Decoding d itself (`infer.py separate
-  --decode latent`) keeps what the codes BERT hesitates between share, and its nearest code is
-  the argmax token, so the Eq. 8 tokens stay the interface (docs/experiments/latent-head.md).
+- **A latent head** (Eq. 11, `latent_weight`): beside the cosine heads, a linear head turns the
+  hidden state into a unit vector z in code space, where the decoder's inputs (L2-normalised code
+  vectors) live; at the masked stem frames of separation items it is pulled towards the stem's own
+  L2-normalised pre-quantisation latent h by lambda * (1 - cos(z, h)). Decoding z (`infer.py
+  separate --decode latent`) needs no code to be chosen. It has its own weights: pulling the cosine
+  head's direction towards h instead (the first version) left both the codes and the latents worse
+  (docs/experiments/latent-head.md, docs/experiments/separation-training.md).
 
 Frames of Q codes (Eq. 9): tokens are (B, L, Q), Q = 1 the ordinary case. A frame's embedding is
 the sum over levels of each level's projected code vector (a level's own MASK embedding where it
 is masked); PAD, SEP and the stem separators are read from level 1. Q tied cosine heads give
-logits (B, L, Q, K); only codes are ever predicted. The latent of Eq. 11 is level 1's direction:
-level 1 approximates the whole normalised latent (Eq. 9's r_0), the finer levels its residual.
+logits (B, L, Q, K); only codes are ever predicted. The latent of Eq. 11 is the whole normalised
+latent (Eq. 9's r_0), which level 1 approximates and the finer levels refine.
 
 Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size, Q levels.
 """
@@ -141,6 +142,7 @@ class AudioBERT(nn.Module):
                                    nn.Conv1d(E, E, 1)) if k else None  # depthwise, then pointwise
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(E)
+        self.latent_head = nn.Linear(E, D)  # hidden state -> the predicted latent (Eq. 11)
         self.apply(self.init_weights)
         for level in self.levels:
             nn.init.normal_(level.mask_embedding, std=0.02)
@@ -179,8 +181,8 @@ class AudioBERT(nn.Module):
         normalised latents of Eq. 11 at the frames whose latent is predicted (the masked stem frames
         of separation items), zeros elsewhere.
 
-        Without targets, returns (logits (B, L, Q, K), directions (B, L, D)): level 1's direction d is
-        the predicted latent. With them, returns (None, losses): `loss` = `cross_entropy` (the mean
+        Without targets, returns (logits (B, L, Q, K), latents (B, L, D)): the predicted unit latents
+        z of Eq. 11. With them, returns (None, losses): `loss` = `cross_entropy` (the mean
         over the targeted (frame, level) pairs, `level_loss`) + latent_weight * `latent` (Eq. 11).
         """
         B, L, Q = tokens.shape
@@ -202,10 +204,13 @@ class AudioBERT(nn.Module):
             latent = self.latent_loss(x, targets, latents)
             return None, {"loss": cross_entropy + self.config.latent_weight * latent,
                           "cross_entropy": cross_entropy, "latent": latent}
-        directions = [level.direction(x) for level in self.levels]  # Q x (B, L, D)
-        logits = torch.stack([level.logits(d, self.codebook[q]) for q, (level, d) in enumerate(zip(self.levels, directions))],
+        logits = torch.stack([level.logits(level.direction(x), self.codebook[q]) for q, level in enumerate(self.levels)],
                              dim=2)  # (B, L, Q, K)
-        return logits, directions[0]
+        return logits, self.latent(x)
+
+    def latent(self, x):
+        """The latent head: (..., E) hidden states -> (..., D) unit vectors z in code space, float32."""
+        return F.normalize(self.latent_head(x).float(), dim=-1)
 
     def level_loss(self, x, targets):
         """Mean cross-entropy over the targeted (frame, level) pairs of (B, L, Q) `targets`, scoring
@@ -222,10 +227,10 @@ class AudioBERT(nn.Module):
         return total / picked.sum()  # NaN when nothing is targeted, as the mean over no positions
 
     def latent_loss(self, x, targets, latents):
-        """Eq. 11: mean of 1 - cos(d, h) over the frames whose level-1 code is targeted and whose
+        """Eq. 11: mean of 1 - cos(z, h) over the frames whose level-1 code is targeted and whose
         true latent h is given (non-zero in `latents`); 0 where there are none."""
         at = None if latents is None else (targets[..., 0] != IGNORE) & (latents != 0).any(dim=-1)  # (B, L)
         if at is None or not at.any():
             return x.new_zeros((), dtype=torch.float32)
         h = F.normalize(latents[at].float(), dim=-1)  # (n, D)
-        return (1 - (self.levels[0].direction(x[at]) * h).sum(dim=-1)).mean()
+        return (1 - (self.latent(x[at]) * h).sum(dim=-1)).mean()

@@ -16,8 +16,8 @@ fixed what the frame is, a finer level only refines it).
 
 `record=True` also returns, for every position, BERT's distribution over codes at the step that
 revealed it (softmax of the logits, untempered; one-hot where the token was given), which
-`tasks.separate_all` turns into expected code vectors (soft decoding), and level 1's direction d
-at that step (Eq. 11, the predicted latent; the given code's vector where the token was given).
+`tasks.separate_all` turns into expected code vectors (soft decoding), and the latent head's z at
+that step (Eq. 11, the predicted latent; the given level-1 code's vector where the token was given).
 
 Shapes: B batch, L sequence length, K codebook size, Q levels.
 """
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 @torch.no_grad()
 def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, record=False):
     """Fill the MASK tokens of batch["tokens"] (B, L, Q), level by level; returns new tokens (and
-    with `record`, their distributions (B, L, Q, K) and level 1's directions (B, L, D)).
+    with `record`, their distributions (B, L, Q, K) and predicted latents (B, L, D)).
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
@@ -40,28 +40,28 @@ def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None
         raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
-    probs = directions = None  # with `record`: given tokens one-hot (their code vector), the rest filled as revealed
+    probs = latents = None  # with `record`: given tokens one-hot (their code vector), the rest filled as revealed
     if record:
         K = model.config.num_codes
         probs = F.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)  # (B, L, Q, K)
         first = tokens[..., 0]  # (B, L)
-        directions = model.codebook[0][first.clamp(max=K - 1)].masked_fill((first >= K)[..., None], 0.0)  # (B, L, D)
+        latents = model.codebook[0][first.clamp(max=K - 1)].masked_fill((first >= K)[..., None], 0.0)  # (B, L, D)
     for level in range(tokens.shape[-1]):  # coarse to fine
         tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature, generator,
-                            level, None if probs is None else probs[:, :, level], directions if level == 0 else None)
-    return (tokens, probs, directions) if record else tokens
+                            level, None if probs is None else probs[:, :, level], latents if level == 0 else None)
+    return (tokens, probs, latents) if record else tokens
 
 
-def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level, probs_out=None, directions_out=None):
+def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level, probs_out=None, latents_out=None):
     """MaskGIT over the MASKs of level `level` of (B, L, Q) frames; `probs_out` (B, L, K) and
-    `directions_out` (B, L, D), if given, receive each position's distribution and direction at the
+    `latents_out` (B, L, D), if given, receive each position's distribution and predicted latent at the
     step that reveals it."""
     total = (tokens[:, :, level] == mask_id).sum(dim=1)  # (B,) masked at the start
     for step in range(1, steps + 1):
         still_masked = tokens[:, :, level] == mask_id  # (B, L)
         if not still_masked.any():
             break
-        logits, directions = model(tokens, **inputs)  # (B, L, Q, K), (B, L, D)
+        logits, latents = model(tokens, **inputs)  # (B, L, Q, K), (B, L, D)
         logits = logits[:, :, level].float()  # (B, L, K)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
@@ -79,8 +79,8 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, le
         chosen = (order < reveal[:, None]) & still_masked  # (B, L)
         if probs_out is not None:
             probs_out[chosen] = torch.softmax(logits[chosen], dim=-1)
-        if directions_out is not None:
-            directions_out[chosen] = directions[chosen].float()
+        if latents_out is not None:
+            latents_out[chosen] = latents[chosen].float()
         tokens = tokens.clone()
         tokens[:, :, level] = torch.where(chosen, guess, tokens[:, :, level])
     return tokens

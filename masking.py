@@ -138,7 +138,7 @@ def separation_layout(mixture, stem, separator):
     return tokens, segments.to(device).expand(B, -1), positions.to(device).expand(B, -1)
 
 
-def cosine_mask(tokens, vocab, generator, context_known=False):
+def cosine_mask(tokens, vocab, generator, context_known=False, whole_first_level=False):
     """MaskGIT training mask over frames of Q codes, level by level: (inputs, labels), both (B, L, Q).
 
     Per row: a level q (level 1 with probability FIRST_LEVEL_SHARE when Q > 1, else one of 2..Q
@@ -151,6 +151,8 @@ def cosine_mask(tokens, vocab, generator, context_known=False):
 
     `context_known`: only the chosen frames are masked at the finer levels, the others stay whole:
     what decoding a gap meets (inpainting: the frames around it are known at every level).
+    `whole_first_level`: a row that predicts level 1 masks every frame (ratio 100%): the state
+    one-shot separation starts from (the stem half of Eq. 8 in training).
     """
     B, L, Q = tokens.shape
     device = tokens.device
@@ -159,6 +161,8 @@ def cosine_mask(tokens, vocab, generator, context_known=False):
     finer = 1 + (torch.rand(B, 1, 1, generator=generator, device=device) * (Q - 1)).long()  # one of 2..Q alike
     level = torch.where(first, 0, finer)  # (B, 1, 1) the level predicted
     u = torch.rand(B, 1, generator=generator, device=device)
+    if whole_first_level:
+        u = u.masked_fill(level.view(B, 1) == 0, 0.0)  # cos(0) = 1: all of them
     available = maskable.sum(dim=1, keepdim=True)  # (B, 1)
     count = torch.ceil(torch.cos(math.pi / 2 * u) * available).clamp(min=1).minimum(available)
     chosen = rank_positions(maskable, generator) < count  # (B, L) frames masked at that level

@@ -17,8 +17,8 @@ Tokens are frames of Q codes, (S, Q) (Eq. 9; Q = 1 the ordinary case), and `mask
 decodes each window coarse to fine; windows, layouts and features are per frame.
 
 Three decoder inputs per stem frame come out of one pass (`separate_all`): BERT's tokens; the
-predicted latent, level 1's head direction d of Eq. 11 (its nearest code is the level-1 token;
-`infer.py separate --decode latent`, the default); and, with `code_vectors`, soft decoding's
+predicted latent z of Eq. 11 (BERT's latent head; `infer.py separate --decode latent`, the
+default); and, with `code_vectors`, soft decoding's
 expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT's distribution
 at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
 them; the latent and the expectation keep what they share (docs/experiments/latent-head.md).
@@ -91,8 +91,8 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M, Q)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
-        filled, probs, directions = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
-        found = {"tokens": filled[:, M + 1:], "latent": directions[:, M + 1:]}  # the stem half
+        filled, probs, latents = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
+        found = {"tokens": filled[:, M + 1:], "latent": latents[:, M + 1:]}  # the stem half
         if code_vectors is not None:
             with torch.autocast(device.type, enabled=False):  # sum over q and k of p(k) c_qk, in float32
                 found["expected"] = torch.einsum("bmqk,qkd->bmd", probs[:, M + 1:], code_vectors.to(device).float())

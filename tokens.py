@@ -138,11 +138,13 @@ def separation_item(mixture, stem, features, stem_features, separator, vocab, ge
 
     mixture, stem: (B, M, Q) code ids; features, stem_features: (B, M, D) the mixture's and the
     stem's latents (the stem's are Eq. 11's targets at the masked stem frames). The stem part is
-    masked by `cosine_mask` (MaskGIT ratios up to 100%, level by level; it beat BERT's 15% at
-    separation: docs/experiments/compression-sweep.md); the mixture part is never masked. Returns a
+    masked as one-shot separation starts: level 1 of every frame MASK (`cosine_mask` with
+    `whole_first_level`; with Q > 1 the items of a finer level keep MaskGIT's cosine share, as
+    coarse-to-fine decoding meets them). A cosine share of level 1, with some stem frames visible,
+    taught less: docs/experiments/separation-training.md. The mixture part is never masked. Returns a
     dict of (B, 2M + 1) tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
     """
-    stem_inputs, stem_labels = cosine_mask(stem, vocab, generator)
+    stem_inputs, stem_labels = cosine_mask(stem, vocab, generator, whole_first_level=True)
     tokens, segments, positions = separation_layout(mixture, stem_inputs, separator)
     B, M, Q = mixture.shape
     labels = torch.cat([torch.full((B, M + 1, Q), IGNORE, dtype=stem.dtype), stem_labels], dim=1)

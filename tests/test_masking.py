@@ -145,6 +145,26 @@ def test_cosine_mask_draws_level_one_in_its_share_the_others_alike_and_ratios_up
 
 
 @settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), L=st.integers(2, 80), Q=st.integers(1, 4))
+def test_whole_first_level_masks_every_frame_of_a_level_one_row_and_leaves_the_others_as_they_were(seed, L, Q):
+    """Separation's stem mask: a row predicting level 1 is MASK at every maskable frame and level (as
+    one-shot separation starts); a row of a finer level is masked exactly as without the option."""
+    tokens = random_tokens(seed, 6, L, Q)
+    tokens[:, -1] = VOCAB.pad
+    inputs, labels = cosine_mask(tokens, VOCAB, torch.Generator().manual_seed(seed), whole_first_level=True)
+    plain_inputs, plain_labels = cosine_mask(tokens, VOCAB, torch.Generator().manual_seed(seed))
+    level = (labels != IGNORE).any(dim=1).float().argmax(dim=1)  # (B,) the level predicted
+    for b in range(6):
+        if level[b] == 0:
+            assert (inputs[b, :-1] == VOCAB.mask).all() and torch.equal(labels[b, :-1, 0], tokens[b, :-1, 0])
+            assert (labels[b, :, 1:] == IGNORE).all() and inputs[b, -1, 0] == VOCAB.pad
+        else:
+            assert torch.equal(inputs[b], plain_inputs[b]) and torch.equal(labels[b], plain_labels[b])
+    if Q == 1:
+        assert (level == 0).all()
+
+
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000), L=st.integers(1, 120), Q=st.integers(1, 5))
 def test_cosine_mask_with_known_context_masks_the_chosen_frames_only(seed, L, Q):
     """Inpainting's mask: the chosen frames lose level q and the finer ones, the others stay whole."""

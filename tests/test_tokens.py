@@ -105,6 +105,8 @@ def test_separation_items_carry_the_named_stems_latents_as_eq11_targets(dataset,
     assert latents.shape == batch["features"].shape == (16, 41, 4)
     assert (latents[:, :M + 1] == 0).all() and (latents[8:] == 0).all(), "mixture half and masked modelling: none"
     separators = {vocab.stem_separator(stem): stem for stem in STEMS}
+    assert (batch["tokens"][:8, M + 1:] == vocab.mask).all(), "every stem frame masked, as separation starts"
+    assert (batch["targets"][:8, M + 1:] != IGNORE).all()
     for b in range(8):
         assert (latents[b, M + 1:].abs().sum(-1) > 0).all()
         assert source_of(cache, latents[b, M + 1:]) == {separators[batch["tokens"][b, M, 0].item()]}
