@@ -15,6 +15,9 @@ python train.py bert --out runs/remix --remix
 python evaluate.py --bert runs/remix/bert.pt --vqvae runs/vqvae.pt --split validation --json $P/validation-remix.json
 PYTHONPATH=. python $P/remix_cost.py > $P/remix-cost.txt   # what Remix adds to drawing a batch
 git apply -R $P/remix.patch
-# 3. the latent head's share of a step, timed in alternating pairs
+# 3. twice the peak learning rate
+python train.py bert --out runs/lr2e-3 --lr 2e-3
+python evaluate.py --bert runs/lr2e-3/bert.pt --vqvae runs/vqvae.pt --split validation --json $P/validation-lr2e-3.json
+# 4. the latent head's share of a step, timed in alternating pairs
 python bench.py --json $P/bench.json
 python $P/tables.py

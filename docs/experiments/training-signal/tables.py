@@ -8,7 +8,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEFAULT = HERE.parent / "separation-training"
 RUNS = {"default, seed 0 (Xeon)": DEFAULT / "validation-seed0.json", "default, seed 1 (Xeon)": DEFAULT / "validation-seed1.json",
-        "MLM_SHARE 0.375 (EPYC)": HERE / "validation-mlm375.json", "Remix (EPYC)": HERE / "validation-remix.json"}
+        "MLM_SHARE 0.375 (EPYC)": HERE / "validation-mlm375.json", "Remix (EPYC)": HERE / "validation-remix.json",
+        "--lr 2e-3 (EPYC)": HERE / "validation-lr2e-3.json"}
 STEMS = ("bass", "drums", "guitar", "piano")
 ROWS = [("BERT's latents decoded", "latent"), ("latents refined (Eq. 10)", "latent_refined"),
         ("soft decoding", "expected"), ("BERT's tokens decoded", "tokens")]
