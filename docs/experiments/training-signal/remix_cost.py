@@ -1,18 +1,35 @@
-"""Seconds per BatchMaker.sample(16) with and without Remix (half the 12 separation items remixed), alternating."""
-import time, numpy as np, torch
+"""Milliseconds to draw one training batch of 16 (BatchMaker.sample) with and without Remix (half of
+the 12 separation items remixed), the two timed alternately. Needs remix.patch applied and the token
+cache that `python train.py bert` builds beside runs/vqvae.pt.
+
+    PYTHONPATH=. python docs/experiments/training-signal/remix_cost.py
+"""
+import time
+
+import numpy as np
+import torch
+
 from checkpoint import load_vqvae
-from tokens import BatchMaker, Remix, TokenCache
+from data import embedded_dataset, find_tracks
 from masking import Vocabulary
-from data import find_tracks
+from tokens import BatchMaker, Remix, TokenCache, cache_folder, vqvae_fingerprint
+
 STEMS = ["bass", "drums", "guitar", "piano"]
-v = load_vqvae("runs/vqvae.pt", torch.device("cpu"))
-cache = TokenCache("runs/token-cache/a0eb55e3bc42", "train")
-vocab = Vocabulary(512, tuple(STEMS))
-plain = BatchMaker(cache, vocab, STEMS, 512, seed=0)
-remix = BatchMaker(cache, vocab, STEMS, 512, seed=0, remix=Remix(v, find_tracks("data/synthetic-v2-sr16000-seed0", "train"), cache, torch.device("cpu")))
-plain.sample(16); remix.sample(16)
-a, b = [], []
-for _ in range(20):
-    t = time.perf_counter(); plain.sample(16); a.append(time.perf_counter() - t)
-    t = time.perf_counter(); remix.sample(16); b.append(time.perf_counter() - t)
-print(f"torch threads {torch.get_num_threads()}: sample(16) without Remix {np.median(a)*1000:.0f} ms, with {np.median(b)*1000:.0f} ms, added {1000*(np.median(b)-np.median(a)):.0f} ms per step")
+REPEATS = 20
+
+vqvae = load_vqvae("runs/vqvae.pt", torch.device("cpu"))
+data_root = embedded_dataset(vqvae.config.sample_rate)
+cache = TokenCache(cache_folder("runs", data_root, vqvae_fingerprint(vqvae)), "train")
+vocab = Vocabulary(vqvae.config.num_codes, tuple(STEMS))
+remix = Remix(vqvae, find_tracks(data_root, "train"), cache, torch.device("cpu"))
+makers = {"plain": BatchMaker(cache, vocab, STEMS, 512, seed=0), "remix": BatchMaker(cache, vocab, STEMS, 512, seed=0, remix=remix)}
+seconds = {name: [] for name in makers}
+for repeat in range(REPEATS + 1):
+    for name, maker in makers.items():
+        start = time.perf_counter()
+        maker.sample(16)
+        if repeat:  # the first round is a warm-up
+            seconds[name].append(time.perf_counter() - start)
+plain, remixed = (1000 * np.median(seconds[name]) for name in makers)
+print(f"torch threads {torch.get_num_threads()}: sample(16) without Remix {plain:.0f} ms, with {remixed:.0f} ms, "
+      f"added {remixed - plain:.0f} ms per step")

@@ -1,13 +1,14 @@
 #!/bin/bash
 # The page's runs, from the repository root, each alone on the machine (2026-12-06, 2-core AMD EPYC
-# with AVX512-BF16, bf16 autocast). The tokenizer is the shipped one: cp pretrained/vqvae.pt runs/vqvae.pt
-# (the default `python train.py vqvae --k 4` of commit de92ddc).
+# with AVX512-BF16, bf16 autocast). The tokenizer is the shipped one, the default
+# `python train.py vqvae --k 4` of commit de92ddc.
 set -e
 P=docs/experiments/training-signal
+mkdir -p runs && cp -n pretrained/vqvae.pt runs/vqvae.pt
 # 1. a larger masked-modelling share: MLM_SHARE = 0.375 in train_bert.py (6 of 16 items; the default is 0.25)
 sed -i 's/^MLM_SHARE = 0.25 /MLM_SHARE = 0.375 /' train_bert.py
 python train.py bert --out runs/mlm375
-git checkout train_bert.py
+sed -i 's/^MLM_SHARE = 0.375 /MLM_SHARE = 0.25 /' train_bert.py
 python evaluate.py --bert runs/mlm375/bert.pt --vqvae runs/vqvae.pt --split validation --json $P/validation-mlm375.json
 # 2. Remix: the probe's code is remix.patch (tokens.Remix, train.py bert --remix, and its test)
 git apply $P/remix.patch
