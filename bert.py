@@ -185,6 +185,18 @@ class AudioBERT(nn.Module):
         z of Eq. 11. With them, returns (None, losses): `loss` = `cross_entropy` (the mean
         over the targeted (frame, level) pairs, `level_loss`) + latent_weight * `latent` (Eq. 11).
         """
+        x = self.hidden_states(tokens, segments, positions, features, padding)  # (B, L, E)
+        if targets is not None:
+            cross_entropy = self.level_loss(x, targets)
+            latent = self.latent_loss(x, targets, latents)
+            return None, {"loss": cross_entropy + self.config.latent_weight * latent,
+                          "cross_entropy": cross_entropy, "latent": latent}
+        logits = torch.stack([level.logits(level.direction(x), self.codebook[q]) for q, level in enumerate(self.levels)],
+                             dim=2)  # (B, L, Q, K)
+        return logits, self.latent(x)
+
+    def hidden_states(self, tokens, segments, positions, features=None, padding=None):
+        """The Transformer's output, (B, L, E), before any head (the inputs are those of `forward`)."""
         B, L, Q = tokens.shape
         if L > self.config.max_positions:
             raise ValueError(f"sequence of {L} tokens is longer than max_positions {self.config.max_positions}")
@@ -198,15 +210,7 @@ class AudioBERT(nn.Module):
         attend = None if padding is None else ~padding[:, None, None, :]  # (B, 1, 1, L)
         for block in self.blocks:
             x = block(x, attend)
-        x = self.norm(x)
-        if targets is not None:
-            cross_entropy = self.level_loss(x, targets)
-            latent = self.latent_loss(x, targets, latents)
-            return None, {"loss": cross_entropy + self.config.latent_weight * latent,
-                          "cross_entropy": cross_entropy, "latent": latent}
-        logits = torch.stack([level.logits(level.direction(x), self.codebook[q]) for q, level in enumerate(self.levels)],
-                             dim=2)  # (B, L, Q, K)
-        return logits, self.latent(x)
+        return self.norm(x)  # (B, L, E)
 
     def latent(self, x):
         """The latent head: (..., E) hidden states -> (..., D) unit vectors z in code space, float32."""

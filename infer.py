@@ -229,7 +229,7 @@ def command_separate(args, device):
             with autocast(device):  # every stem in one batched pass
                 estimates = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
                                          temperature=args.temperature, generator=sampling_generator(args, device),
-                                         code_vectors=code_vectors,
+                                         code_vectors=code_vectors, tokens=args.decode != "latent",
                                          progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
             estimates = estimates[DECODER_INPUTS[args.decode]]  # (J, S, Q) tokens or (J, S, D) decoder inputs
             waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # (J, samples)

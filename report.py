@@ -74,7 +74,7 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
         mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S, Q)
         features = cache.latents(mix_row, first, first + frames)
         with autocast(device):
-            predicted = separate_all(bert, vocab, mixture, features, stems)["latent"]  # (J, S, D) Eq. 11's latents
+            predicted = separate_all(bert, vocab, mixture, features, stems, tokens=False)["latent"]  # (J, S, D) Eq. 11's latents
         truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S, Q)
         estimates, oracles = decode_batch(vqvae, predicted, device), decode_batch(vqvae, truth, device)  # (J, T)
         refined = refine(torch.from_numpy(mixture_audio), torch.from_numpy(estimates)).numpy()  # (J + 1, T)

@@ -64,16 +64,22 @@ def window_starts(total, window):
 
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
-                 generator=None, code_vectors=None):
+                 generator=None, code_vectors=None, tokens=True):
     """(S, Q) mixture tokens and (S, D) latents -> {"tokens": (J, S, Q) predicted tokens of each of
     the J `stems`, decoded coarse to fine (`maskgit_fill`), "latent": (J, S, D) their predicted
     latents (Eq. 11)}; with `code_vectors` ((Q, K, D): `quantizer.code_vectors()`) also "expected":
     (J, S, D) the expected decoder inputs of soft decoding.
 
+    With `tokens=False` only "latent" is computed: the latent head's output at the first pass, one
+    BERT pass per batch. Coarse-to-fine decoding costs one pass per level (Q passes at Q > 1) for
+    tokens that decoding the latent does not use.
+
     The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
     is called with windows done.
     """
+    if code_vectors is not None and not tokens:
+        raise ValueError("soft decoding (code_vectors) needs the decoded tokens' distributions (tokens=True)")
     device = bert.codebook.device
     S, J = mixture.shape[0], len(stems)
     M = min((bert.config.max_positions - 1) // 2, S)
@@ -83,7 +89,9 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     separators = torch.tensor([vocab.stem_separator(stem) for stem in stems])  # (J,)
     items = [(w, j) for w in range(len(starts)) for j in range(J)]  # (window, stem) pairs
     D = features.shape[-1]
-    result = {"tokens": torch.empty(J, *mixture.shape, dtype=torch.long), "latent": torch.empty(J, S, D)}
+    result = {"latent": torch.empty(J, S, D)}
+    if tokens:
+        result["tokens"] = torch.empty(J, *mixture.shape, dtype=torch.long)
     if code_vectors is not None:
         result["expected"] = torch.empty(J, S, D)
     for first in range(0, len(items), batch_size):
@@ -91,8 +99,11 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M, Q)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
-        filled, probs, latents = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
-        found = {"tokens": filled[:, M + 1:], "latent": latents[:, M + 1:]}  # the stem half
+        if not tokens:  # the latent head needs no decoding: one pass
+            found = {"latent": bert.latent(bert.hidden_states(**inputs))[:, M + 1:]}  # (B, M, D) the stem half
+        else:
+            filled, probs, latents = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
+            found = {"tokens": filled[:, M + 1:], "latent": latents[:, M + 1:]}  # the stem half
         if code_vectors is not None:
             with torch.autocast(device.type, enabled=False):  # sum over q and k of p(k) c_qk, in float32
                 found["expected"] = torch.einsum("bmqk,qkd->bmd", probs[:, M + 1:], code_vectors.to(device).float())

@@ -160,15 +160,18 @@ def test_latent_loss_is_one_minus_cosine_at_targeted_frames_with_a_latent(Q):
     assert torch.allclose(predicted.norm(dim=-1), torch.ones(2, 10), atol=1e-5), "a predicted latent is a unit vector"
 
 
-def test_latent_head_overfits_one_batch():
+@pytest.mark.parametrize("Q", [1, 3])
+def test_latent_head_overfits_one_batch(Q):
     """The latent loss of Eq. 11 on a fixed batch falls to near zero, beside the codes: each latent
-    lies near its code's vector, as an encoder output lies near the code it is quantised to."""
-    model = tiny_bert(seed=1, layers=1)
+    lies near its frame's code vectors summed (Eq. 9), as an encoder output lies near its quantisation.
+    With frames of Q codes one latent stands for the whole frame."""
+    model = tiny_bert(seed=1, layers=1, codebooks=Q)
     generator = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, K, (4, 32, 1), generator=generator)
+    tokens = torch.randint(0, K, (4, 32, Q), generator=generator)
     inputs, _ = bert_mask(tokens, VOCAB, generator)
     labels = torch.where(inputs == VOCAB.mask, tokens, torch.full_like(tokens, IGNORE))  # the MASKed ones
-    latents = F.normalize(model.codebook[0][tokens[..., 0]] + 0.3 * torch.randn(4, 32, D, generator=generator), dim=-1)
+    frames = sum(model.codebook[q][tokens[..., q]] for q in range(Q))  # (4, 32, D)
+    latents = F.normalize(frames + 0.3 * torch.randn(4, 32, D, generator=generator), dim=-1)
     batch = single_source_inputs(inputs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for step in range(200):

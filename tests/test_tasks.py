@@ -52,6 +52,24 @@ def test_all_stems_in_one_pass_equal_one_stem_at_a_time(Q, steps, batch_size):
     assert len({tuple(row.flatten().tolist()) for row in together}) > 1  # the separator makes the stems differ
 
 
+@pytest.mark.parametrize("Q", [1, 3])
+def test_latents_alone_take_one_pass_and_equal_the_decoded_runs(Q):
+    """tokens=False (what `infer.py separate` runs to decode latents) gives the latents of the full
+    coarse-to-fine run at one step, from one BERT pass per batch instead of Q."""
+    model = tiny_bert(codebooks=Q)
+    generator = torch.Generator().manual_seed(3)
+    mixture = torch.randint(0, K, (50, Q), generator=generator)
+    features = F.normalize(torch.randn(50, D, generator=generator), dim=-1)
+    full = separate_all(model, VOCAB, mixture, features, VOCAB.stems, batch_size=8)
+    passes = []
+    hook = model.norm.register_forward_hook(lambda *_: passes.append(1))  # one call per BERT pass
+    alone = separate_all(model, VOCAB, mixture, features, VOCAB.stems, batch_size=8, tokens=False)
+    hook.remove()
+    assert set(alone) == {"latent"} and torch.allclose(alone["latent"], full["latent"], atol=1e-5)
+    windows = len(range(0, 50 - 16, 8)) + 1  # half-overlapping windows of M = 16 frames
+    assert len(passes) == math.ceil(windows * 4 / 8), "one pass per batch of sequences, whatever Q"
+
+
 @pytest.mark.parametrize("Q", [1, 2])
 def test_separation_inputs_put_each_rows_separator_after_its_mixture(Q):
     mixture = torch.randint(0, K, (3, 5, Q))
