@@ -55,6 +55,29 @@ def test_padding_does_not_change_outputs_at_real_positions(Q):
     assert torch.allclose(short, long[:, :12], atol=1e-5)
 
 
+def test_attention_written_out_equals_the_fused_kernel():
+    """bert.attention, softmax(Q K^T / sqrt(d) + mask) V by hand, against F.scaled_dot_product_attention
+    (the fast path), with padding keys masked; then the whole model through either path."""
+    from bert import SelfAttention, attention
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 10, 8, generator=generator) for _ in range(3))
+    attend = (torch.arange(10) < torch.tensor([[7], [10]]))[:, None, None, :]  # (B, 1, 1, L) row 0 has 3 padding keys
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+    assert torch.allclose(attention(q, k, v, attend), expected, atol=1e-6)
+    weights = torch.softmax(q[0, 0] @ k[0, 0].t() / 8 ** 0.5 + torch.where(attend[0, 0], 0.0, float("-inf")), dim=-1)
+    assert torch.allclose(weights[:, 7:], torch.zeros(10, 3)) and torch.allclose(attention(q, k, v, attend)[0, 0], weights @ v[0, 0], atol=1e-6)
+    model = tiny_bert().eval()
+    tokens = torch.randint(0, K, (2, 12, 1), generator=generator)
+    inputs = {**single_source_inputs(tokens), "padding": torch.arange(12).expand(2, 12) >= 9}
+    fused, _ = model(**inputs)
+    SelfAttention.fused = False
+    try:
+        by_hand, _ = model(**inputs)
+    finally:
+        SelfAttention.fused = True
+    assert torch.allclose(fused, by_hand, atol=1e-4)
+
+
 @pytest.mark.parametrize("Q", [1, 3])
 def test_loss_is_cross_entropy_on_targeted_positions_only(Q):
     """Two targets by hand; then `level_loss`, which scores only the targeted (frame, level) pairs,
