@@ -11,8 +11,8 @@ the start is never changed.
 
 Frames of Q codes (Eq. 9) are decoded coarse to fine, as in SoundStorm (Borsos et al., 2023,
 arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps` steps, then each finer
-level given the coarser ones, with `fine_steps` steps each (one by default: the coarse level has
-fixed what the frame is, a finer level only refines it).
+level given the coarser ones, in one step each (the coarse level has fixed what the frame is, a
+finer level only refines it).
 
 `record=True` also returns, for every position, BERT's distribution over codes at the step that
 revealed it (softmax of the logits, untempered; one-hot where the token was given), which
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None, fine_steps=1, record=False):
+def maskgit_fill(model, batch, mask_id, steps=1, temperature=0.0, generator=None, record=False):
     """Fill the MASK tokens of batch["tokens"] (B, L, Q), level by level; returns new tokens (and
     with `record`, their distributions (B, L, Q, K) and predicted latents (B, L, D)).
 
@@ -36,8 +36,8 @@ def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
     and confidence is the probability of the sampled code.
     """
-    if min(steps, fine_steps) < 1:
-        raise ValueError(f"steps must be at least 1, got {min(steps, fine_steps)}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
     probs = latents = None  # with `record`: given tokens one-hot (their code vector), the rest filled as revealed
@@ -47,7 +47,7 @@ def maskgit_fill(model, batch, mask_id, steps=8, temperature=0.0, generator=None
         first = tokens[..., 0]  # (B, L)
         latents = model.codebook[0][first.clamp(max=K - 1)].masked_fill((first >= K)[..., None], 0.0)  # (B, L, D)
     for level in range(tokens.shape[-1]):  # coarse to fine
-        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else fine_steps, temperature, generator,
+        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else 1, temperature, generator,
                             level, None if probs is None else probs[:, :, level], latents if level == 0 else None)
     return (tokens, probs, latents) if record else tokens
 

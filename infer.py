@@ -204,7 +204,7 @@ def command_separate(args, device):
     paths = {stem: out / f"{stem}.wav" for stem in stems}
     check_outputs(args, list(paths.values()) + ([out / "spectrograms.png"] if args.plot else [])
                   + ([out / "index.html"] if args.report else []))
-    refining = args.refine == "wiener"
+    refining = args.refine == "mixture"
     separated = list(vocab.stems) if refining else stems  # Eq. 10 shares the mixture among every stem's estimate
     rate, hop = vqvae.config.sample_rate, vqvae.hop
     window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
@@ -227,8 +227,7 @@ def command_separate(args, device):
             mixture, features = encode_segment(segment, vqvae, device)
             loudness.add(segment.kept)
             with autocast(device):  # every stem in one batched pass
-                estimates = separate_all(bert, vocab, mixture, features, separated, steps=args.steps,
-                                         temperature=args.temperature, generator=sampling_generator(args, device),
+                estimates = separate_all(bert, vocab, mixture, features, separated, SEPARATE_STEPS,
                                          code_vectors=code_vectors, tokens=args.decode != "latent",
                                          progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
             estimates = estimates[DECODER_INPUTS[args.decode]]  # (J, S, Q) tokens or (J, S, D) decoder inputs
@@ -364,7 +363,7 @@ def command_inpaint(args, device):
                                        ("filled by BERT", region[a:b])], rate)
 
 
-def add_common(command, input_help, with_plot=True, with_bert=False, steps=1, temperature=0.0):
+def add_common(command, input_help, with_plot=True, with_bert=False, sampling=False):
     command.add_argument("input", help=input_help)
     command.add_argument("--vqvae", default=None,
                          help="VQ-VAE checkpoint (default runs/vqvae.pt once trained, else the shipped pretrained/vqvae.pt)")
@@ -376,9 +375,11 @@ def add_common(command, input_help, with_plot=True, with_bert=False, steps=1, te
                          help=f"process long files this many seconds at a time (bounds memory; default {SEGMENT_SECONDS:g})")
     if with_bert:
         command.add_argument("--bert", default=None, help="BERT checkpoint (default: bert.pt beside the VQ-VAE)")
-        command.add_argument("--steps", type=positive_int, default=steps, help=f"MaskGIT decoding steps (1 = one-shot; default {steps})")
-        command.add_argument("--temperature", type=non_negative_float, default=temperature,
-                             help=f"sampling temperature (0 = argmax; default {temperature:g})")
+    if sampling:  # inpainting samples its codes; separation takes one argmax step (tasks.py)
+        command.add_argument("--steps", type=positive_int, default=INPAINT_STEPS,
+                             help=f"MaskGIT decoding steps (1 = one-shot; default {INPAINT_STEPS})")
+        command.add_argument("--temperature", type=non_negative_float, default=INPAINT_TEMPERATURE,
+                             help=f"sampling temperature (0 = argmax; default {INPAINT_TEMPERATURE:g})")
         command.add_argument("--seed", type=int, default=0, help="seed of the sampling (the same seed, the same output)")
 
 
@@ -399,7 +400,7 @@ def main():
         command.add_argument("-o", "--output", default=None,
                              help=f"output file (default: <input name>{suffix}, in the current folder)")
         add_common(command, input_help, with_plot=name in ("reconstruct", "inpaint"), with_bert=name == "inpaint",
-                   steps=INPAINT_STEPS, temperature=INPAINT_TEMPERATURE)
+                   sampling=name == "inpaint")
     command.add_argument("--start", type=finite_float, required=True, help="gap start in seconds")
     command.add_argument("--duration", type=finite_float, required=True, help="gap length in seconds (at most half the context)")
     command = commands.add_parser("separate", help="pull stems out of a mixture (Eq. 8)")
@@ -408,13 +409,13 @@ def main():
     command.add_argument("--reference", default=None,
                          help="the true stems: a folder of <stem>.flac/.wav files, or one file with --stem; prints SI-SDR")
     command.add_argument("--report", action="store_true", help="also write OUT/<input name>/index.html, a listening page")
-    command.add_argument("--refine", default="wiener", choices=["wiener", "none"],
-                         help="wiener (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
+    command.add_argument("--refine", default="mixture", choices=["mixture", "none"],
+                         help="mixture (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
                               "stem is separated, even with --stem); none: BERT's output decoded as it is (see --decode)")
     command.add_argument("--decode", default="latent", choices=list(DECODER_INPUTS),
                          help="latent (default): decode BERT's predicted latents (Eq. 11); tokens: its chosen codes; "
                               "soft: the code vectors expected under its distributions (tasks.py)")
-    add_common(command, "mixture audio file", with_bert=True, steps=SEPARATE_STEPS)
+    add_common(command, "mixture audio file", with_bert=True)
     args = parser.parse_args()
     device = pick_device(args.device)
     default_models(args, with_bert=args.command in ("separate", "inpaint"))

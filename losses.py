@@ -56,7 +56,7 @@ def spectral_loss(x, x_hat, fft_sizes=STFT_SIZES):
     return (total / len(sizes)).mean()
 
 
-def total_loss(x, x_hat, vq_loss, spectral_weight=1.0):
+def total_loss(x, x_hat, vq_loss):
     """Eq. 2: L = L_recon + (L_codebook + beta * L_commit) + L_spectral.
 
     `vq_loss` is the quantizer's L_codebook + beta * L_commit (Eq. 4, 5; beta = 0.25).
@@ -65,5 +65,5 @@ def total_loss(x, x_hat, vq_loss, spectral_weight=1.0):
     x_hat = x_hat.float()
     recon = reconstruction_loss(x, x_hat)
     spectral = spectral_loss(x, x_hat)
-    loss = recon + vq_loss + spectral_weight * spectral
+    loss = recon + vq_loss + spectral  # Eq. 2
     return loss, {"recon": recon.detach(), "spectral": spectral.detach(), "vq": vq_loss.detach()}

@@ -50,20 +50,20 @@ def soft_masks(powers, eps=EPS):
     return (powers + eps / N) / (powers.sum(dim=0, keepdim=True) + eps)  # (N, F, frames)
 
 
-def masks(mixture, stems, offset, power, fft_size):
+def masks(mixture, stems, offset):
     """Eq. 10's masks of a mixture (T,) and J stem estimates (J, T): (N, F, frames), frame n centred on
     sample n * hop - lead of the mixture (lead = offset % hop: frames on the whole signal's multiples of
     the hop), and the STFT of the mixture (1, F, frames)."""
-    lead = offset % (fft_size // 4)  # zeros in front: frames on the whole signal's multiples of the hop
+    lead = offset % (FFT_SIZE // 4)  # zeros in front: frames on the whole signal's multiples of the hop
     x = F.pad(mixture.float(), (lead, 0))  # (lead + T,)
     y = F.pad(stems.float(), (lead, 0))  # (J, lead + T)
-    X, Y = stft(x[None], fft_size), stft(y, fft_size)  # (1, F, frames), (J, F, frames)
+    X, Y = stft(x[None], FFT_SIZE), stft(y, FFT_SIZE)  # (1, F, frames), (J, F, frames)
     residual = X - Y.sum(dim=0, keepdim=True)  # (1, F, frames) Y_R: the mixture minus the stems
-    return soft_masks(torch.cat([Y, residual]).abs().pow(power)), X, lead  # (N, F, frames) Eq. 10
+    return soft_masks(torch.cat([Y, residual]).abs().pow(POWER)), X, lead  # (N, F, frames) Eq. 10
 
 
 @torch.no_grad()
-def refine(mixture, stems, offset=0, power=POWER, fft_size=FFT_SIZE):
+def refine(mixture, stems, offset=0):
     """Eq. 10 on a mixture (T,) and J stem estimates (J, T) -> (J + 1, T): the refined stems, then the residual.
 
     The residual is returned as the mixture minus the refined stems, so the J + 1 sources sum to the
@@ -74,8 +74,8 @@ def refine(mixture, stems, offset=0, power=POWER, fft_size=FFT_SIZE):
     the same samples as the whole signal refined at once (infer.py refines long files in segments).
     """
     J, T = stems.shape
-    M, X, lead = masks(mixture, stems, offset, power, fft_size)  # (N, F, frames), (1, F, frames)
-    y = istft(M[:J] * X, fft_size, lead + T)[:, lead:]  # (J, T) refined stems
+    M, X, lead = masks(mixture, stems, offset)  # (N, F, frames), (1, F, frames)
+    y = istft(M[:J] * X, FFT_SIZE, lead + T)[:, lead:]  # (J, T) refined stems
     return torch.cat([y, (mixture.float() - y.sum(dim=0))[None]])  # (J + 1, T)
 
 
@@ -89,7 +89,7 @@ def interpolate(x, position, dim):
 
 
 @torch.no_grad()
-def refine_channels(mixture, stems, channels, rate, channel_rate, offset=0, channel_offset=0, power=POWER):
+def refine_channels(mixture, stems, channels, rate, channel_rate, offset=0, channel_offset=0):
     """Eq. 10 for the user's file: masks from the model-rate mixture (T,) and estimates (J, T), applied to
     each of the C channels (C, T') of the original at `channel_rate` -> (J, C, T') refined stems.
 
@@ -100,7 +100,7 @@ def refine_channels(mixture, stems, channels, rate, channel_rate, offset=0, chan
     segments start in the whole file (at their rates), so frames sit on the whole file's hops.
     """
     J, T = stems.shape
-    M, _, lead = masks(mixture, stems, offset, power, FFT_SIZE)  # (N, F, frames) at `rate`
+    M, _, lead = masks(mixture, stems, offset)  # (N, F, frames) at `rate`
     fft_size = 4 * round(FFT_SIZE * channel_rate / rate / 4)  # the same duration at `channel_rate`
     hop, channel_lead = fft_size // 4, channel_offset % (fft_size // 4)
     X = stft(F.pad(channels.float(), (channel_lead, 0)), fft_size)  # (C, F', frames')

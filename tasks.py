@@ -142,7 +142,7 @@ def source_segment(config, source):
 
 
 @torch.no_grad()
-def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=8, temperature=0.0, generator=None):
+def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=1, temperature=0.0, generator=None):
     """(S, Q) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
     (S, Q) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
     file), with the latents of the audio around the gap; only the gap changes. The audio is

@@ -64,7 +64,7 @@ def test_separate_writes_every_stem_in_the_inputs_format(work):
     assert [p.name for p in (work / "one" / "mix").iterdir()] == ["bass.wav"]
 
 
-@pytest.mark.parametrize("refine, count", [("none", 8), ("wiener", 3)])
+@pytest.mark.parametrize("refine, count", [("none", 8), ("mixture", 3)])
 def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
     """Segments start on whole hops of BERT's windows and read a window and more beside them (and,
     when refining, the STFT frames' reach), so cutting the 1.5 s mixture into 0.2 s segments
@@ -83,7 +83,7 @@ def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
 def test_separate_refines_by_default_with_every_stem(work):
     """Eq. 10 needs every stem's estimate: --stem bass writes the bass that the all-stems run writes;
     --refine none writes BERT's output decoded (its predicted latents, at the model's rate), which differs."""
-    for args, out in ((["--refine", "wiener"], "all"), (["--stem", "bass"], "bass"), (["--stem", "bass", "--refine", "none"], "raw")):
+    for args, out in ((["--refine", "mixture"], "all"), (["--stem", "bass"], "bass"), (["--stem", "bass", "--refine", "none"], "raw")):
         result = run(ROOT / "infer.py", "separate", "mix.wav", "--out", out, *args, cwd=work)
         assert result.returncode == 0, result.stderr
     refined, alone, raw = (sf.read(work / out / "mix" / "bass.wav")[0] for out in ("all", "bass", "raw"))
@@ -195,9 +195,9 @@ def test_bert_bad_inputs(work):
         (["separate", "mix.wav", "--vqvae", other / "vqvae.pt"], "bert.pt: no such checkpoint"),  # the BERT beside it
         (["separate", "mix.wav", "--reference", "mix.wav"], "needs --stem"),
         (["separate", "mix.wav", "--reference", "runs"], "no reference stems"),
-        (["separate", "mix.wav", "--steps", "0"], "--steps"),
+        (["separate", "mix.wav", "--steps", "2"], "unrecognized arguments: --steps"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "--temperature", "-1"], "--temperature"),
-        (["separate", "mix.wav", "--temperature", "nan"], "--temperature"),
+        (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "--steps", "0"], "--steps"),
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "1.0"], "at most"),
         (["inpaint", "mix.wav", "--start", "9", "--duration", "0.01"], "not inside"),
         (["separate", "missing.wav"], "no such file"),

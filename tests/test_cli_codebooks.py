@@ -88,13 +88,13 @@ def test_another_q_is_refused_in_one_line(work):
 
 
 def test_separate_and_inpaint_decode_frames(work):
-    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--refine", "none", "--steps", "2",
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--refine", "none",
                  "--decode", "tokens", cwd=work)
     assert result.returncode == 0, result.stderr
     audio, rate = sf.read(work / "separated" / "mix" / "bass.wav")
     assert rate == RATE and len(audio) == RATE
-    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--refine", "none", "--steps", "2",
-                 "--out", "soft", cwd=work)  # without refinement the default decodes soft
+    result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--refine", "none",
+                 "--decode", "soft", "--out", "soft", cwd=work)
     assert result.returncode == 0, result.stderr
     soft = sf.read(work / "soft" / "mix" / "bass.wav")[0]  # expected code vectors: not the chosen codes' audio
     assert len(soft) == RATE and np.isfinite(soft).all() and not np.allclose(soft, audio, atol=1e-3)
