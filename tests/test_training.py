@@ -14,6 +14,7 @@ from files import UserError
 from synth import write_synthetic_dataset
 from test_cli import RATE, ROOT, TINY_FLAGS
 from test_cli import run
+from cli import run_main
 from training import WARMUP_STEPS, learning_rate, pace, set_learning_rate, stop_if_diverged
 
 
@@ -40,6 +41,32 @@ def test_nan_loss_stops_with_a_message():
     with pytest.raises(UserError, match="diverged at step 7"):
         stop_if_diverged(torch.tensor(math.nan), 7, "runs", torch.device("cpu"))
     stop_if_diverged(torch.tensor(1.0), 7, "runs", torch.device("cpu"))  # a finite loss goes on
+
+
+def test_training_into_a_nan_stops_and_keeps_the_last_good_checkpoint(data, monkeypatch, capsys):
+    """A loss that turns NaN at step 5 (of a real tiny run, checkpoints every 2 steps): the command
+    exits 2 with one line, and vqvae-last.pt is the step-4 checkpoint with finite weights."""
+    import train
+    import train_vqvae
+    work, root = data
+    real_loss, calls = train_vqvae.total_loss, []
+
+    def loss_turning_nan(*args):
+        calls.append(1)
+        loss, parts = real_loss(*args)
+        return (loss * math.nan if len(calls) > 5 else loss), parts  # steps 0..4 finite, then NaN
+    monkeypatch.setattr(train_vqvae, "total_loss", loss_turning_nan)
+    monkeypatch.chdir(work)
+    monkeypatch.setattr("sys.argv", ["train.py", "vqvae", "--k", "3", "--steps", "50", "--data", str(root),
+                                     "--out", "nan-run", *TINY_FLAGS])
+    with pytest.raises(SystemExit) as stop:
+        run_main(train.main)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "diverged at step 5" in error[0] and "nan-run" in error[0], error
+    checkpoint = torch.load(work / "nan-run" / "vqvae-last.pt", weights_only=True)
+    assert checkpoint["step"] == 4  # written before step 5's forward pass, never after the NaN
+    assert all(torch.isfinite(value).all() for value in checkpoint["model"].values() if value.is_floating_point())
 
 
 def start_training(work, data):
