@@ -92,30 +92,37 @@ def test_separate_refines_by_default_with_every_stem(work):
     assert raw.shape == mono.shape and not np.allclose(mono, raw, atol=1e-3)
 
 
-def test_decoding_the_true_latent_gives_the_continuous_ceiling(work, monkeypatch, capsys):
+def check_the_true_latent_decodes_to_the_continuous_ceiling(work, monkeypatch, stem):
     """--decode latent with a perfect prediction: a BERT that returns the input's own latents, run on
-    a stem's audio, writes that stem's latents decoded without quantisation (evaluate.py's ceiling)."""
+    a stem's audio, writes that stem's latents decoded without quantisation (evaluate.py's ceiling).
+    With frames of Q codes (Eq. 9) one latent stands for the whole frame: no code is chosen."""
     import infer
     from checkpoint import load_vqvae
     from data import find_tracks, read_source
     from tokens import encode_waveform
-    audio = read_source(find_tracks(work / "data", "test")[0], "bass", RATE, 0.0, 1.0)  # (T,) a true stem
-    sf.write(work / "bass_only.wav", audio, RATE, subtype="FLOAT")
+    audio = read_source(find_tracks(work / "data", "test")[0], stem, RATE, 0.0, 1.0)  # (T,) a true stem
+    sf.write(work / f"{stem}_only.wav", audio, RATE, subtype="FLOAT")
 
-    def perfect(bert, vocab, mixture, features, stems, **kwargs):
+    def perfect(bert, vocab, mixture, features, stems, *args, **kwargs):
         return {"latent": features[None].expand(len(stems), -1, -1), "tokens": mixture[None].expand(len(stems), -1, -1)}
     monkeypatch.setattr(infer, "separate_all", perfect)
     monkeypatch.chdir(work)
-    monkeypatch.setattr("sys.argv", ["infer.py", "separate", "bass_only.wav", "--stem", "bass", "--refine", "none",
+    monkeypatch.setattr("sys.argv", ["infer.py", "separate", f"{stem}_only.wav", "--stem", stem, "--refine", "none",
                                      "--out", "ceiling", "--segment-seconds", "0.3"])
     infer.main()
-    written = sf.read(work / "ceiling" / "bass_only" / "bass.wav", dtype="float32")[0]
+    written = sf.read(work / "ceiling" / f"{stem}_only" / f"{stem}.wav", dtype="float32")[0]
     cpu = torch.device("cpu")
     vqvae = load_vqvae(work / "runs" / "vqvae.pt", cpu)
     _, h, _ = encode_waveform(vqvae, audio, cpu)  # (S, D) the stem's normalised latents, as the cache holds them
     ceiling = infer.decode_long(h, vqvae, cpu)[:len(written)]
     assert np.abs(ceiling).max() > 0.01  # not silence
     np.testing.assert_allclose(written, np.clip(ceiling, -1, 1), atol=2 / 32768)  # 16-bit rounding, nothing more
+    tokens = infer.decode_long(vqvae.quantizer(h[None])[2][0], vqvae, cpu)[:len(written)]
+    assert not np.allclose(written, np.clip(tokens, -1, 1), atol=1e-3), "the latent, not its nearest codes"
+
+
+def test_decoding_the_true_latent_gives_the_continuous_ceiling(work, monkeypatch):
+    check_the_true_latent_decodes_to_the_continuous_ceiling(work, monkeypatch, "bass")
 
 
 def test_inpaint_a_gap_in_the_last_partial_token(work):
