@@ -17,8 +17,7 @@ from synth import write_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 8000
-TINY_FLAGS = ["--base-channels", "2", "--max-channels", "8", "--codebook-size", "16", "--code-dim", "4",
-              "--batch-size", "2", "--chunk-length", "1024", "--sample-rate", str(RATE), "--eval-every", "2"]
+TINY_FLAGS = ["--tiny", "--batch-size", "2", "--sample-rate", str(RATE), "--eval-every", "2"]
 
 
 def run(*args, cwd):

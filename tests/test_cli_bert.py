@@ -11,8 +11,7 @@ from audio import resample
 from synth import write_synthetic_dataset
 from test_cli import RATE, ROOT, TINY_FLAGS, assert_one_line_error, assert_same_audio, run, run_all
 
-BERT_FLAGS = ["--steps", "3", "--context", "48", "--layers", "1", "--width", "16", "--heads", "2",
-              "--batch-size", "4", "--eval-every", "2"]
+BERT_FLAGS = ["--steps", "3", "--tiny", "--batch-size", "4", "--eval-every", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def test_resume_bert(work):
 def test_separate_writes_every_stem_in_the_inputs_format(work):
     """Refined stems come back as the input came (44.1 kHz stereo here); unrefined ones at the model's rate, mono."""
     result = run(ROOT / "infer.py", "separate", "mix.wav", "--vqvae", "runs/vqvae.pt", "--bert", "runs/bert.pt",
-                 "--steps", "2", cwd=work)
+                 cwd=work)
     assert result.returncode == 0, result.stderr
     stems = {stem: sf.read(work / "separated" / "mix" / f"{stem}.wav") for stem in ("bass", "drums", "guitar", "piano")}
     for audio, rate in stems.values():
@@ -232,7 +231,7 @@ def test_pictures_listening_page_and_training_log(work):
         assert (work / "page" / src.split("'")[0]).exists()
     assert "<audio" in page and "oracle tokens" in page and "cross-fade" in page
     result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--reference", "mix.wav", "--plot",
-                 "--steps", "1", "--overwrite", cwd=work)
+                 "--overwrite", cwd=work)
     assert result.returncode == 0, result.stderr
     assert (work / "separated" / "mix" / "spectrograms.png").read_bytes()[:4] == b"\x89PNG"
     header = (work / "runs" / "bert-log.csv").read_text().splitlines()[0]
