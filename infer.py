@@ -215,7 +215,7 @@ def command_separate(args, device):
                          if native and audio_info(path)[::2] == (file_rate, channels)}
     # what the refinement of a sample looks at (at the input's rate, its frames reach one more frame of the model's)
     refine_margin = -(-CONTEXT_SAMPLES * (2 if native else 1) // hop) if refining else 0
-    align, margin = max(1, window // 2), window + 2 * CODEC_MARGIN + refine_margin  # in tokens
+    align, margin = window, window + 2 * CODEC_MARGIN + refine_margin  # in tokens; the windows tile (tasks.window_starts)
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness, scores, mixture_scores = Loudness(args.input), {}, {}

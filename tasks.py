@@ -1,11 +1,11 @@
 """The two tasks on token sequences of any length: separation (Eq. 8) and inpainting (Eq. 7).
 
 Both run BERT over windows of its context and let `decoding.maskgit_fill` fill the MASKs:
-- separation: the mixture's S tokens are cut into windows of M = (context - 1) // 2 frames,
-  half overlapping; in each, the layout is mixture, SEP_stem, M MASKs (every stem token masked,
-  as at training's 100% end) with the mixture latents at both halves; each frame keeps the
-  prediction of the window whose centre is nearest, so no window edge is ever used where a
-  better-centred window exists. Every stem is separated in the same pass: the sequences of all
+- separation: the mixture's S tokens are cut into windows of M = (context - 1) // 2 frames
+  that tile it edge to edge (the last one overlaps its neighbour to end with the file); in each,
+  the layout is mixture, SEP_stem, M MASKs (every stem token masked, as at training's 100% end)
+  with the mixture latents at both halves; a frame two windows hold keeps the prediction of the
+  one whose centre is nearest. Every stem is separated in the same pass: the sequences of all
   stems of a window sit in the same batch (one BERT call for the stems of a few windows, not one
   per stem; the tokens are those of one stem at a time). The VQ-VAE then decodes each stem
   sequence in overlapping pieces that equal a single pass (`VQVAE.decode_in_pieces`), so there is
@@ -54,12 +54,21 @@ def separation_inputs(mixture, features, separator, vocab):
 
 
 def window_starts(total, window):
-    """Starts of half-overlapping windows covering 0..total (the last one ends at `total`)."""
+    """Starts of windows that tile 0..total edge to edge (the last one ends at `total`, overlapping its
+    neighbour). Half-overlapping windows, twice the BERT calls, separated no better on validation
+    (docs/experiments/window-overlap.md)."""
     if total <= window:
         return [0]
-    hop = max(1, window // 2)
-    starts = list(range(0, total - window, hop))
-    return starts + [total - window]
+    return list(range(0, total - window, window)) + [total - window]
+
+
+def window_owners(total, window):
+    """`window_starts` and, for each of the `total` frames, the window it is taken from: of the windows
+    that hold it, the one whose centre is nearest. Returns (starts (W,), owner (total,))."""
+    starts = np.array(window_starts(total, window))
+    frame = np.arange(total)[:, None]
+    inside = (frame >= starts[None, :]) & (frame < starts[None, :] + window)  # (total, W)
+    return starts, np.where(inside, np.abs(frame - (starts[None, :] + window / 2)), np.inf).argmin(axis=1)
 
 
 @torch.no_grad()
@@ -83,9 +92,7 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     device = bert.codebook.device
     S, J = mixture.shape[0], len(stems)
     M = min((bert.config.max_positions - 1) // 2, S)
-    starts = window_starts(S, M)
-    centres = np.array(starts) + M / 2
-    owner = np.abs(np.arange(S)[:, None] - centres[None, :]).argmin(axis=1)  # (S,) best window per frame
+    starts, owner = window_owners(S, M)
     separators = torch.tensor([vocab.stem_separator(stem) for stem in stems])  # (J,)
     items = [(w, j) for w in range(len(starts)) for j in range(J)]  # (window, stem) pairs
     D = features.shape[-1]

@@ -25,6 +25,9 @@ from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, c
 
 DEFAULT_STEPS = 2000  # `python train.py bert` (README)
 MLM_SHARE = 0.25  # share of each batch that is single-source masked modelling, the rest separation (Eq. 8)
+# the model sizes: the README's (context in frames; the Eq. 8 layout uses 2M + 1 of them), or with --tiny the tests'
+SIZES = {"context": 512, "layers": 4, "width": 256, "heads": 4}
+TINY_SIZES = {"context": 48, "layers": 1, "width": 16, "heads": 2}
 BERT_LOG = ["step", "loss", "cross_entropy", "latent", "logit_scale", "lr", "val_loss", "val_cross_entropy", "val_latent"]
 
 
@@ -42,21 +45,15 @@ def add_bert_arguments(parser):
                         help=f"lambda of Eq. 11: weight of the stem-latent loss beside the cross-entropy "
                              f"(default {BERTConfig.latent_weight:g}; 0 = predict codes only)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
-    # model and batch size: the defaults are the README's; tiny values make the tests fast
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step")
-    parser.add_argument("--context", type=int, default=512, help="frames per sequence (the Eq. 8 layout uses 2M + 1 of them)")
-    parser.add_argument("--layers", type=int, default=4, help="Transformer blocks")
-    parser.add_argument("--width", type=int, default=256, help="E: model width")
-    parser.add_argument("--heads", type=int, default=4, help="H: attention heads")
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (per rank under torchrun)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny BERT with a short context, trained in seconds (the tests')")
     add_run_arguments(parser, "bert", DEFAULT_STEPS,
                       "output folder (checkpoint at OUT/bert.pt; the token cache goes beside the VQ-VAE)")
 
 
 def check_bert_arguments(args):
-    check_run_arguments(args, DEFAULT_STEPS, [("--batch-size", args.batch_size, 1), ("--context", args.context, 8),
-                                              ("--layers", args.layers, 1), ("--heads", args.heads, 1)])
-    if args.width % args.heads or args.width < args.heads:
-        raise UserError(f"--width {args.width} must be a positive multiple of --heads {args.heads}")
+    vars(args).update(TINY_SIZES if args.tiny else SIZES)
+    check_run_arguments(args, DEFAULT_STEPS, [("--batch-size", args.batch_size, 1)])
     if not 0 <= args.latent_weight < float("inf"):
         raise UserError(f"--latent-weight must be a finite number >= 0, got {args.latent_weight}")
     if args.mixture_share is not None and not 0 <= args.mixture_share <= 1:

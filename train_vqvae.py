@@ -25,6 +25,9 @@ from vqvae import VQVAE, VQVAEConfig
 
 DEFAULT_STEPS = 1500  # `python train.py vqvae` (9.4 dB SI-SDR at k = 4: README, Results)
 QUANTIZER_DROPOUT = 0.5  # with Q > 1: share of the items decoded from a random prefix of levels (SoundStream)
+# the model and chunk sizes: the README's, or with --tiny the tests' (a model that trains in seconds)
+SIZES = {"chunk_length": 8192, "codebook_size": 512, "code_dim": 64, "base_channels": 16, "max_channels": 256}
+TINY_SIZES = {"chunk_length": 1024, "codebook_size": 16, "code_dim": 4, "base_channels": 2, "max_channels": 8}
 VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_used", "lr", "val_loss", "val_si_sdr_db"]
 
 
@@ -37,29 +40,24 @@ def add_vqvae_arguments(parser):
     parser.add_argument("--ema", action="store_true", help="EMA codebook update instead of the codebook loss")
     parser.add_argument("--lr", type=float, default=None,
                         help="peak learning rate (Adam); default 2e-3, or 1e-3 with --codebooks above 1")
-    # model and batch size: the defaults are the README's; tiny values make the tests fast
-    parser.add_argument("--batch-size", type=int, default=16, help="chunks per step")
-    parser.add_argument("--chunk-length", type=int, default=8192, help="samples per training chunk")
+    parser.add_argument("--batch-size", type=int, default=16, help="chunks per step (per rank under torchrun)")
     parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="model sample rate in Hz")
-    parser.add_argument("--codebook-size", type=int, default=512, help="K: number of codes")
-    parser.add_argument("--code-dim", type=int, default=64, help="D: size of a code vector")
-    parser.add_argument("--base-channels", type=int, default=16, help="channels at full time resolution")
-    parser.add_argument("--max-channels", type=int, default=256, help="cap on channels as time shrinks")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model on short chunks, trained in seconds (the tests')")
     add_run_arguments(parser, "vqvae", DEFAULT_STEPS, "output folder (checkpoint at OUT/vqvae.pt)")
 
 
 def check_vqvae_arguments(args):
+    vars(args).update(TINY_SIZES if args.tiny else SIZES)
     if args.lr is None:  # residual levels trained faster and stayed alive at half the rate (docs/experiments/k7-tokenizer-probes.md)
         args.lr = 2e-3 if args.codebooks == 1 else 1e-3
     check_run_arguments(args, DEFAULT_STEPS, [
         ("--k", args.k, 1), ("--batch-size", args.batch_size, 1), ("--sample-rate", args.sample_rate, 1000),
-        ("--codebook-size", args.codebook_size, 2), ("--code-dim", args.code_dim, 1),
-        ("--base-channels", args.base_channels, 1), ("--max-channels", args.max_channels, 1),
         ("--codebooks", args.codebooks, 1)])
     if args.k > 12:
         raise UserError(f"--k must be at most 12, got {args.k}")
     if args.chunk_length < 2 ** args.k:
-        raise UserError(f"--chunk-length {args.chunk_length} is shorter than one token (2^k = {2 ** args.k})")
+        raise UserError(f"--k {args.k}: a token (2^k = {2 ** args.k} samples) is longer than a training chunk "
+                        f"({args.chunk_length} samples)")
 
 
 def train_vqvae(args):

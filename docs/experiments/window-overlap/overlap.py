@@ -1,6 +1,6 @@
 """What does window overlap buy in separation, and what does it cost in time? (run from the repository root)
 
-    python docs/experiments/window-overlap/overlap.py [--split validation] [--json overlap.json]
+    PYTHONPATH=. python docs/experiments/window-overlap/overlap.py [--split validation] [--json overlap.json]
 
 Separation (evaluation_bert.evaluate_separation, as evaluate.py scores it) of the shipped models
 with BERT's separation windows half overlapping (tasks.window_starts, the default: each frame from
@@ -24,10 +24,12 @@ STEMS = ("bass", "drums", "guitar", "piano")
 
 
 def no_overlap(total, window):
-    """Starts of windows that tile 0..total edge to edge (the last one ends at `total`)."""
+    """Starts of windows that tile 0..total, sharing one frame with the next (the last one ends at
+    `total`). The shared frame keeps `separate_all`'s rule, each frame from the window whose centre
+    is nearest, inside a window that holds it (edge to edge, a tie at a border picks a window without it)."""
     if total <= window:
         return [0]
-    return list(range(0, total - window, window)) + [total - window]
+    return list(range(0, total - window, window - 1)) + [total - window]
 
 
 def main():
