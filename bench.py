@@ -3,7 +3,8 @@
     python bench.py [--vqvae runs/vqvae.pt] [--bert runs/bert.pt] [--device auto] [--json bench.json]
 
 Without checkpoints it times untrained models of the default configurations (speed does not
-depend on the weights). Each timing is the median of several runs after one warm-up run.
+depend on the weights). Each timing is the median of several runs after one warm-up run (separating
+the 30 s mix: one run after a warm-up).
 Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
 tokens/s (batch 16 x 512 tokens, or frames of Q codes with a residual tokenizer, one level
 targeted per item as in level masking), encode and decode real-time factors, separating every stem of a
@@ -160,6 +161,7 @@ def main():
     mixture = torch.randint(0, vocab.num_codes, (S, Q))  # (S, Q)
     features = torch.nn.functional.normalize(torch.randn(S, vqvae.config.code_dim), dim=-1)
     audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, S * hop).astype(np.float32))
+    time_separation(bert, vqvae, vocab, mixture, features, audio, device)  # warm-up
     parts = time_separation(bert, vqvae, vocab, mixture, features, audio, device)
     results["separate_30s_all_stems"] = parts
     print(f"separate 30 s     {parts['total']:10.1f} s for all {len(vocab.stems)} stems, refined "

@@ -57,7 +57,7 @@ class BERTConfig:
     num_layers: int = 4
     num_heads: int = 4          # H
     width: int = 256            # E
-    dropout: float = 0.0
+    dropout: float = 0.0        # after the MLP only; 0 in every recipe
     logit_scale: float = 50.0   # initial scale of the cosine head
     local_kernel: int = 5       # width of the local convolution before attention (0 = none)
     codebooks: int = 1          # Q: codes per frame (the VQ-VAE's residual levels)

@@ -16,9 +16,9 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
 Tokens are frames of Q codes, (S, Q) (Eq. 9; Q = 1 the ordinary case), and `maskgit_fill`
 decodes each window coarse to fine; windows, layouts and features are per frame.
 
-Three decoder inputs per stem frame come out of one pass (`separate_all`): BERT's tokens; the
-predicted latent z of Eq. 11 (BERT's latent head; `infer.py separate --decode latent`, the
-default); and, with `code_vectors`, soft decoding's
+Three decoder inputs per stem frame come out of `separate_all`: BERT's tokens (Q passes, coarse
+to fine); the predicted latent z of Eq. 11 (BERT's latent head at the first pass; `infer.py
+separate --decode latent`, the default, runs that pass alone); and, with `code_vectors`, soft decoding's
 expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT's distribution
 at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
 them; the latent and the expectation keep what they share (docs/experiments/latent-head.md).

@@ -140,7 +140,7 @@ RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "steps_given", "device", "d
 def changed_flags(saved_args, args):
     """Training flags that differ from the run being resumed, as "--lr 0.002 -> 0.001" strings.
 
-    Model flags (k, codebook size, width...) are checked against the saved config and refused;
+    Model settings (k, --tiny, the stems...) are checked against the saved config and refused;
     these others (learning rate, batch size, data...) are allowed but worth a word, since the
     loss curve will not continue smoothly after them.
     """

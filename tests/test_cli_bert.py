@@ -72,7 +72,7 @@ def test_separate_in_segments_gives_the_bytes_of_one_pass(work, refine, count):
         result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "drums", "--out", f"seg{seconds}{refine}",
                      "--segment-seconds", seconds, "--refine", refine, cwd=work)
         assert result.returncode == 0, result.stderr
-        # 1500 tokens in segments of 198 tokens, or of 792 with refinement's margin at 44.1 kHz (4096 samples = 512 tokens)
+        # 1500 tokens in segments of whole windows (23 tokens), longer with refinement's margin at 44.1 kHz
         assert (f"segment {count}/{count}" in result.stderr) == (seconds == "0.2")
     first, last = (sf.read(work / f"seg{s}{refine}" / "mix" / "drums.wav")[0] for s in ("0.2", "100"))
     assert len(first) == int(1.5 * (RATE if refine == "none" else 44100))
@@ -103,6 +103,7 @@ def check_the_true_latent_decodes_to_the_continuous_ceiling(work, monkeypatch, s
     sf.write(work / f"{stem}_only.wav", audio, RATE, subtype="FLOAT")
 
     def perfect(bert, vocab, mixture, features, stems, *args, **kwargs):
+        assert kwargs["tokens"] is False, "decoding latents runs no token decoding (one BERT pass)"
         return {"latent": features[None].expand(len(stems), -1, -1), "tokens": mixture[None].expand(len(stems), -1, -1)}
     monkeypatch.setattr(infer, "separate_all", perfect)
     monkeypatch.chdir(work)

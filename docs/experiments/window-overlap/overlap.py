@@ -3,10 +3,12 @@
     PYTHONPATH=. python docs/experiments/window-overlap/overlap.py [--split validation] [--json overlap.json]
 
 Separation (evaluation_bert.evaluate_separation, as evaluate.py scores it) of the shipped models
-with BERT's separation windows half overlapping (tasks.window_starts, the default: each frame from
-the window whose centre is nearest) and not overlapping (each window's hop its own length: half
-the BERT calls, and a frame near a window's edge hears only one side). The probe replaces
-`tasks.window_starts` for its second run; nothing in the code base changes.
+with BERT's separation windows half overlapping (the default until this probe) and tiling the file
+(half the BERT calls; a frame near a window's edge hears only one side). The probe swaps
+`tasks.window_starts` for each run. It ran on commit 23ce3ee, whose `separate_all` took each frame
+from the window whose centre was nearest over all windows; so its tiled windows share one frame with
+the next (hop `window - 1`), and every frame lies in the window it is taken from. Tiling is the
+default since (`tasks.window_starts`, `tasks.window_owners`).
 """
 import argparse
 import json
@@ -21,6 +23,13 @@ from evaluation_bert import evaluate_separation, held_out_tokens
 from pretrained import work_folder
 
 STEMS = ("bass", "drums", "guitar", "piano")
+
+
+def half_overlap(total, window):
+    """Starts of half-overlapping windows covering 0..total (the last one ends at `total`): the old default."""
+    if total <= window:
+        return [0]
+    return list(range(0, total - window, max(1, window // 2))) + [total - window]
 
 
 def no_overlap(total, window):
@@ -45,7 +54,7 @@ def main():
     data_root = embedded_dataset(vqvae.config.sample_rate)
     cache, _, tracks = held_out_tokens(vqvae, vocab, data_root, args.split, work_folder(args.vqvae), device)
     results = {}
-    for name, starts in (("half overlap (default)", tasks.window_starts), ("no overlap", no_overlap)):
+    for name, starts in (("half overlap (default)", half_overlap), ("no overlap", no_overlap)):
         tasks.window_starts = starts
         started = time.time()
         separation = evaluate_separation(bert, vqvae, vocab, cache, tracks, device)
