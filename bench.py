@@ -24,6 +24,7 @@ from bert import AudioBERT, BERTConfig
 from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
 from files import atomic_write
+from inputs import decode_in_pieces
 from losses import total_loss
 from masking import IGNORE, Vocabulary
 from refine import refine
@@ -62,7 +63,7 @@ def time_separation(bert, vqvae, vocab, mixture, features, audio, device):
         latents = separate_all(bert, vocab, mixture, features, vocab.stems, tokens=False)["latent"]  # (J, S, D), on the CPU
     separated = time.perf_counter()
     with torch.inference_mode(), autocast(device):
-        waves = torch.stack([vqvae.decode_in_pieces(h.to(device)).float().cpu() for h in latents])  # (J, T)
+        waves = torch.stack([decode_in_pieces(vqvae, h.to(device)).float().cpu() for h in latents])  # (J, T)
     decoded = time.perf_counter()
     refine(audio, waves)
     end = time.perf_counter()
@@ -147,12 +148,12 @@ def main():
     print(f"  latent head     {100 * share:+10.1f}% per step (Eq. 11 at 12 of 16 items; median of {2 * REPEATS} alternating pairs)")
 
     # ---- inference: encode, decode, separate ----
-    # the paths infer.py takes: overlapping 2 s pieces, batched (VQVAE.encode_in_pieces / decode_in_pieces)
+    # the paths infer.py takes: overlapping 2 s pieces, batched (inputs.encode_in_pieces / decode_in_pieces)
     signal = np.random.default_rng(0).normal(0, 0.1, int(SIGNAL_SECONDS * rate)).astype(np.float32)
     with torch.inference_mode(), autocast(device):
         indices, _, _ = encode_waveform(vqvae, signal, device)
         encode = median_seconds(lambda: encode_waveform(vqvae, signal, device), device)
-        decode = median_seconds(lambda: vqvae.decode_in_pieces(indices.to(device)), device)
+        decode = median_seconds(lambda: decode_in_pieces(vqvae, indices.to(device)), device)
     for name, value in (("encode", encode), ("decode", decode), ("encode + decode", encode + decode)):
         results[f"{name.replace(' + ', '_')}_realtime_factor"] = SIGNAL_SECONDS / value
         print(f"{name:<17} {SIGNAL_SECONDS / value:10.1f}x real time ({value * 1000:.0f} ms for {SIGNAL_SECONDS:g} s)")

@@ -17,7 +17,7 @@ resampled to the model's rate; a float file whose samples reach beyond +-1 is sc
 `separate` separates every stem in one batched pass and, by default, refines the decoded stems
 by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them. The masks
 come from the model-rate estimates and share each channel of the original file, so the stems come
-back at the input's sample rate and channel count (`refine.refine_channels`). Unrefined stems
+back at the input's sample rate and channel count (`inputs.refine_channels`). Unrefined stems
 (`--refine none`) and inpainted files are written at the model's sample rate, mono.
 
 Files of any length work in bounded memory: every command reads, processes and writes its file
@@ -38,11 +38,11 @@ from cli import (ArgumentParser, autocast, finite_float, non_negative_float, pic
 from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
 from files import UserError, atomic_write, check_writable, refuse_existing
-from inputs import (Loudness, input_gain, input_length, kept_samples, kept_tokens, model_length, read_input, segment_count,
-                    segment_size, segments, spans)
+from inputs import (Loudness, decode_in_pieces, input_gain, input_length, kept_samples, kept_tokens, model_length,
+                    read_input, refine_channels, segment_count, segment_size, segments, spans)
 from metrics import RunningMRSTFT, RunningSISDR
 from pretrained import default_models
-from refine import CONTEXT_SAMPLES, FFT_SIZE, refine, refine_channels
+from refine import CONTEXT_SAMPLES, FFT_SIZE, refine
 from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, SEPARATE_STEPS, inpaint_tokens, separate_all
 from tokens import encode_waveform
 
@@ -63,7 +63,7 @@ def decode_long(tokens, model, device):
     """(S, Q) tokens or (S, D) decoder inputs -> (S * 2^k,) float32 waveform, decoded in overlapping
     pieces (bounded memory)."""
     with torch.no_grad(), autocast(device):
-        return model.decode_in_pieces(tokens.to(device)).float().cpu().numpy()
+        return decode_in_pieces(model, tokens.to(device)).float().cpu().numpy()
 
 
 def default_output(input_path, suffix):

@@ -14,8 +14,6 @@ a shipped file that no longer matches, say truncated by a failed copy, gets a on
 import hashlib
 from pathlib import Path
 
-import torch
-
 from checkpoint import load_checkpoint, save_checkpoint
 from cli import ArgumentParser, run_main
 from files import UserError, atomic_write

@@ -79,39 +79,5 @@ def refine(mixture, stems, offset=0):
     return torch.cat([y, (mixture.float() - y.sum(dim=0))[None]])  # (J + 1, T)
 
 
-def interpolate(x, position, dim):
-    """x sampled at fractional indices `position` along `dim` (linear; clamped to the ends)."""
-    position = position.clamp(0, x.shape[dim] - 1)
-    low = position.floor().long()
-    high = (low + 1).clamp(max=x.shape[dim] - 1)
-    weight = (position - low).to(x.real.dtype).reshape([-1] + [1] * (x.dim() - dim - 1))
-    return x.index_select(dim, low) * (1 - weight) + x.index_select(dim, high) * weight
-
-
-@torch.no_grad()
-def refine_channels(mixture, stems, channels, rate, channel_rate, offset=0, channel_offset=0):
-    """Eq. 10 for the user's file: masks from the model-rate mixture (T,) and estimates (J, T), applied to
-    each of the C channels (C, T') of the original at `channel_rate` -> (J, C, T') refined stems.
-
-    The masks are read off at each bin and frame of the channels' own STFT (same 128 ms frames), by
-    linear interpolation in frequency and time. Above the model's Nyquist frequency (8 kHz at 16 kHz)
-    the estimates hold nothing, so every bin there takes the mask of the model's top bin: the highs of
-    the original are shared as the top of the model's band was. offset, channel_offset: where the two
-    segments start in the whole file (at their rates), so frames sit on the whole file's hops.
-    """
-    J, T = stems.shape
-    M, _, lead = masks(mixture, stems, offset)  # (N, F, frames) at `rate`
-    fft_size = 4 * round(FFT_SIZE * channel_rate / rate / 4)  # the same duration at `channel_rate`
-    hop, channel_lead = fft_size // 4, channel_offset % (fft_size // 4)
-    X = stft(F.pad(channels.float(), (channel_lead, 0)), fft_size)  # (C, F', frames')
-    bins = torch.arange(X.shape[1], dtype=torch.float64) * (channel_rate / fft_size) / (rate / FFT_SIZE)  # model bin of each bin
-    centres = (torch.arange(X.shape[2], dtype=torch.float64) * hop - channel_lead + channel_offset) * rate / channel_rate
-    frames = (centres - offset + lead) / (FFT_SIZE // 4)  # model frame under each frame's centre
-    M = interpolate(interpolate(M, bins, 1), frames, 2)  # (N, F', frames')
-    C, T2 = channels.shape
-    y = istft((M[:J, None] * X[None]).flatten(0, 1), fft_size, channel_lead + T2)  # (J * C, lead + T')
-    return y[:, channel_lead:].reshape(J, C, T2)  # (J, C, T')
-
-
 # samples on each side of a segment that refining it looks at: a frame reaches fft_size samples
 CONTEXT_SAMPLES = FFT_SIZE

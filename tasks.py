@@ -8,7 +8,7 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
   one whose centre is nearest. Every stem is separated in the same pass: the sequences of all
   stems of a window sit in the same batch (one BERT call for the stems of a few windows, not one
   per stem; the tokens are those of one stem at a time). The VQ-VAE then decodes each stem
-  sequence in overlapping pieces that equal a single pass (`VQVAE.decode_in_pieces`), so there is
+  sequence in overlapping pieces that equal a single pass (`inputs.decode_in_pieces`), so there is
   no seam to click, and `refine.py` (Eq. 10) shares the mixture among the decoded stems.
 - inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
   of the audio around it given (the gap's are hidden).

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
+from inputs import encode_in_pieces
 from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, hidden_frames, separation_layout
 from tasks import single_source_inputs
 
@@ -49,13 +50,13 @@ def encode_waveform(model, wave, device):
     """(T,) waveform -> tokens (S, Q) int64, L2-normalised latents (S, D) float32, active (S,) bool.
 
     S = ceil(T / 2^k). The encoder runs over overlapping 2 s pieces in batches
-    (`VQVAE.encode_in_pieces`): bounded memory for a file of any length, and twice the speed.
+    (`inputs.encode_in_pieces`): bounded memory for a file of any length, and twice the speed.
     """
     hop = model.hop
     frames = -(-len(wave) // hop)
     wave = np.pad(np.asarray(wave, dtype=np.float32), (0, frames * hop - len(wave)))
     with autocast(device):  # as infer.py encodes: the cache holds the tokens a user's files get
-        h = model.encode_in_pieces(torch.from_numpy(wave).to(device)).float()  # (S, D)
+        h = encode_in_pieces(model, torch.from_numpy(wave).to(device)).float()  # (S, D)
     _, _, indices, _ = model.quantizer(h[None])
     rms = np.sqrt(np.mean(wave.reshape(-1, hop) ** 2, axis=1))  # (S,)
     return indices[0].cpu(), F.normalize(h, dim=-1).cpu(), 20 * np.log10(rms + 1e-12) > ACTIVE_DB

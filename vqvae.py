@@ -21,8 +21,6 @@ import torch.nn.functional as F
 
 from quantizer import ResidualVectorQuantizer
 
-PIECE_SAMPLES = 32768  # audio per piece of encode_in_pieces / decode_in_pieces (2 s at 16 kHz)
-
 
 @dataclass
 class VQVAEConfig:
@@ -162,39 +160,3 @@ class VQVAE(nn.Module):
         """(B, S, D) decoder inputs (code vectors, or their expectation: soft decoding) -> (B, 1, T)."""
         x_hat = self.decoder(vectors.transpose(1, 2))  # (B, 1, S * 2^k)
         return x_hat if num_samples is None else x_hat[..., :num_samples]
-
-    # ---- long audio: overlapping pieces, batched ----
-    # A 10 s signal as one (1, 1, T) tensor leaves a 2-core CPU half idle (convolutions with 16
-    # channels parallelise poorly along time); the same signal as a batch of 2 s pieces runs
-    # about 2x faster (bench.py). Each piece carries `margin` extra tokens of context on both
-    # sides, wider than the encoder's and decoder's reach at the token rate, which are cut off.
-    # A piece is 2 s of audio whatever k is (2048 tokens at k = 4, 256 frames at k = 7).
-
-    def piece_frames(self):
-        """Tokens per piece: PIECE_SAMPLES of audio, at least 64 tokens."""
-        return max(64, PIECE_SAMPLES // self.hop)
-
-    @torch.no_grad()
-    def encode_in_pieces(self, x, piece=None, margin=32, batch_size=8):
-        """(T,) waveform -> pre-quantisation latents h (S, D), S = ceil(T / 2^k)."""
-        hop, S, piece = self.hop, -(-x.shape[-1] // self.hop), piece or self.piece_frames()
-        padded = F.pad(x, (margin * hop, (S + margin + piece) * hop - x.shape[-1]))  # room for every piece
-        starts = list(range(0, S, piece))
-        out = []
-        for first in range(0, len(starts), batch_size):
-            batch = torch.stack([padded[s * hop:(s + piece + 2 * margin) * hop] for s in starts[first:first + batch_size]])
-            out.append(self.encode_latents(batch[:, None])[:, margin:margin + piece])  # (b, piece, D)
-        return torch.cat(out).reshape(-1, self.config.code_dim)[:S]  # (S, D)
-
-    @torch.no_grad()
-    def decode_in_pieces(self, indices, piece=None, margin=32, batch_size=8):
-        """(S, Q) token indices, or float (S, D) decoder inputs -> (S * 2^k,) waveform."""
-        hop, S, piece = self.hop, indices.shape[0], piece or self.piece_frames()
-        vectors = indices if indices.is_floating_point() else self.lookup(indices)  # (S, D)
-        z = F.pad(vectors.t(), (margin, margin + piece))  # (D, S + room), zero margins
-        starts = list(range(0, S, piece))
-        out = []
-        for first in range(0, len(starts), batch_size):
-            batch = torch.stack([z[:, s:s + piece + 2 * margin] for s in starts[first:first + batch_size]])  # (b, D, L)
-            out.append(self.decoder(batch)[:, 0, margin * hop:(margin + piece) * hop])  # (b, piece * hop)
-        return torch.cat(out).reshape(-1)[:S * hop]

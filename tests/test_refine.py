@@ -5,7 +5,8 @@ from hypothesis import given, settings, strategies as st
 
 from metrics import si_sdr
 from audio import resample
-from refine import CONTEXT_SAMPLES, refine, refine_channels, soft_masks
+from inputs import refine_channels
+from refine import CONTEXT_SAMPLES, refine, soft_masks
 
 RATE = 16000
 

@@ -13,7 +13,6 @@ import torch
 from files import UserError
 from synth import write_synthetic_dataset
 from test_cli import RATE, ROOT, TINY_FLAGS
-from test_cli import run
 from cli import run_main
 from training import WARMUP_STEPS, learning_rate, pace, set_learning_rate, stop_if_diverged
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from checkpoint import save_checkpoint
 from checkpoint import load_vqvae
+from inputs import decode_in_pieces, encode_in_pieces
 from losses import total_loss
 from metrics import si_sdr
 from vqvae import VQVAE, ResidualBlock, VQVAEConfig
@@ -90,12 +91,12 @@ def test_pieces_match_a_single_pass_away_from_the_file_edges(k, length):
     x = torch.randn(length, generator=torch.Generator().manual_seed(length)) * 0.3
     S = math.ceil(length / 2 ** k)
     whole = model.encode_latents(x.view(1, 1, -1))[0]  # (S, D)
-    pieces = model.encode_in_pieces(x, piece=7, margin=12, batch_size=3)
+    pieces = encode_in_pieces(model, x, piece=7, margin=12, batch_size=3)
     assert pieces.shape == whole.shape == (S, 4)
     inner = slice(12, max(12, S - 12))
     assert torch.allclose(pieces[inner], whole[inner], atol=1e-5)
     indices = torch.randint(0, 16, (S, 1))
-    wave = model.decode_in_pieces(indices, piece=7, margin=12, batch_size=3)
+    wave = decode_in_pieces(model, indices, piece=7, margin=12, batch_size=3)
     single = model.decode(indices[None])[0, 0]
     assert wave.shape == single.shape == (S * 2 ** k,)
     assert torch.allclose(wave[12 * 2 ** k:(S - 12) * 2 ** k], single[12 * 2 ** k:(S - 12) * 2 ** k], atol=1e-5)
@@ -138,7 +139,7 @@ def test_codebooks_give_frames_of_q_tokens_and_round_trip(tmp_path):
         x_hat, _, forward_indices, stats = model(x)
         assert torch.equal(forward_indices, indices) and stats["codes_used_by_level"].shape == (3,)
         assert torch.allclose(x_hat, model.decode(indices, 1000), atol=1e-5)
-        assert model.decode_in_pieces(indices[0], piece=7, margin=12).shape == (63 * 16,)
+        assert decode_in_pieces(model, indices[0], piece=7, margin=12).shape == (63 * 16,)
         path = tmp_path / f"vqvae{dropout}.pt"
         save_checkpoint(path, {"kind": "vqvae", "config": asdict(model.config), "model": model.state_dict()})
         loaded = load_vqvae(path)
