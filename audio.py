@@ -79,15 +79,20 @@ def check_output_format(path):
 
 
 @contextlib.contextmanager
-def audio_writer(path, sample_rate, channels=1):
+def audio_writer(path, sample_rate, channels=1, like=None):
     """Write a file block by block: yields `write(block)`, a block being (T,) mono or (channels, T);
-    each block is clipped to [-1, 1].
+    each block is clipped to [-1, 1]. `like`: an audio file whose sample format (16-bit, 24-bit,
+    float...) the output takes where its container allows it, so copied samples keep every bit.
 
     The blocks go to a temporary file that is renamed onto `path` only when the `with` block
     ends without an error (files.atomic_write): a long output never exists half-written.
     """
     check_output_format(path)
-    with atomic_write(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=channels) as file:
+    container = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[Path(path).suffix.lower()]
+    subtype = like and sf.info(str(like)).subtype
+    subtype = subtype if subtype and sf.check_format(container, subtype) else None  # else the container's default
+    with atomic_write(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=channels,
+                                                 format=container, subtype=subtype) as file:
         yield lambda x: file.write(np.clip(np.asarray(x, dtype=np.float32).reshape(channels, -1).T, -1.0, 1.0))
 
 

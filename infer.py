@@ -18,7 +18,8 @@ resampled to the model's rate; a float file whose samples reach beyond +-1 is sc
 by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them. The masks
 come from the model-rate estimates and share each channel of the original file, so the stems come
 back at the input's sample rate and channel count (`inputs.refine_channels`). Unrefined stems
-(`--refine none`) and inpainted files are written at the model's sample rate, mono.
+(`--refine none`) are written at the model's sample rate, mono; an inpainted file is the input
+itself, at its rate, channels and sample format, but for the gap and its fades.
 
 Files of any length work in bounded memory: every command reads, processes and writes its file
 in segments of `--segment-seconds` (inputs.py), with margins that make the result the same
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audio import AUDIO_SUFFIXES, audio_info, audio_writer, check_output_format, read_frames
+from audio import AUDIO_SUFFIXES, audio_info, audio_writer, check_output_format, read_frames, resample
 from cli import (ArgumentParser, autocast, finite_float, non_negative_float, pick_device, positive_float, positive_int,
                  run_main)
 from checkpoint import load_bert, load_vqvae
@@ -328,39 +329,54 @@ def command_inpaint(args, device):
         filled = inpaint_tokens(bert, vocab, tokens, features, first - region_first, last - first,
                                 steps=args.steps, temperature=args.temperature,
                                 generator=sampling_generator(args, device))
-    # decode around the gap only, then splice it into the original audio with short cross-fades
+    # decode around the gap only
     a, b = max(0, first - region_first - margin), min(len(filled), last - region_first + margin)
     with torch.no_grad(), autocast(device):
         local = vqvae.decode(filled[None, a:b].to(device)).float()[0, 0].cpu().numpy()  # from token a
-    offset = region_first * hop  # region[i] is sample offset + i of the file
-    gap_lo, gap_hi = first * hop, min(total, last * hop)  # the last token may run past the end of the file
+    offset = region_first * hop  # region[i] is sample offset + i of the file, at the model's rate
+    # the output is the input itself, at its own rate and channel count: BERT's audio, brought to that
+    # rate and laid on each channel, replaces the gap and fades in and out of it; every other sample is
+    # copied as the file holds it
+    file_rate, file_frames, channels = audio_info(args.input)
+    scale = file_rate / rate
+    fill = resample(local, rate, file_rate) / np.float32(input_gain(args.input))  # (frames,) the file's scale
+    fill_first = round((offset + a * hop) * scale)  # the file frame of fill[0]
+    gap = (round(first * hop * scale), min(file_frames, round(last * hop * scale)))
+    lo, hi, weight = crossfade_weights(*gap, round(CROSSFADE_SECONDS * file_rate), file_frames)
+    fill = np.pad(fill[lo - fill_first:hi - fill_first], (0, hi - lo))[:hi - lo]  # (hi - lo,)
+    loudness, size = Loudness(args.input), segment_size(args.segment_seconds, file_rate, 0, 1)
+    with audio_writer(out, file_rate, channels, like=args.input) as write:
+        for _, _, start, length in spans(file_frames, size, 0):
+            x = read_frames(args.input, start, length)  # (length, C)
+            loudness.add(x.mean(axis=1))
+            x_first, x_last = max(start, lo), min(start + length, hi)
+            if x_first < x_last:
+                w = weight[x_first - lo:x_last - lo, None]  # (n, 1), 1 = BERT's audio
+                x[x_first - start:x_last - start] = (1 - w) * x[x_first - start:x_last - start] + w * fill[x_first - lo:x_last - lo, None]
+            write(x.T)
+        loudness.check()
+    print(f"{args.input}: filled {args.start:g}-{args.start + args.duration:g} s ({last - first} tokens, "
+          f"{args.steps} decoding step{'s' if args.steps != 1 else ''}) -> {out} ({file_rate} Hz, {channels} channel(s))")
+    if args.plot:  # half a second around the gap, at the model's rate, as far as the region reaches
+        lo, hi, weight = crossfade_weights(first * hop, min(total, last * hop), int(CROSSFADE_SECONDS * rate), total)
+        filled_region = region.copy()
+        filled_region[lo - offset:hi - offset] += weight * (local[lo - offset - a * hop:hi - offset - a * hop] - region[lo - offset:hi - offset])
+        c, d = max(0, first * hop - rate // 2 - offset), min(len(region), last * hop + rate // 2 - offset)
+        gapped = region.copy()
+        gapped[first * hop - offset:last * hop - offset] = 0.0
+        plot(out.with_suffix(".png"), [("original", region[c:d]), ("gap", gapped[c:d]),
+                                       ("filled by BERT", filled_region[c:d])], rate)
+
+
+def crossfade_weights(gap_lo, gap_hi, fade, total):
+    """(lo, hi, weight (hi - lo,)): 1 on the gap [gap_lo, gap_hi), linear fades of `fade` samples on either
+    side (cut at 0 and `total`), 0 beyond: how much of the filled audio each sample takes."""
     lo, hi = max(0, gap_lo - fade), min(total, gap_hi + fade)
-    weight = np.ones(hi - lo, dtype=np.float32)  # 1 = BERT's audio, 0 = the original
+    weight = np.ones(hi - lo, dtype=np.float32)
     ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
     weight[:gap_lo - lo] = ramp[len(ramp) - (gap_lo - lo):]
     weight[len(weight) - (hi - gap_hi):] = ramp[::-1][:hi - gap_hi]
-    original = region.copy()
-    bert_audio = local[lo - offset - a * hop:hi - offset - a * hop]
-    region[lo - offset:hi - offset] = (1 - weight) * region[lo - offset:hi - offset] + weight * bert_audio
-    # the output: the input at the model's rate, copied segment by segment, with the filled region
-    loudness, size = Loudness(args.input), segment_size(args.segment_seconds, rate, 0, hop)
-    with audio_writer(out, rate) as write:
-        for _, _, start, length in spans(total, size, 0):
-            x = read_input(args.input, rate, start, length)
-            loudness.add(x)
-            x_first, x_last = max(start, offset), min(start + length, offset + len(region))
-            if x_first < x_last:
-                x[x_first - start:x_last - start] = region[x_first - offset:x_last - offset]
-            write(x)
-        loudness.check()
-    print(f"{args.input}: filled {args.start:g}-{args.start + args.duration:g} s ({last - first} tokens, "
-          f"{args.steps} decoding step{'s' if args.steps != 1 else ''}) -> {out} ({rate} Hz)")
-    if args.plot:  # half a second around the gap, as far as the region reaches
-        a, b = max(0, first * hop - rate // 2 - offset), min(len(region), last * hop + rate // 2 - offset)
-        gapped = original.copy()
-        gapped[first * hop - offset:last * hop - offset] = 0.0
-        plot(out.with_suffix(".png"), [("original", original[a:b]), ("gap", gapped[a:b]),
-                                       ("filled by BERT", region[a:b])], rate)
+    return lo, hi, weight
 
 
 def add_common(command, input_help, with_plot=True, with_bert=False, sampling=False):

@@ -133,26 +133,29 @@ def test_inpaint_a_gap_in_the_last_partial_token(work):
     result = run(ROOT / "infer.py", "inpaint", "odd_length.wav", "--start", "1.49", "--duration", "0.0106",
                  "-o", "odd_filled.wav", cwd=work)
     assert result.returncode == 0, result.stderr
-    filled = sf.read(work / "odd_filled.wav")[0]
+    filled = sf.read(work / "odd_filled.wav", dtype="float32")[0]
     assert len(filled) == 12005 and not np.allclose(filled[11920:], x[11920:], atol=1e-3)
-    np.testing.assert_allclose(filled[:11920 - 40 - 8], x[:11920 - 40 - 8], atol=1e-4)  # before gap, fade, token
+    assert np.array_equal(filled[:11920 - 40 - 8], x[:11920 - 40 - 8].astype(np.float32))  # before gap, fade, token
 
 
-def test_inpaint_changes_only_the_gap(work):
+def test_inpaint_changes_only_the_gap_and_keeps_the_files_format(work):
+    """mix.wav is 44.1 kHz stereo, 16-bit: so is the output, and every sample outside the gap, its
+    fades and the token the gap starts in is the input's own, bit for bit; the gap is BERT's, on both channels."""
     result = run(ROOT / "infer.py", "inpaint", "mix.wav", "--start", "0.5", "--duration", "0.02",
                  "-o", "filled.wav", "--segment-seconds", "0.3", cwd=work)  # the output is copied in 5 pieces
     assert result.returncode == 0, result.stderr
-    filled, rate = sf.read(work / "filled.wav", dtype="float32")
-    original = sf.read(work / "filled.wav")[0]  # same length, model rate
-    assert rate == RATE and len(filled) == len(original)
-    from audio import read_audio
-    source = read_audio(work / "mix.wav", RATE)
-    fade = int(0.005 * RATE)
-    gap = slice(int(0.5 * RATE) - fade - 8, int(0.52 * RATE) + fade + 8)  # the gap, its fades and a token
+    assert sf.info(str(work / "filled.wav")).subtype == sf.info(str(work / "mix.wav")).subtype == "PCM_16"
+    filled, rate = sf.read(work / "filled.wav", dtype="int16")
+    source = sf.read(work / "mix.wav", dtype="int16")[0]
+    assert rate == 44100 and filled.shape == source.shape == (int(1.5 * 44100), 2)
+    token, fade = int(np.ceil(8 * 44100 / RATE)), int(0.005 * 44100)  # a token is 8 samples at the model's rate
+    gap = slice(int(0.5 * 44100) - fade - token, int(0.52 * 44100) + fade + token + 1)
     outside = np.ones(len(source), dtype=bool)
     outside[gap] = False
-    assert np.allclose(filled[outside], np.clip(source[outside], -1, 1), atol=1e-4)  # 16-bit wav rounding
-    assert not np.allclose(filled[gap], source[gap], atol=1e-3)
+    assert np.array_equal(filled[outside], source[outside])
+    middle = slice(int(0.505 * 44100), int(0.515 * 44100))
+    assert not np.allclose(filled[middle], source[middle], atol=300)
+    assert np.array_equal(filled[middle, 0], filled[middle, 1]), "one fill laid on each channel"
 
 
 def test_sampled_inpainting_is_the_same_for_the_same_seed(work):
