@@ -192,9 +192,10 @@ class AudioBERT(nn.Module):
         normalised latents of Eq. 11 at the frames whose latent is predicted (the masked stem frames
         of separation items), zeros elsewhere.
 
-        Without targets, returns (logits (B, L, Q, K), latents (B, L, D)): the predicted unit latents
-        z of Eq. 11. With them, returns (None, losses): `loss` = `cross_entropy` (the mean
-        over the targeted (frame, level) pairs, `level_loss`) + latent_weight * `latent` (Eq. 11).
+        Returns (output, losses), as every model here. Without targets: ((logits (B, L, Q, K), the
+        predicted unit latents z of Eq. 11 (B, L, D)), None). With them: (None, losses), `loss` =
+        `cross_entropy` (the mean over the targeted (frame, level) pairs, `level_loss`) +
+        latent_weight * `latent` (Eq. 11); the logits of every frame are not computed in training.
         """
         x = self.hidden_states(tokens, segments, positions, features, padding)  # (B, L, E)
         if targets is not None:
@@ -204,7 +205,7 @@ class AudioBERT(nn.Module):
                           "cross_entropy": cross_entropy, "latent": latent}
         logits = torch.stack([level.logits(level.direction(x), self.codebook[q]) for q, level in enumerate(self.levels)],
                              dim=2)  # (B, L, Q, K)
-        return logits, self.latent(x)
+        return (logits, self.latent(x)), None
 
     def hidden_states(self, tokens, segments, positions, features=None, padding=None):
         """The Transformer's output, (B, L, E), before any head (the inputs are those of `forward`)."""

@@ -61,7 +61,7 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, le
         still_masked = tokens[:, :, level] == mask_id  # (B, L)
         if not still_masked.any():
             break
-        logits, latents = model(tokens, **inputs)  # (B, L, Q, K), (B, L, D)
+        (logits, latents), _ = model(tokens, **inputs)  # (B, L, Q, K), (B, L, D)
         logits = logits[:, :, level].float()  # (B, L, K)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)

@@ -58,7 +58,7 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
         segments = torch.tensor([source_segment(bert.config, cache.sources[row]) for row, _ in batch])  # (B,)
         batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab), segment=segments)
         with autocast(device):
-            logits, _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})  # (B, L, Q, K)
+            (logits, _), _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})  # (B, L, Q, K)
         best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, Q, 5)
         chosen = labels[..., 0] != IGNORE  # (B, L) a frame's levels are chosen together
         # neighbour baseline: the code nearest to the sum of the visible latents on either side

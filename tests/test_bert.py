@@ -34,7 +34,8 @@ def test_each_level_is_scored_by_the_scaled_cosine_to_its_own_codebook(Q):
     """logits[..., q, :] = scale_q * C_q u_q with C_q level q's normalised codebook (K, D) and u_q a unit vector."""
     model = tiny_bert(codebooks=Q).eval()
     tokens = torch.randint(0, K, (2, 10, Q))
-    logits, latent = model(**single_source_inputs(tokens))
+    (logits, latent), loss = model(**single_source_inputs(tokens))
+    assert loss is None
     assert logits.shape == (2, 10, Q, K) and latent.shape == (2, 10, D)
     for q, level in enumerate(model.levels):
         scale = level.log_logit_scale.exp().item()
@@ -48,10 +49,10 @@ def test_each_level_is_scored_by_the_scaled_cosine_to_its_own_codebook(Q):
 def test_padding_does_not_change_outputs_at_real_positions(Q):
     model = tiny_bert(codebooks=Q).eval()
     tokens = torch.randint(0, K, (2, 12, Q))
-    short, _ = model(**single_source_inputs(tokens))
+    (short, _), _ = model(**single_source_inputs(tokens))
     padded = single_source_inputs(F.pad(tokens, (0, 0, 0, 5), value=VOCAB.pad))
     padding = torch.arange(17).expand(2, 17) >= 12
-    long, _ = model(**padded, padding=padding)
+    (long, _), _ = model(**padded, padding=padding)
     assert torch.allclose(short, long[:, :12], atol=1e-5)
 
 
@@ -69,12 +70,12 @@ def test_attention_written_out_equals_the_fused_kernel():
     model = tiny_bert().eval()
     tokens = torch.randint(0, K, (2, 12, 1), generator=generator)
     inputs = {**single_source_inputs(tokens), "padding": torch.arange(12).expand(2, 12) >= 9}
-    fused, _ = model(**inputs)
+    (fused, _), _ = model(**inputs)
     SelfAttention.fused = False
     try:
         with pytest.MonkeyPatch.context() as patch:  # the hand-written path must not call the kernel
             patch.setattr(F, "scaled_dot_product_attention", lambda *args, **kwargs: 1 / 0)
-            by_hand, _ = model(**inputs)
+            (by_hand, _), _ = model(**inputs)
     finally:
         SelfAttention.fused = True
     assert torch.allclose(fused, by_hand, atol=1e-4)
@@ -86,7 +87,7 @@ def test_loss_is_cross_entropy_on_targeted_positions_only(Q):
     equals the cross-entropy of the full logits over many targets."""
     model = tiny_bert(codebooks=Q).eval()
     tokens = torch.randint(0, K, (2, 10, Q))
-    logits, _ = model(**single_source_inputs(tokens))
+    (logits, _), _ = model(**single_source_inputs(tokens))
     targets = torch.full_like(tokens, IGNORE)
     targets[0, 3, 0], targets[1, 7, Q - 1] = 5, 9
     no_logits, losses = model(**single_source_inputs(tokens), targets=targets)
@@ -129,12 +130,12 @@ def test_a_frame_embeds_as_the_sum_of_its_levels_and_level_one_says_what_is_spec
             expected[b, l] += model.special_embedding.weight[first - K]
     assert torch.allclose(model.embed_tokens(ids), expected, atol=1e-6)
     frames = torch.randint(0, K, (2, 10, Q))
-    logits, _ = model(**single_source_inputs(frames))
+    (logits, _), _ = model(**single_source_inputs(frames))
     changed, masked = frames.clone(), frames.clone()
     changed[0, 4, Q - 1] = (changed[0, 4, Q - 1] + 1) % K  # the finest level is part of the frame's embedding
     masked[0, 4, Q - 1] = VOCAB.mask  # and a level's MASK has its own embedding
     for other in (changed, masked):
-        assert not torch.allclose(model(**single_source_inputs(other))[0][0], logits[0])
+        assert not torch.allclose(model(**single_source_inputs(other))[0][0][0], logits[0])
 
 
 def overfit(model, inputs, labels, steps):
@@ -147,7 +148,7 @@ def overfit(model, inputs, labels, steps):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    logits, _ = model(**batch)
+    (logits, _), _ = model(**batch)
     chosen = labels != IGNORE
     return (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
 
@@ -177,7 +178,7 @@ def test_latent_loss_is_one_minus_cosine_at_targeted_frames_with_a_latent(Q):
     targets[1, 1, 0] = tokens[1, 1, 0]
     latents = torch.zeros(2, 10, D)
     latents[0, 3:8] = torch.randn(5, D, generator=generator)  # 3..5 targeted, 6..7 not: only 3..5 count
-    _, predicted = model(**single_source_inputs(tokens))
+    (_, predicted), _ = model(**single_source_inputs(tokens))
     expected = (1 - F.cosine_similarity(predicted[0, 3:6], latents[0, 3:6], dim=-1)).mean()
     _, losses = model(**single_source_inputs(tokens), targets=targets, latents=latents)
     assert torch.allclose(losses["latent"], expected, atol=1e-5)
@@ -258,7 +259,7 @@ def test_one_step_maskgit_is_the_argmax():
     inputs = torch.randint(0, K, (2, 20, 1))
     inputs[:, 5:15] = VOCAB.mask
     batch = single_source_inputs(inputs)
-    logits, _ = model(**batch)
+    (logits, _), _ = model(**batch)
     filled = maskgit_fill(model, batch, VOCAB.mask, steps=1)
     assert torch.equal(filled[:, 5:15], logits.argmax(-1)[:, 5:15])
 
@@ -270,7 +271,7 @@ def test_maskgit_reveals_the_most_confident_first():
     inputs = torch.randint(0, K, (1, 20, 1), generator=torch.Generator().manual_seed(1))
     inputs[:, 5:15] = VOCAB.mask
     batch = single_source_inputs(inputs)
-    logits, _ = model.model(**batch)
+    (logits, _), _ = model.model(**batch)
     confidence = torch.softmax(logits[0, 5:15, 0], -1).amax(-1)  # (10,)
     most_confident = set((confidence.argsort(descending=True)[:3] + 5).tolist())
     maskgit_fill(model, batch, VOCAB.mask, steps=2)
@@ -291,7 +292,7 @@ def test_soft_decoding_records_the_distribution_that_chose_each_token(Q):
     assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:-1]), atol=1e-5)
     assert torch.equal(probs.argmax(-1), filled)
     assert torch.equal(probs[:, :5], F.one_hot(inputs[:, :5], K).float()), "given tokens are one-hot"
-    logits, _ = model(**batch)
+    (logits, _), _ = model(**batch)
     assert torch.allclose(probs[:, 5:15, 0], torch.softmax(logits[:, 5:15, 0].float(), -1), atol=1e-6)
 
 
