@@ -88,7 +88,7 @@ def audio_writer(path, sample_rate, channels=1, like=None):
     ends without an error (files.atomic_write): a long output never exists half-written.
     """
     check_output_format(path)
-    container = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[Path(path).suffix.lower()]
+    container = Path(path).suffix.lower()[1:].upper()  # WAV, FLAC or OGG (OUTPUT_SUFFIXES)
     subtype = like and sf.info(str(like)).subtype
     subtype = subtype if subtype and sf.check_format(container, subtype) else None  # else the container's default
     with atomic_write(path) as tmp, sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=channels,
