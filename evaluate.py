@@ -14,7 +14,7 @@ from checkpoint import load_bert, load_vqvae
 from cli import ArgumentParser, number_list, pick_device, run_main
 from data import embedded_dataset
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
-from evaluation_bert import CANDIDATES, SEPARATION_SECONDS, evaluate_bert, held_out_tokens
+from evaluation_bert import CANDIDATES, GAP_FILLS, SEPARATION_SECONDS, evaluate_bert, held_out_tokens
 from files import UserError, refuse_existing
 from pretrained import check_shipped_paths, default_models, work_folder
 
@@ -23,6 +23,9 @@ CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "exp
                    "mixture_tokens": "floor: mixture's tokens", "mixture_latent": "floor: mixture's latents",
                    "oracle": "oracle tokens", "oracle_refined": "oracle tokens, refined",
                    "stem_latent": "ceiling: stem's latents"}
+GAP_FILL_NAMES = {"bert_tokens": "BERT's codes", "bert_latent": "BERT's latents", "unigram": "unigram codes",
+                  "silence": "silence", "crossfade": "cross-fade", "lpc": "linear prediction", "repetition": "repetition",
+                  "oracle_tokens": "true tokens", "oracle_latent": "true latents"}
 
 
 def print_bert(results):
@@ -38,11 +41,11 @@ def print_bert(results):
         if "skipped" in gap:
             print(f"inpainting: {gap['skipped']}")
             continue
-        print(f"inpainting, gap of {gap['gap_tokens']} frames = {gap['gap_seconds']:.3f} s ({gap['gaps']} gaps), "
-              f"MR-STFT distance on the gap (lower is better)")
-        print(f"  BERT {gap['mrstft_gap']:.3f} +- {gap['mrstft_gap_ci95']:.3f}   silence {gap['mrstft_gap_silence']:.3f}   "
-              f"cross-fade {gap['mrstft_gap_crossfade']:.3f}   unigram codes {gap['mrstft_gap_unigram']:.3f}   "
-              f"oracle tokens {gap['mrstft_gap_oracle']:.3f}")
+        print(f"inpainting, gap of {gap['gap_tokens']} frames = {gap['gap_seconds']:.3f} s ({gap['gaps']} gaps; BERT "
+              f"{gap['bert']}), on the gap (lower is better): MR-STFT distance / log-spectral distance in dB")
+        names = [name for name in GAP_FILLS if f"mrstft_{name}" in gap]
+        print("  " + "   ".join(f"{GAP_FILL_NAMES[name]} {gap[f'mrstft_{name}']:.2f} +- {gap[f'mrstft_{name}_ci95']:.2f} / "
+                                f"{gap[f'lsd_db_{name}']:.1f}" for name in names))
     if "separation" in results:
         separation = results["separation"]
         print(f"separation, {SEPARATION_SECONDS:g} s chunks, SI-SDRi in dB over the mixture (higher is better; "
@@ -61,7 +64,7 @@ def main():
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--split", default="test", choices=["validation", "test"], help="split to score")
     parser.add_argument("--gap-seconds", default=None,
-                        help="comma-separated further inpainting gaps in seconds, e.g. 1.0 (at most half the context)")
+                        help="comma-separated further inpainting gaps in seconds, e.g. 0.5,1 (BERT fills at most half its context)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples")

@@ -4,9 +4,11 @@
 - mlm (plain 15% BERT masking of single-source windows): top-1 / top-5 accuracy, beside the
   unigram guess (the most frequent code of the *validation* split) and the neighbour guess (the
   code nearest to the sum of the visible latents on either side: interpolation, no learning).
-- inpainting (Eq. 7, a gap in the middle of mixture windows): MR-STFT distance on the gap of
-  BERT's fill, of silence, of a cross-fade of the neighbouring audio, of codes drawn from the
-  mixtures' code frequencies without looking at the music, and of the true tokens (the oracle).
+- inpainting (Eq. 7, a gap in the middle of mixture windows): MR-STFT and log-spectral distance on
+  the gap of BERT's fill (its predicted latents decoded, and its sampled codes), of codes drawn from
+  the mixtures' code frequencies without looking at the music, of silence, of the classic fillers
+  (`gap_fillers.py`: cross-fade, linear prediction, repetition), and of the true tokens and true
+  latents decoded (the ceilings of a code fill and of a latent fill).
 - separation (Eq. 8, every stem of a chunk in one batched pass, then Eq. 10): per stem, SI-SDR,
   SI-SDRi, BSS Eval SDR and MR-STFT distance of BERT's tokens decoded (token-only, the honest
   measure of BERT's classification), of its soft decoding, of its predicted latents (Eq. 11),
@@ -27,8 +29,9 @@ from data import find_tracks, is_silent, read_source
 from decoding import maskgit_fill
 from evaluation import batched, decode_batch, evenly_spaced, rows
 from files import UserError
+from gap_fillers import LPC_CONTEXT, crossfade_fill, lpc_fill, repetition_fill
 from masking import IGNORE, bert_mask, hidden_frames, middle_mask
-from metrics import bss_sdr, mean_ci95, mrstft_distance, si_sdr
+from metrics import bss_sdr, log_spectral_distance, mean_ci95, mrstft_distance, si_sdr
 from refine import refine
 from tasks import (INPAINT_STEPS, INPAINT_TEMPERATURE, SEPARATE_STEPS, separate_all, single_source_inputs,
                    source_segment)
@@ -81,12 +84,6 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
 
 # ---- inpainting (Eq. 7) ----
 
-def crossfade_fill(before, after):
-    """Baseline gap filler: the audio just before the gap fading out into the audio just after it."""
-    weight = np.linspace(0.0, 1.0, len(before), dtype=np.float32)
-    return (1 - weight) * before + weight * after
-
-
 def unigram_fill(tokens, masked, counts, generator):
     """(B, L, Q) tokens with every `masked` code replaced by a draw from its level's unigram `counts` (Q, K)."""
     counts = torch.as_tensor(counts, dtype=torch.float64)  # (Q, K)
@@ -96,48 +93,86 @@ def unigram_fill(tokens, masked, counts, generator):
     return torch.where(masked, draws, tokens)
 
 
-@torch.no_grad()
-def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, unigram, gap_seconds=None, per_track=4, batch_size=16):
-    """Eq. 7 on mixture windows of the full context, a gap of a quarter of it (or of `gap_seconds`,
-    at most half the context) in the middle, filled as `infer.py inpaint` fills it. The cross-fade
-    takes the gap's length of audio on each side, read beyond the window where a long gap needs it.
-    `unigram`: code counts of mixtures (Q, K), from the validation split. Every draw is seeded."""
+# what fills each gap: BERT's sampled codes and its predicted latents (Eq. 11) decoded; codes drawn
+# from the mixtures' frequencies; the three classic fillers (gap_fillers.py) and silence; the true
+# tokens and the true latents decoded (the ceilings of a code fill and of a latent fill)
+GAP_FILLS = ("bert_tokens", "bert_latent", "unigram", "silence", "crossfade", "lpc", "repetition", "oracle_tokens",
+             "oracle_latent")
+
+
+def gap_length(bert, vqvae, gap_seconds=None):
+    """A gap in frames: `gap_seconds`, or a quarter of BERT's context (0.128 s with the shipped models)."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
-    P = L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
-    if P > L // 2:
-        raise UserError(f"a gap of {gap_seconds:g} s is {P} tokens; this model fills at most {L // 2}")
-    a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop  # the gap, in samples of the window
-    reach = max(0, (b - a) - a)  # samples the cross-fade needs beyond each side of the window
+    return L // 4 if gap_seconds is None else max(1, round(gap_seconds * rate / hop))
+
+
+@torch.no_grad()
+def gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P, per_track=4, batch_size=16):
+    """Fill a gap of P frames in the middle of `per_track` held-out mixture spans per track with every
+    GAP_FILLS (only the classic ones where P is more than half BERT's context). BERT fills as
+    `infer.py inpaint` does, from a window of its context centred on the gap. The cross-fade reads
+    the gap's length of audio on each side, linear prediction LPC_CONTEXT samples, the repetition
+    fill the whole track. `unigram`: code counts of mixtures (Q, K), or None for no unigram fill.
+    Every draw is seeded. Yields, per gap, (track, the span's start in seconds, the span's audio, (a, b) the gap in
+    its samples, {fill: (b - a,) audio})."""
+    L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
+    span = max(L, 3 * P)  # frames around each gap: BERT's window, or the gap and its length on each side
+    gap = (span - P) // 2  # the gap's first frame in the span
+    window = gap - (L - P) // 2  # BERT's window in the span (the gap at its centre)
+    a, b = gap * hop, (gap + P) * hop
     mix_row = cache.sources.index("mix")
-    scores = {name: [] for name in ("bert", "silence", "crossfade", "unigram", "oracle")}
     generator, draws = torch.Generator(device=device).manual_seed(0), torch.Generator().manual_seed(1)
-    for batch in batched(evenly_spaced(cache, L, per_track), batch_size):
-        tokens = rows(cache, mix_row, batch, L)  # (B, L, Q)
-        inputs, labels = middle_mask(tokens, P, vocab)
-        features = torch.stack([cache.latents(mix_row, a, a + L) for _, a in batch])  # (B, L, D)
-        batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab),
-                                            segment=source_segment(bert.config, "mix"))
-        with autocast(device):
-            filled = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()}, vocab.mask,
-                                  INPAINT_STEPS, INPAINT_TEMPERATURE, generator).cpu()
-        fills = {"bert": decode_batch(vqvae, filled, device), "oracle": decode_batch(vqvae, tokens, device),
-                 "unigram": decode_batch(vqvae, unigram_fill(tokens, labels != IGNORE, unigram, draws), device)}
+    track_audio = {}  # the repetition fill searches the whole track
+    for batch in batched(evenly_spaced(cache, span, per_track), batch_size):
+        fills = {}
+        if P <= L // 2:
+            firsts = [(t, first + window) for t, first in batch]
+            tokens = rows(cache, mix_row, firsts, L)  # (B, L, Q)
+            inputs, labels = middle_mask(tokens, P, vocab)
+            features = torch.stack([cache.latents(mix_row, f, f + L) for _, f in firsts])  # (B, L, D)
+            hidden = hidden_frames(inputs, labels, vocab)  # (B, L) the gap
+            batch_inputs = single_source_inputs(inputs, features, hidden=hidden, segment=source_segment(bert.config, "mix"))
+            with autocast(device):
+                filled, _, latents = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
+                                                  vocab.mask, INPAINT_STEPS, INPAINT_TEMPERATURE, generator, record=True)
+            fills = {"bert_tokens": filled.cpu(), "bert_latent": torch.where(hidden[..., None], latents.cpu(), features),
+                     "oracle_tokens": tokens, "oracle_latent": features}
+            if unigram is not None:
+                fills["unigram"] = unigram_fill(tokens, labels != IGNORE, unigram, draws)
+            fills = {name: decode_batch(vqvae, value, device)[:, (L - P) // 2 * hop:((L - P) // 2 + P) * hop]
+                     for name, value in fills.items()}  # (B, P * hop) the gap
         for i, (t, first) in enumerate(batch):
-            frame = first - cache.track_range(t)[0]
-            before = min(reach, frame * hop)  # (zeros before the track's start)
-            reference = read_source(tracks[t], "mix", rate, (frame * hop - before) / rate, (L * hop + before + reach) / rate)
-            reference = np.concatenate([np.zeros(reach - before, np.float32), reference])  # window sample 0 at `reach`
-            gap = reference[reach + a:reach + b]
-            if is_silent(gap, -50.0):
-                continue
-            baselines = {"silence": np.zeros_like(gap),
-                         "crossfade": crossfade_fill(reference[reach + a - (b - a):reach + a], reference[reach + b:reach + 2 * b - a])}
-            for name, fill in {**{name: waves[i][a:b] for name, waves in fills.items()}, **baselines}.items():
-                scores[name].append(mrstft_distance(gap, fill))
-    results = {"gaps": len(scores["silence"]), "gap_tokens": P, "gap_seconds": P * hop / rate,
-               "decoding_steps": INPAINT_STEPS, "decoding_temperature": INPAINT_TEMPERATURE}
-    for name, values in scores.items():
-        key = "mrstft_gap" + ("" if name == "bert" else f"_{name}")
+            if t not in track_audio:
+                start, end = cache.track_range(t)
+                track_audio[t] = (read_source(tracks[t], "mix", rate, 0.0, (end - start) * hop / rate),
+                                  np.asarray(cache.latents(mix_row, start, end)))
+            audio, latents_of_track = track_audio[t]
+            offset = (first - cache.track_range(t)[0]) * hop  # the span's first sample in the track
+            around = audio[offset:offset + span * hop]
+            before, after = around[a - (b - a):a], around[b:b + (b - a)]
+            ga, gb = offset + a, offset + b  # the gap in the track
+            classic = {"silence": np.zeros(b - a, np.float32), "crossfade": crossfade_fill(before, after),
+                       "lpc": lpc_fill(audio[max(0, ga - LPC_CONTEXT):ga], audio[gb:gb + LPC_CONTEXT], b - a),
+                       "repetition": repetition_fill(audio, latents_of_track, hop, offset // hop + gap, P)}
+            yield t, offset / rate, around, (a, b), {**{name: values[i] for name, values in fills.items()}, **classic}
+
+
+def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, unigram, gap_seconds=None):
+    """Eq. 7 on gaps in the middle of held-out mixture windows, a quarter of BERT's context long (or
+    `gap_seconds`), each filled by every GAP_FILLS (`gap_fills`) and scored on the gap by the MR-STFT
+    distance and the log-spectral distance. Silent gaps are not scored."""
+    P, L = gap_length(bert, vqvae, gap_seconds), bert.config.max_positions
+    scores = {}
+    for _, _, around, (a, b), fills in gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P):
+        if is_silent(around[a:b], -50.0):
+            continue
+        for name, fill in fills.items():
+            scores.setdefault(f"mrstft_{name}", []).append(mrstft_distance(around[a:b], fill))
+            scores.setdefault(f"lsd_db_{name}", []).append(log_spectral_distance(around[a:b], fill))
+    results = {"gaps": len(scores["mrstft_silence"]), "gap_tokens": P, "gap_seconds": P * vqvae.hop / vqvae.config.sample_rate,
+               "decoding_steps": INPAINT_STEPS, "decoding_temperature": INPAINT_TEMPERATURE,
+               "bert": "fills this gap" if P <= L // 2 else f"fills at most {L // 2} tokens"}
+    for key, values in scores.items():
         results[key], results[key + "_ci95"] = mean_ci95(values)
     return results
 
@@ -225,7 +260,8 @@ def held_out_tokens(vqvae, vocab, data_root, split, cache_root, device):
 def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, gap_seconds=()):
     """Every BERT figure on one split; the unigram guesses come from the validation split, never the test.
     `gap_seconds`: further inpainting gaps (`inpainting_gaps`; one longer than half the context is
-    left out, with a note saying so)."""
+    scored with the classic fillers only, one longer than a third of every track is left out with a
+    note saying so)."""
     unigram_code = validation.code_counts(vocab.num_codes).argmax(axis=1)  # (Q,) each level's commonest code
     mixture_counts = validation.code_counts(vocab.num_codes, "mix")  # (Q, K) the unigram fill of inpainting
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
@@ -236,7 +272,7 @@ def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, gap_sec
             try:
                 results["inpainting_gaps"][f"{seconds:g}"] = evaluate_inpainting(
                     bert, vqvae, vocab, cache, tracks, device, mixture_counts, gap_seconds=seconds)
-            except UserError as error:
+            except UserError as error:  # every held-out track shorter than the gap and its length on each side
                 results["inpainting_gaps"][f"{seconds:g}"] = {"skipped": str(error)}
     if vocab.stems:
         results["separation"] = evaluate_separation(bert, vqvae, vocab, cache, tracks, device)

@@ -418,7 +418,7 @@ def main():
         add_common(command, input_help, with_plot=name in ("reconstruct", "inpaint"), with_bert=name == "inpaint",
                    sampling=name == "inpaint")
     command.add_argument("--start", type=finite_float, required=True, help="gap start in seconds")
-    command.add_argument("--duration", type=finite_float, required=True, help="gap length in seconds (at most half the context)")
+    command.add_argument("--duration", type=finite_float, required=True, help="gap length in seconds (at most half the context: 0.256 s with the shipped models)")
     command = commands.add_parser("separate", help="pull stems out of a mixture (Eq. 8)")
     command.add_argument("--stem", default=None, help="one stem to separate (default: every stem the model knows)")
     command.add_argument("--out", default="separated", help="output folder; stems go to OUT/<input name>/<stem>.wav")

@@ -108,14 +108,16 @@ def middle_mask(tokens, gap, vocab):
     """Eq. 7: exactly the `gap` central frames of each row replaced by MASK, at every level: (inputs, labels).
 
     The gap is tokens[:, start : start + gap] with start = (L - gap) // 2 (not one token longer,
-    a pitfall of the code this project descends from).
+    a pitfall of the code this project descends from). `gap`: one length for every row, or a (B,)
+    tensor of one per row (training's span masks: gaps of the lengths inpainting is asked for).
     """
     B, L, Q = tokens.shape
-    if not 0 < gap <= L:
-        raise ValueError(f"gap must be in 1..{L}, got {gap}")
+    gap = torch.as_tensor(gap, device=tokens.device).reshape(-1, 1)  # (B or 1, 1)
+    if not ((gap > 0) & (gap <= L)).all():
+        raise ValueError(f"gap must be in 1..{L}, got {gap.flatten().tolist()}")
     start = (L - gap) // 2
-    in_gap = torch.zeros(L, 1, dtype=torch.bool, device=tokens.device)
-    in_gap[start:start + gap] = True  # (L, 1), broadcast over rows and levels
+    frames = torch.arange(L, device=tokens.device)  # (L,)
+    in_gap = ((frames >= start) & (frames < start + gap))[..., None]  # (B or 1, L, 1), broadcast over levels
     inputs = tokens.masked_fill(in_gap, vocab.mask)
     labels = torch.where(in_gap, tokens, torch.full_like(tokens, IGNORE))
     return inputs, labels

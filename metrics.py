@@ -78,6 +78,19 @@ def mrstft_distance(reference, estimate, fft_sizes=EVAL_STFT_SIZES):
     return RunningMRSTFT(fft_sizes).add(reference, estimate).value()
 
 
+def log_spectral_distance(reference, estimate, fft_size=512, floor_db=-80.0):
+    """Log-spectral distance in dB (lower is better, 0 if equal): per STFT frame, the RMS over
+    frequency of the difference of the two power spectra in dB, averaged over frames. Powers are
+    floored `floor_db` below the reference's peak, so inaudible bins do not decide it."""
+    x = torch.as_tensor(np.asarray(reference, dtype=np.float32)).view(1, 1, -1)
+    y = torch.as_tensor(np.asarray(estimate, dtype=np.float32)).view(1, 1, -1)
+    fft_size = min(fft_size, 2 ** int(math.log2(x.shape[-1])))
+    power_x, power_y = stft_magnitude(x, fft_size) ** 2, stft_magnitude(y, fft_size) ** 2  # (1, F, N)
+    floor = power_x.max().clamp(min=1e-20) * 10 ** (floor_db / 10)
+    db_x, db_y = (10 * torch.log10(p.clamp(min=floor)) for p in (power_x, power_y))
+    return float(((db_x - db_y) ** 2).mean(dim=1).sqrt().mean())
+
+
 class RunningMRSTFT:
     """The MR-STFT distance of a long signal scored block by block, from sums kept per FFT size:
     |X - Y|^2 and |X|^2 (spectral convergence), sum |log X - log Y| and the bin count (log-magnitude

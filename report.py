@@ -5,8 +5,9 @@ spectrogram and its metric. `evaluate.py --report` shows a few held-out examples
 - separation: the mixture, BERT's separated stem (its predicted latents decoded, Eq. 11), the same
   refined by the mixture (Eq. 10), the true stem, and the oracle (the true stem's tokens decoded:
   the best any token predictor could do with this tokenizer);
-- inpainting: the original, the gap filled by BERT, and the two baselines (silence, a cross-fade
-  of the neighbouring audio).
+- inpainting: one gap of each length (a quarter and half of BERT's context, 0.5 s and 1 s): the
+  original, the gap filled by BERT (its latents, what `infer.py inpaint` writes, and its codes)
+  and by the classic fillers (gap_fillers.py); BERT does not fill the gaps longer than half its context.
 `infer.py separate --report` shows the stems it wrote, beside the true ones when `--reference` is given.
 Plain HTML with relative links, no JavaScript and no server: open index.html from disk.
 """
@@ -20,15 +21,17 @@ import torch
 from audio import write_audio
 from cli import autocast
 from data import is_silent, read_source
-from decoding import maskgit_fill
 from evaluation import decode_batch, evenly_spaced, rows
-from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB, crossfade_fill
+from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB, gap_fills, gap_length
 from files import atomic_write
-from masking import hidden_frames, middle_mask
-from metrics import mrstft_distance, si_sdr
+from metrics import log_spectral_distance, mrstft_distance, si_sdr
 from plots import spectrogram_figure
 from refine import refine
-from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, separate_all, single_source_inputs, source_segment
+from tasks import INPAINT_TEMPERATURE, separate_all
+
+
+PAGE_FILLS = {"bert_latent": "BERT's latents", "bert_tokens": "BERT's codes", "crossfade": "cross-fade",
+              "lpc": "linear prediction", "repetition": "repetition"}  # the inpainting clips, beside the original
 
 
 def clip_row(folder, name, clips, sample_rate):
@@ -91,32 +94,23 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
                 ("oracle tokens", oracles[j], f"SI-SDR {si_sdr(reference, oracles[j]):.1f} dB")], rate))
     sections.append(("Separation (Eq. 8, then Eq. 10), SI-SDR against the true stem", lines))
 
-    # ---- inpainting: a quarter of the context in the middle of a mixture window ----
-    L = bert.config.max_positions
-    P = L // 4
-    a, b = (L - P) // 2 * hop, ((L - P) // 2 + P) * hop
-    lines, generator = [], torch.Generator(device=device).manual_seed(0)
-    for t, first in evenly_spaced(cache, L, 1)[:examples]:
-        tokens = rows(cache, mix_row, [(t, first)], L)  # (1, L, Q)
-        inputs, labels = middle_mask(tokens, P, vocab)
-        batch_inputs = single_source_inputs(inputs, cache.latents(mix_row, first, first + L)[None],
-                                            hidden_frames(inputs, labels, vocab), source_segment(bert.config, "mix"))
-        with autocast(device):
-            filled = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
-                                  vocab.mask, INPAINT_STEPS, INPAINT_TEMPERATURE, generator).cpu()
-        estimate = decode_batch(vqvae, filled, device)[0]
-        start = (first - cache.track_range(t)[0]) * hop / rate
-        original = read_source(tracks[t], "mix", rate, start, L * hop / rate)
-        if is_silent(original[a:b], -50.0):
-            continue
-        candidates = {"BERT": np.concatenate([original[:a], estimate[a:b], original[b:]]),
-                      "silence": np.concatenate([original[:a], np.zeros(b - a, np.float32), original[b:]]),
-                      "cross-fade": np.concatenate([original[:a], crossfade_fill(original[a - (b - a):a], original[b:b + (b - a)]), original[b:]])}
-        lines.append(f"<tr><th colspan='4'>{html.escape(tracks[t].name)} at {start:.2f} s: gap {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
-        lines.append(clip_row(folder, f"inp-{t}", [("original", original, "")] + [
-            (name, wave, f"MR-STFT on the gap {mrstft_distance(original[a:b], wave[a:b]):.2f}")
-            for name, wave in candidates.items()], rate))
-    sections.append(("Inpainting (Eq. 7), MR-STFT distance on the gap (lower is better)", lines))
+    # ---- inpainting: a gap of each length in a mixture, filled by BERT and by the classic fillers ----
+    lines, L = [], bert.config.max_positions
+    for seconds in (None, L // 2 * hop / rate, 0.5, 1.0):  # a quarter and half the context, then longer than BERT fills
+        P = gap_length(bert, vqvae, seconds)
+        for t, start, around, (a, b), fills in gap_fills(bert, vqvae, vocab, cache, tracks, device, None, P, per_track=1,
+                                                         batch_size=1):
+            if is_silent(around[a:b], -50.0):
+                continue
+            lines.append(f"<tr><th colspan='6'>{html.escape(tracks[t].name)} at {start:.2f} s: a gap of "
+                         f"{P * hop / rate:.3f} s, {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
+            lines.append(clip_row(folder, f"inp-{P}-{t}", [("original", around, "")] + [
+                (label, np.concatenate([around[:a], fills[name], around[b:]]),
+                 f"MR-STFT {mrstft_distance(around[a:b], fills[name]):.2f}, LSD {log_spectral_distance(around[a:b], fills[name]):.1f} dB")
+                for name, label in PAGE_FILLS.items() if name in fills], rate))
+            break
+    sections.append(("Inpainting (Eq. 7): MR-STFT and log-spectral distance on the gap (lower is better)", lines))
 
-    return write_page(folder, "audio-mlm: held-out examples", f"Decoded as infer.py decodes (one step, inpainting "
-                      f"sampled at temperature {INPAINT_TEMPERATURE:g}); audio at {rate} Hz.", sections)
+    return write_page(folder, "audio-mlm: held-out examples", f"Decoded as infer.py decodes (separation: the predicted "
+                      f"latents; inpainting: the predicted latents, and codes sampled at temperature "
+                      f"{INPAINT_TEMPERATURE:g}); audio at {rate} Hz.", sections)

@@ -29,7 +29,7 @@ from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
 from inputs import encode_in_pieces
-from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, hidden_frames, separation_layout
+from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, hidden_frames, middle_mask, separation_layout
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
@@ -205,10 +205,12 @@ class BatchMaker:
         return {key: torch.cat([item[key] for item in items]) for key in items[0]}
 
     def mlm_batch(self, batch_size):
-        """Single-source windows of the whole context, positions 0..L-1, half masked with BERT's 15%
-        and half with a cosine share of scattered frames (`cosine_mask`, the frames not chosen kept
-        whole at every level, as inpainting decodes a gap). The features of every chosen position
-        (masked, replaced or kept) are hidden; the others are the source's own. A share
+        """Single-source windows of the whole context, positions 0..L-1, in three equal parts: BERT's
+        15% masking; a cosine share of scattered frames (`cosine_mask`, the frames not chosen kept whole
+        at every level); and a span of L/16 to L/2 central frames (`middle_mask`: the gaps inpainting
+        fills, 0.03 to 0.26 s at k = 4). The features of every chosen frame (masked, replaced or kept)
+        are hidden, the others are the source's own; the chosen frames' own latents are the targets of
+        Eq. 11, so the latent head learns to fill a gap as it learned to separate. A share
         `mixture_share` of the items come from the mixture, the rest from the stems (default: every
         source alike); with `mixture_segment` a mixture's items are in segment CONTEXT, as the mixture
         half of Eq. 8 is, and a stem's in TARGET."""
@@ -220,15 +222,18 @@ class BatchMaker:
                             stem_rows[self.rng.integers(len(stem_rows), size=batch_size)])
         windows = [self.window(self.context) for _ in range(batch_size)]
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
-        half = batch_size // 2
-        bert_inputs, bert_labels = bert_mask(tokens[:half], self.vocab, self.generator)
-        cos_inputs, cos_labels = cosine_mask(tokens[half:], self.vocab, self.generator, context_known=True)
-        inputs, labels = torch.cat([bert_inputs, cos_inputs]), torch.cat([bert_labels, cos_labels])  # (B, L, Q)
+        first, second, L = (batch_size + 2) // 3, (batch_size + 2) // 3 + (batch_size + 1) // 3, self.context  # thirds
+        spans = torch.randint(max(1, L // 16), L // 2 + 1, (batch_size - second,), generator=self.generator)
+        masked = [bert_mask(tokens[:first], self.vocab, self.generator),
+                  cosine_mask(tokens[first:second], self.vocab, self.generator, context_known=True),
+                  middle_mask(tokens[second:], spans, self.vocab)]
+        inputs, labels = (torch.cat(parts) for parts in zip(*masked))  # (B, L, Q) each
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
         segments = torch.tensor([CONTEXT if self.mixture_segment and r == mix_row else TARGET for r in rows])  # (B,)
         hidden = hidden_frames(inputs, labels, self.vocab)  # (B, L)
+        chosen = (labels != IGNORE).any(dim=-1, keepdim=True)  # (B, L, 1) the frames predicted
         return {**single_source_inputs(inputs, features, hidden=hidden, segment=segments), "targets": labels,
-                "latents": torch.zeros_like(features)}  # no Eq. 11 target in masked modelling
+                "latents": features * chosen}  # Eq. 11's targets: the chosen frames' latents, zero elsewhere
 
     def sample(self, batch_size):
         """A training batch; the separation part is padded to the context length with PAD."""

@@ -24,7 +24,7 @@ from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, c
                       stop_if_diverged, training_state)
 
 DEFAULT_STEPS = 2000  # `python train.py bert` (README)
-MLM_SHARE = 0.25  # share of each batch that is single-source masked modelling, the rest separation (Eq. 8)
+MLM_SHARE = 0.375  # share of each batch that is single-source masked modelling (6 of 16), the rest separation (Eq. 8)
 # the model sizes: the README's (context in frames; the Eq. 8 layout uses 2M + 1 of them), or with --tiny the tests'
 SIZES = {"context": 512, "layers": 4, "width": 256, "heads": 4}
 TINY_SIZES = {"context": 48, "layers": 1, "width": 16, "heads": 2}
@@ -44,6 +44,9 @@ def add_bert_arguments(parser):
     parser.add_argument("--latent-weight", type=float, default=BERTConfig.latent_weight,
                         help=f"lambda of Eq. 11: weight of the stem-latent loss beside the cross-entropy "
                              f"(default {BERTConfig.latent_weight:g}; 0 = predict codes only)")
+    parser.add_argument("--init", default=None,
+                        help="start from this BERT's weights (the same settings and VQ-VAE), e.g. pretrained/bert.pt, "
+                             "with a fresh optimizer and schedule: fine-tuning")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (per rank under torchrun)")
     parser.add_argument("--tiny", action="store_true", help="a tiny BERT with a short context, trained in seconds (the tests')")
@@ -122,6 +125,13 @@ def train_bert(args):
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.dtype) == torch.float16)
     step, best_val = 0, float("inf")
+    if args.init and not args.resume:  # fine-tuning: weights from another run, the rest starts afresh
+        start = load_checkpoint(args.init, "bert")
+        if (BERTConfig(**start["config"]) != config or start.get("vqvae_fingerprint") != fingerprint
+                or start.get("stems") != stems):
+            raise UserError(f"{args.init}: trained with other settings, stems or another VQ-VAE; --init needs the same")
+        model.load_state_dict(start["model"])
+        log(f"starting from the weights of {args.init} (step {start.get('step')})")
     if not args.resume:
         log_path.unlink(missing_ok=True)
     if args.resume:

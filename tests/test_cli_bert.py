@@ -43,6 +43,22 @@ def test_resume_bert(work):
     assert torch.load(work / "runs" / "bert-last.pt", weights_only=True)["step"] == 4
 
 
+def test_init_fine_tunes_from_a_checkpoints_weights_and_refuses_another_models(work):
+    """--init starts from runs/bert.pt's weights (one step at the warm-up's 1e-5 moves them by about
+    that much; a fresh start is elsewhere) and refuses a checkpoint of other settings in one line."""
+    start = torch.load(work / "runs" / "bert.pt", weights_only=True)["model"]
+    for out, extra in (("tuned", ["--init", "runs/bert.pt"]), ("fresh", ["--seed", "7"])):
+        result = run(ROOT / "train.py", "bert", "--data", "data", "--out", out, "--vqvae", "runs/vqvae.pt", *BERT_FLAGS[2:],
+                     "--steps", "1", *extra, cwd=work)
+        assert result.returncode == 0, result.stderr
+    tuned, fresh = (torch.load(work / out / "bert-last.pt", weights_only=True)["model"] for out in ("tuned", "fresh"))
+    assert max((tuned[k].float() - start[k].float()).abs().max().item() for k in start) < 1e-3
+    assert max((fresh[k].float() - start[k].float()).abs().max().item() for k in start) > 0.02
+    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "other", "--vqvae", "runs/vqvae.pt", *BERT_FLAGS,
+                 "--init", "runs/bert.pt", "--latent-weight", "0", cwd=work)
+    assert_one_line_error(result, "runs/bert.pt", "--init needs the same")
+
+
 def test_separate_writes_every_stem_in_the_inputs_format(work):
     """Refined stems come back as the input came (44.1 kHz stereo here); unrefined ones at the model's rate, mono."""
     result = run(ROOT / "infer.py", "separate", "mix.wav", "--vqvae", "runs/vqvae.pt", "--bert", "runs/bert.pt",
@@ -178,8 +194,11 @@ def test_evaluate_with_bert_writes_the_documented_json(work):
         assert 0 <= results["mlm"][key] <= 1
     assert results["mlm"]["top5_accuracy"] >= results["mlm"]["accuracy"]
     assert results["mlm"]["accuracy_by_level"] == [results["mlm"]["accuracy"]]  # Q = 1: level 1 is the headline
-    for key in ("mrstft_gap", "mrstft_gap_silence", "mrstft_gap_crossfade", "mrstft_gap_unigram", "mrstft_gap_oracle"):
-        assert results["inpainting"][key] > 0
+    gap = results["inpainting"]
+    for fill in ("bert_tokens", "bert_latent", "unigram", "silence", "crossfade", "lpc", "repetition", "oracle_tokens",
+                 "oracle_latent"):
+        assert gap[f"mrstft_{fill}"] > 0 and gap[f"lsd_db_{fill}"] > 0 and f"lsd_db_{fill}_ci95" in gap
+    assert gap["mrstft_silence"] > max(gap["mrstft_crossfade"], gap["mrstft_repetition"]), "real audio beats silence"
     for stem, values in results["separation"].items():
         assert stem in ("bass", "drums", "guitar", "piano") and values["chunks"] > 0
         metrics = values["metrics"]

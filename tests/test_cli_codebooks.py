@@ -106,7 +106,7 @@ def test_separate_and_inpaint_decode_frames(work):
 
 
 def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
-    result = run(ROOT / "evaluate.py", "--data", "data", "--gap-seconds", "0.02,100", "--json", "results.json", cwd=work)
+    result = run(ROOT / "evaluate.py", "--data", "data", "--gap-seconds", "0.02,0.03,100", "--json", "results.json", cwd=work)
     assert result.returncode == 0, result.stderr
     results = json.loads((work / "results.json").read_text())
     assert len(results["reconstruction"]["codes_used_fraction_by_level"]) == 2
@@ -114,9 +114,11 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     assert len(mlm["accuracy_by_level"]) == len(mlm["unigram_accuracy_by_level"]) == 2
     assert mlm["accuracy"] == mlm["accuracy_by_level"][0]
     gaps = results["inpainting_gaps"]
-    assert gaps["0.02"]["gap_tokens"] == 20 and gaps["0.02"]["mrstft_gap_crossfade"] > 0
-    assert gaps["0.02"]["mrstft_gap_unigram"] > 0 and gaps["0.02"]["mrstft_gap_oracle"] > 0
-    assert "at most" in gaps["100"]["skipped"]
+    assert gaps["0.02"]["gap_tokens"] == 20 and gaps["0.02"]["mrstft_crossfade"] > 0
+    assert gaps["0.02"]["mrstft_unigram"] > 0 and gaps["0.02"]["mrstft_oracle_tokens"] > 0
+    assert "mrstft_lpc" in gaps["0.03"] and "mrstft_bert_latent" not in gaps["0.03"], "beyond BERT: the classic fillers"
+    assert gaps["0.03"]["bert"] == "fills at most 24 tokens"
+    assert "shorter than" in gaps["100"]["skipped"]
     assert results["separation"]["bass"]["chunks"] >= 1
     assert "by level (top-1 / unigram)" in result.stdout and "SI-SDR from the first n of 2 levels" in result.stdout
 

@@ -81,6 +81,22 @@ def test_middle_mask_masks_exactly_the_central_gap_at_every_level(L, Q, data):
     assert torch.equal(inputs[~masked], tokens[~masked])
 
 
+@settings(max_examples=40, deadline=None)
+@given(L=st.integers(1, 200), Q=st.integers(1, 3), data=st.data())
+def test_span_masks_hide_exactly_each_rows_requested_central_frames(L, Q, data):
+    """Training's span masks: `middle_mask` with one gap length per row hides exactly those frames."""
+    gaps = data.draw(st.lists(st.integers(1, L), min_size=1, max_size=4))
+    tokens = random_tokens(L, len(gaps), L, Q)
+    inputs, labels = middle_mask(tokens, torch.tensor(gaps), VOCAB)
+    for b, gap in enumerate(gaps):
+        masked = (inputs[b] == VOCAB.mask).all(dim=-1)  # (L,) every level of a gap frame
+        assert torch.equal(masked, (inputs[b] == VOCAB.mask).any(dim=-1))
+        start = (L - gap) // 2
+        assert torch.equal(masked.nonzero()[:, 0], torch.arange(start, start + gap))
+        assert torch.equal(labels[b][masked], tokens[b][masked]) and (labels[b][~masked] == IGNORE).all()
+        assert torch.equal(inputs[b][~masked], tokens[b][~masked])
+
+
 @settings(max_examples=30, deadline=None)
 @given(B=st.integers(1, 3), M=st.integers(1, 100), Q=st.integers(1, 3))
 def test_separation_layout(B, M, Q):

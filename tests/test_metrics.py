@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from metrics import (RunningMRSTFT, RunningSISDR, bss_sdr, mean_ci95, mrstft_distance, si_sdr)
+from metrics import (RunningMRSTFT, RunningSISDR, bss_sdr, log_spectral_distance, mean_ci95, mrstft_distance,
+                     si_sdr)
 
 
 def test_si_sdr_of_a_scaled_copy_is_infinite():
@@ -108,3 +109,13 @@ def test_bss_sdr_forgives_a_short_filter_that_si_sdr_does_not():
     assert bss_sdr(reference, np.zeros(16000)) == pytest.approx(-100.0)
     with pytest.raises(ValueError):
         bss_sdr(np.zeros(100), np.ones(100))
+
+
+def test_log_spectral_distance_of_a_halved_copy_is_six_db_and_of_the_signal_itself_zero():
+    """Half the amplitude is a quarter of the power in every bin: 10 log10(4) = 6.02 dB at every
+    frequency of every frame (no bin near the floor for white noise)."""
+    x = np.random.default_rng(0).standard_normal(4096).astype(np.float32)
+    assert log_spectral_distance(x, x) == 0.0
+    assert log_spectral_distance(x, 0.5 * x) == pytest.approx(10 * math.log10(4), abs=1e-3)
+    silence = log_spectral_distance(x, np.zeros_like(x))
+    assert 50 < silence <= 80, "silence costs each bin its height above the floor, 80 dB below the peak"

@@ -69,16 +69,34 @@ def test_batches_of_frames_mask_levels_and_hide_latents_of_masked_frames(dataset
         levels = (batch["targets"][b] != IGNORE).any(dim=0).nonzero()[:, 0]
         assert len(levels) == 1
     chosen = batch["targets"] != IGNORE  # (16, 41, 3)
-    for b in range(8, 12):  # half the mlm items: BERT's 15% of the frames, every level of a frame together
+    for b in range(8, 11):  # a third of the mlm items: BERT's 15% of the frames, every level of a frame together
         assert (chosen[b].sum(dim=0) == round(0.15 * 41)).all() and torch.equal(chosen[b], chosen[b, :, :1].expand(-1, 3))
-    for b in range(12, 16):  # the other half: one level, and only the chosen frames masked (the context is known)
+    for b in range(11, 14):  # a third: one level, and only the chosen frames masked (the context is known)
         assert len(chosen[b].any(dim=0).nonzero()) == 1
         assert torch.equal((batch["tokens"][b] == vocab.mask).any(dim=-1), chosen[b].any(dim=-1))
-    coarse = chosen[12:16, :, :2].any(dim=-1).sum(dim=-1)  # (4,) frames predicted at level 1 or 2
+    coarse = chosen[11:14, :, :2].any(dim=-1).sum(dim=-1)  # (3,) frames predicted at level 1 or 2
     assert ((coarse > 0) & (coarse < 41)).any(), "the seed draws an item the known context changes"
+    for b in range(14, 16):  # the last third: a central span of 41 // 16 to 41 // 2 frames, every level
+        span = chosen[b, :, 0].nonzero()[:, 0]
+        P = len(span)
+        assert 2 <= P <= 20 and torch.equal(span, torch.arange((41 - P) // 2, (41 - P) // 2 + P))
+        assert torch.equal(chosen[b], chosen[b, :, :1].expand(-1, 3))
+        assert torch.equal((batch["tokens"][b] == vocab.mask).any(dim=-1), chosen[b, :, 0])
     masked_frames = (batch["tokens"][mlm] == vocab.mask).any(dim=-1) | (batch["targets"][mlm] != IGNORE).any(dim=-1)
     assert (batch["features"][mlm][masked_frames] == 0).all(), "a masked frame's latent would give it away"
     assert (batch["features"][mlm][~masked_frames].abs().sum(-1) > 0).all()
+
+
+def test_span_lengths_cover_the_gaps_inpainting_is_asked_for(dataset, tmp_path):
+    """Span items draw every gap length from context // 16 to context // 2 (the longest BERT fills)."""
+    model = tokenizer(1)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
+    maker = BatchMaker(TokenCache(folder, "train"), Vocabulary(16, STEMS), STEMS, context=41, seed=0, mlm_share=1.0)
+    lengths = set()
+    for _ in range(150):
+        targets = maker.mlm_batch(6)["targets"][4:, :, 0]  # (2, 41): the span items
+        lengths.update((targets != IGNORE).sum(dim=1).tolist())
+    assert lengths == set(range(2, 21))
 
 
 def source_of(cache, features):
@@ -103,7 +121,7 @@ def test_separation_items_carry_the_named_stems_latents_as_eq11_targets(dataset,
     batch = BatchMaker(cache, vocab, STEMS, context=41, seed=3, mlm_share=0.5).sample(16)
     M, latents = 20, batch["latents"]
     assert latents.shape == batch["features"].shape == (16, 41, 4)
-    assert (latents[:, :M + 1] == 0).all() and (latents[8:] == 0).all(), "mixture half and masked modelling: none"
+    assert (latents[:8, :M + 1] == 0).all(), "the mixture half: none"
     separators = {vocab.stem_separator(stem): stem for stem in STEMS}
     assert (batch["tokens"][:8, M + 1:] == vocab.mask).all(), "every stem frame masked, as separation starts"
     assert (batch["targets"][:8, M + 1:] != IGNORE).all()
@@ -111,6 +129,28 @@ def test_separation_items_carry_the_named_stems_latents_as_eq11_targets(dataset,
         assert (latents[b, M + 1:].abs().sum(-1) > 0).all()
         assert source_of(cache, latents[b, M + 1:]) == {separators[batch["tokens"][b, M, 0].item()]}
         assert source_of(cache, batch["features"][b, M + 1:]) == {"mix"}
+
+
+def test_masked_modelling_items_predict_the_latents_of_exactly_their_chosen_frames(dataset, tmp_path):
+    """Eq. 11 for inpainting: in every single-source item, `latents` holds the source's own latent at
+    each frame whose codes are predicted (masked, replaced or kept; spans included) and zero at every
+    other frame; the frames it is given at are the ones `features` hides."""
+    model = tokenizer(1)
+    folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
+    cache = TokenCache(folder, "train")
+    batch = BatchMaker(cache, Vocabulary(16, STEMS), STEMS, context=41, seed=5, mlm_share=1.0).sample(9)
+    chosen = (batch["targets"] != IGNORE).any(dim=-1)  # (9, 41)
+    given = batch["latents"].abs().sum(-1) > 0  # (9, 41)
+    assert torch.equal(given, chosen), "a target at every predicted frame and nowhere else"
+    assert (batch["features"][given] == 0).all(), "and never shown as an input there"
+    checked = 0
+    for b in range(9):
+        whole = batch["latents"][b] + batch["features"][b]  # the source's latents, shown or predicted
+        assert (whole.abs().sum(-1) > 0).all()
+        if (batch["features"][b].abs().sum(-1) > 0).any():  # (a cosine share of 100% shows nothing)
+            assert source_of(cache, whole) == source_of(cache, batch["features"][b])
+            checked += 1
+    assert checked >= 6
 
 
 @pytest.mark.parametrize("share, segment", [(1.0, True), (0.0, True), (1.0, False)])
