@@ -23,7 +23,7 @@ from cli import autocast
 from data import is_silent, read_source
 from evaluation import decode_batch, evenly_spaced, rows
 from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB, gap_fills, gap_length
-from files import atomic_write
+from files import UserError, atomic_write
 from metrics import log_spectral_distance, mrstft_distance, si_sdr
 from plots import spectrogram_figure
 from refine import refine
@@ -98,17 +98,20 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
     lines, L = [], bert.config.max_positions
     for seconds in (None, L // 2 * hop / rate, 0.5, 1.0):  # a quarter and half the context, then longer than BERT fills
         P = gap_length(bert, vqvae, seconds)
-        for t, start, around, (a, b), fills in gap_fills(bert, vqvae, vocab, cache, tracks, device, None, P, per_track=1,
-                                                         batch_size=1):
-            if is_silent(around[a:b], -50.0):
-                continue
-            lines.append(f"<tr><th colspan='6'>{html.escape(tracks[t].name)} at {start:.2f} s: a gap of "
-                         f"{P * hop / rate:.3f} s, {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
-            lines.append(clip_row(folder, f"inp-{P}-{t}", [("original", around, "")] + [
-                (label, np.concatenate([around[:a], fills[name], around[b:]]),
-                 f"MR-STFT {mrstft_distance(around[a:b], fills[name]):.2f}, LSD {log_spectral_distance(around[a:b], fills[name]):.1f} dB")
-                for name, label in PAGE_FILLS.items() if name in fills], rate))
-            break
+        try:
+            for t, start, around, (a, b), fills in gap_fills(bert, vqvae, vocab, cache, tracks, device, None, P,
+                                                             per_track=1, batch_size=1):
+                if is_silent(around[a:b], -50.0):
+                    continue
+                lines.append(f"<tr><th colspan='6'>{html.escape(tracks[t].name)} at {start:.2f} s: a gap of "
+                             f"{P * hop / rate:.3f} s, {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
+                lines.append(clip_row(folder, f"inp-{P}-{t}", [("original", around, "")] + [
+                    (label, np.concatenate([around[:a], fills[name], around[b:]]), f"MR-STFT "
+                     f"{mrstft_distance(around[a:b], fills[name]):.2f}, LSD {log_spectral_distance(around[a:b], fills[name]):.1f} dB")
+                    for name, label in PAGE_FILLS.items() if name in fills], rate))
+                break
+        except UserError:  # every track shorter than the gap and its length on each side: no row
+            continue
     sections.append(("Inpainting (Eq. 7): MR-STFT and log-spectral distance on the gap (lower is better)", lines))
 
     return write_page(folder, "audio-mlm: held-out examples", f"Decoded as infer.py decodes (separation: the predicted "

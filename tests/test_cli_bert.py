@@ -253,6 +253,7 @@ def test_pictures_listening_page_and_training_log(work):
     for src in page.split("src='")[1:]:  # every player and picture the page links to exists
         assert (work / "page" / src.split("'")[0]).exists()
     assert "<audio" in page and "oracle tokens" in page and "cross-fade" in page
+    assert "linear prediction" in page and "repetition" in page and page.count("a gap of") >= 2, "a row per gap length"
     result = run(ROOT / "infer.py", "separate", "mix.wav", "--stem", "bass", "--reference", "mix.wav", "--plot",
                  "--overwrite", cwd=work)
     assert result.returncode == 0, result.stderr
