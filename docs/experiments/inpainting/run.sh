@@ -22,3 +22,7 @@ run evaluate.py --vqvae runs/vqvae.pt --bert runs/finetune/bert.pt --data data/m
 python $out/tables.py > $out/tables.md
 # 3. ship it: weights and config of runs/finetune/bert.pt to pretrained/ (vqvae.pt kept as it was)
 python pretrained.py runs/vqvae.pt runs/finetune/bert.pt
+# 4. today's recipe at the default budget (the README's "default budget" column)
+python train.py bert --out runs/default-span > $out/default-train.log 2>&1
+cp runs/default-span/bert-log.csv $out/default-bert-log.csv
+run evaluate.py --vqvae runs/vqvae.pt --bert runs/default-span/bert.pt --json $out/results-default.json --overwrite
