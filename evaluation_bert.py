@@ -113,8 +113,8 @@ def gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P, per_track=4
     `infer.py inpaint` does, from a window of its context centred on the gap. The cross-fade reads
     the gap's length of audio on each side, linear prediction LPC_CONTEXT samples, the repetition
     fill the whole track. `unigram`: code counts of mixtures (Q, K), or None for no unigram fill.
-    Every draw is seeded. Yields, per gap, (track, the span's start in seconds, the span's audio, (a, b) the gap in
-    its samples, {fill: (b - a,) audio})."""
+    Every draw is seeded. Yields, per gap, (track, the span's start in seconds, the span's audio,
+    (a, b) the gap in its samples, {fill: (b - a,) audio})."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
     span = max(L, 3 * P)  # frames around each gap: BERT's window, or the gap and its length on each side
     gap = (span - P) // 2  # the gap's first frame in the span

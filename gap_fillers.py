@@ -5,10 +5,10 @@ None of them learns anything; each fills `n` missing samples from the audio arou
 - linear prediction (the textbook short-gap method): an all-pole model x[t] = sum_i a_i x[t - i]
   fitted on each side (Burg's method, stable by construction), run forward from the left and
   backward from the right, the two cross-faded.
-  Janssen et al. (1986) iterate this; Mokry & Rajmic (2024, arXiv:2403.04433) find it among the
-  best for gaps up to about 80 ms;
+  Janssen et al. (1986) iterate this; a 2024 comparison of gap fillers (arXiv:2403.04433) finds it
+  among the best for gaps up to about 80 ms;
 - repetition: music repeats itself, so copy the segment of the same file whose surroundings look
-  most like the gap's (Perraudin et al., 2018, arXiv:1607.06667 do this on audio features; here
+  most like the gap's (Perraudin et al., arXiv:1607.06667, do this on audio features; here
   the features are the VQ-VAE's latents, compared by cosine).
 
 Every function takes and returns 1-D float32 numpy arrays of samples.
