@@ -6,8 +6,9 @@ spectrogram and its metric. `evaluate.py --report` shows a few held-out examples
   refined by the mixture (Eq. 10), the true stem, and the oracle (the true stem's tokens decoded:
   the best any token predictor could do with this tokenizer);
 - inpainting: one gap of each length (a quarter and half of BERT's context, 0.5 s and 1 s): the
-  original, the gap filled by BERT (its latents, what `infer.py inpaint` writes, and its codes)
-  and by the classic fillers (gap_fillers.py); BERT does not fill the gaps longer than half its context.
+  original, the gap filled by BERT (its sampled codes, what `infer.py inpaint` writes, and its
+  predicted latents) and by the classic fillers (gap_fillers.py); BERT does not fill the gaps longer
+  than half its context.
 `infer.py separate --report` shows the stems it wrote, beside the true ones when `--reference` is given.
 Plain HTML with relative links, no JavaScript and no server: open index.html from disk.
 """
@@ -30,7 +31,7 @@ from refine import refine
 from tasks import INPAINT_TEMPERATURE, separate_all
 
 
-PAGE_FILLS = {"bert_latent": "BERT's latents", "bert_tokens": "BERT's codes", "crossfade": "cross-fade",
+PAGE_FILLS = {"bert_tokens": "BERT's codes", "bert_latent": "BERT's latents", "crossfade": "cross-fade",
               "lpc": "linear prediction", "repetition": "repetition"}  # the inpainting clips, beside the original
 
 
@@ -115,5 +116,5 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
     sections.append(("Inpainting (Eq. 7): MR-STFT and log-spectral distance on the gap (lower is better)", lines))
 
     return write_page(folder, "audio-mlm: held-out examples", f"Decoded as infer.py decodes (separation: the predicted "
-                      f"latents; inpainting: the predicted latents, and codes sampled at temperature "
-                      f"{INPAINT_TEMPERATURE:g}); audio at {rate} Hz.", sections)
+                      f"latents; inpainting: codes sampled at temperature {INPAINT_TEMPERATURE:g}, beside the "
+                      f"predicted latents); audio at {rate} Hz.", sections)
