@@ -194,84 +194,111 @@ def reference_files(args, stems):
 
 
 def command_separate(args, device):
+    """read -> tokens -> BERT -> decode -> refine -> write, a segment at a time; the scores against the
+    true stems, the spectrograms and the listening page hang off it (`SeparationExtras`)."""
     vqvae, bert, vocab = load_pair(args, device)
     stems = [args.stem] if args.stem else list(vocab.stems)
     unknown = [s for s in stems if s not in vocab.stems]
     if unknown or not stems:
         raise UserError(f"{args.bert}: the model separates {', '.join(vocab.stems) or 'no stems'}, "
                         f"not {', '.join(unknown) or 'anything'}")
-    references = reference_files(args, stems)
-    out = Path(args.out) / Path(args.input).stem
-    paths = {stem: out / f"{stem}.wav" for stem in stems}
-    check_outputs(args, list(paths.values()) + ([out / "spectrograms.png"] if args.plot else [])
-                  + ([out / "index.html"] if args.report else []))
     refining = args.refine == "mixture"
     separated = list(vocab.stems) if refining else stems  # Eq. 10 shares the mixture among every stem's estimate
     rate, hop = vqvae.config.sample_rate, vqvae.hop
-    window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
     file_rate, file_frames, channels = audio_info(args.input)
     native = refining and (file_rate, channels) != (rate, 1)  # stems at the input's rate and channels (Eq. 10 per channel)
     out_rate, out_channels = (file_rate, channels) if native else (rate, 1)
-    native_references = {stem for stem, path in references.items()  # else scored at the model's rate, mono
-                         if native and audio_info(path)[::2] == (file_rate, channels)}
+    out = Path(args.out) / Path(args.input).stem
+    paths = {stem: out / f"{stem}.wav" for stem in stems}
+    extras = SeparationExtras(args, out, stems, rate, (file_rate, channels) if native else None)
+    check_outputs(args, list(paths.values()) + extras.outputs)
+    window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
     # what the refinement of a sample looks at (at the input's rate, its frames reach one more frame of the model's)
     refine_margin = -(-CONTEXT_SAMPLES * (2 if native else 1) // hop) if refining else 0
     align, margin = window, window + 2 * CODEC_MARGIN + refine_margin  # in tokens; the windows tile (tasks.window_starts)
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
-    loudness, scores, mixture_scores = Loudness(args.input), {}, {}
-    first = {}  # the first segment's clips, for --plot and --report: {"mixture" or stem: [(label, wave)]}
+    loudness = Loudness(args.input)
     code_vectors = vqvae.quantizer.code_vectors().detach() if args.decode == "soft" else None
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, out_rate, out_channels)) for stem, path in paths.items()}
-        for i, segment in enumerate(segments(args, vqvae, margin, align)):
-            mixture, features = encode_segment(segment, vqvae, device)
+        for i, segment in enumerate(segments(args, vqvae, margin, align)):  # read
+            mixture, features = encode_segment(segment, vqvae, device)  # tokens (S, Q) and latents (S, D)
             loudness.add(segment.kept)
-            with autocast(device):  # every stem in one batched pass
+            with autocast(device):  # BERT: every stem in one batched pass (Eq. 8, Eq. 11)
                 estimates = separate_all(bert, vocab, mixture, features, separated, SEPARATE_STEPS,
                                          code_vectors=code_vectors, tokens=args.decode != "latent",
                                          progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
             estimates = estimates[DECODER_INPUTS[args.decode]]  # (J, S, Q) tokens or (J, S, D) decoder inputs
-            waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # (J, samples)
+            waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # decode (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
-                             offset=segment.start - segment.offset).numpy() if refining else waves  # Eq. 10
-            if native:  # (J, C, kept) and (C, kept) at the input's rate, frames [first, last) of the file
-                stereo, original, first_frame, last_frame = refine_native(args.input, segment, waves, rate, file_rate, file_frames)
-            first.setdefault("mixture", [("mixture", segment.kept)])
+                             offset=segment.start - segment.offset).numpy() if refining else waves  # refine (Eq. 10)
+            in_file = refine_native(args.input, segment, waves, rate, file_rate, file_frames) if native else None
             for stem in stems:
                 j = separated.index(stem)
-                wave = kept_samples(refined[j], segment)
-                writers[stem](stereo[j] if native else wave)
-                reference = read_file_chunk(references[stem], rate, segment.start, segment.length) if stem in references else None
-                if stem in native_references:  # score what is written, in the input's format
-                    truth = read_frames(references[stem], first_frame, last_frame - first_frame).T  # (C, kept)
-                    scores.setdefault(stem, RunningSISDR()).add(truth, stereo[j])
-                    mixture_scores.setdefault(stem, RunningSISDR()).add(truth, original)
-                elif reference is not None:  # at the model's rate, mono
-                    scores.setdefault(stem, RunningSISDR()).add(reference, wave)
-                    mixture_scores.setdefault(stem, RunningSISDR()).add(reference, segment.kept)
-                if stem not in first:  # the stem as written, what it was refined from, the true stem
-                    first[stem] = [(f"{stem}, " + ("refined (Eq. 10)" if refining else f"{args.decode} decoded"), wave)]
-                    first[stem] += [(f"{stem}, {args.decode} decoded", kept_samples(waves[j], segment))] if refining else []
-                    first[stem] += [(f"true {stem}", reference)] if reference is not None else []
+                written = in_file[0][j] if native else kept_samples(refined[j], segment)
+                writers[stem](written)  # write
+                extras.add(stem, segment, kept_samples(refined[j], segment), kept_samples(waves[j], segment), written, in_file)
         loudness.check()
     how = f"{args.decode} decoded" + (", refined by the mixture (Eq. 10)" if refining else ", not refined")
     for stem, path in paths.items():
         print(f"{args.input}: {stem} -> {path} ({total / rate:.2f} s at {out_rate} Hz, "
               f"{out_channels} channel{'s' if out_channels > 1 else ''}, {how})")
-    metrics = {}
-    for stem, score in scores.items():
-        try:
-            metrics[stem] = f"SI-SDR {score.value():.2f} dB (the mixture: {mixture_scores[stem].value():.2f} dB)"
-        except ValueError:
-            raise UserError(f"{references[stem]}: the reference is silent, SI-SDR is undefined "
-                            f"(the stems were written)") from None
-        where = f"{file_rate} Hz, {channels} channel(s)" if stem in native_references else f"{rate} Hz mono"
-        print(f"{stem}: {metrics[stem]} against {references[stem]}, at {where}")
-    if args.plot:
-        plot(out / "spectrograms.png", [clip for clips in first.values() for clip in clips], rate)
-    if args.report:
-        print(f"listening page -> {listening_page(out, args.input, first, paths, metrics, rate)}")
+    extras.finish(args, paths)
+
+
+class SeparationExtras:
+    """What --reference, --plot and --report add to `command_separate`: SI-SDR of each stem as written
+    against its true stem (and the mixture's, the baseline), and the first segment's clips for the
+    spectrograms and the listening page."""
+
+    def __init__(self, args, out, stems, rate, file_format):
+        self.references, self.rate, self.out = reference_files(args, stems), rate, out
+        # a reference in the format the stems are written in is scored as written, else at the model's rate, mono
+        self.as_written = {stem for stem, path in self.references.items()
+                           if file_format and audio_info(path)[::2] == file_format}
+        self.where = {stem: f"{file_format[0]} Hz, {file_format[1]} channel(s)" if stem in self.as_written
+                      else f"{rate} Hz mono" for stem in self.references}
+        self.outputs = [out / "spectrograms.png"] * args.plot + [out / "index.html"] * args.report
+        self.scores, self.mixture_scores = {}, {}
+        self.first = {}  # {"mixture" or stem: [(label, wave)]}, the first segment's clips
+        decoded = f"{args.decode} decoded"
+        self.labels = ("refined (Eq. 10)", decoded) if args.refine == "mixture" else (decoded, None)
+
+    def add(self, stem, segment, wave, unrefined, written, in_file):
+        """One segment of one stem: `wave` at the model's rate, the `unrefined` estimate it came from,
+        what was `written` and `in_file` (refine_native's output, when the stems keep the input's format)."""
+        reference = None
+        if stem in self.references:
+            reference = read_file_chunk(self.references[stem], self.rate, segment.start, segment.length)
+            if stem in self.as_written:
+                _, original, first_frame, last_frame = in_file
+                truth = read_frames(self.references[stem], first_frame, last_frame - first_frame).T  # (C, kept)
+                pairs = (truth, written, original)
+            else:
+                pairs = (reference, wave, segment.kept)
+            self.scores.setdefault(stem, RunningSISDR()).add(*pairs[:2])
+            self.mixture_scores.setdefault(stem, RunningSISDR()).add(pairs[0], pairs[2])
+        self.first.setdefault("mixture", [("mixture", segment.kept)])
+        if stem not in self.first:  # the stem as written, what it was refined from, the true stem
+            self.first[stem] = [(f"{stem}, {self.labels[0]}", wave)]
+            self.first[stem] += [(f"{stem}, {self.labels[1]}", unrefined)] if self.labels[1] else []
+            self.first[stem] += [(f"true {stem}", reference)] if reference is not None else []
+
+    def finish(self, args, paths):
+        metrics = {}
+        for stem, score in self.scores.items():
+            try:
+                metrics[stem] = f"SI-SDR {score.value():.2f} dB (the mixture: {self.mixture_scores[stem].value():.2f} dB)"
+            except ValueError:
+                raise UserError(f"{self.references[stem]}: the reference is silent, SI-SDR is undefined "
+                                f"(the stems were written)") from None
+            print(f"{stem}: {metrics[stem]} against {self.references[stem]}, at {self.where[stem]}")
+        if args.plot:
+            plot(self.out / "spectrograms.png", [clip for clips in self.first.values() for clip in clips], self.rate)
+        if args.report:
+            page = listening_page(self.out, args.input, self.first, paths, metrics, self.rate)
+            print(f"listening page -> {page}")
 
 
 def refine_native(path, segment, waves, rate, file_rate, file_frames):

@@ -43,6 +43,23 @@ def test_resume_bert(work):
     assert torch.load(work / "runs" / "bert-last.pt", weights_only=True)["step"] == 4
 
 
+
+def test_resume_refuses_an_optimizer_state_of_another_layout(work):
+    """A checkpoint whose AdamW state has one parameter group (every parameter decayed, as before the decay
+    on matrices only) is a one-line error naming it, not a traceback; the checkpoint is left as it was."""
+    old = work / "old"
+    old.mkdir()
+    checkpoint = torch.load(work / "runs" / "bert-last.pt", weights_only=True)
+    groups = checkpoint["optimizer"]["param_groups"]
+    groups[0]["params"] = [i for group in groups for i in group["params"]]
+    checkpoint["optimizer"]["param_groups"] = groups[:1]
+    torch.save(checkpoint, old / "bert-last.pt")
+    saved = (old / "bert-last.pt").read_bytes()
+    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "old", "--vqvae", "runs/vqvae.pt", "--resume",
+                 *BERT_FLAGS[2:], cwd=work)
+    assert_one_line_error(result, "old/bert-last.pt", "older layout")
+    assert (old / "bert-last.pt").read_bytes() == saved
+
 def test_init_fine_tunes_from_a_checkpoints_weights_and_refuses_another_models(work):
     """--init starts from runs/bert.pt's weights (one step at the warm-up's 1e-5 moves them by about
     that much; a fresh start is elsewhere) and refuses a checkpoint of other settings in one line."""
@@ -280,3 +297,19 @@ def test_separate_report_scores_a_folder_of_true_stems(work):
     links = [src.split("'")[0] for src in page.split("src='")[1:]]
     assert "bass.wav" in links and all((folder / link).exists() for link in links)
     assert "true bass" in page and "true drums" in page and "true guitar" not in page
+
+
+def test_bench_times_every_part_of_trained_checkpoints(work):
+    """bench.py on the tiny checkpoints: every figure it reports is a finite positive number, the parts
+    of separation add up to its total, and --json writes what it printed."""
+    result = run(ROOT / "bench.py", "--vqvae", "runs/vqvae.pt", "--bert", "runs/bert.pt", "--json", "bench-tiny.json",
+                 cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "models: runs/vqvae.pt, runs/bert.pt" in result.stdout, "the checkpoints are timed, not untrained defaults"
+    results = json.loads((work / "bench-tiny.json").read_text())
+    for key in ("vqvae_train_samples_per_s", "bert_train_frames_per_s", "encode_realtime_factor",
+                "decode_realtime_factor", "encode_decode_realtime_factor", "peak_memory_mb"):
+        assert np.isfinite(results[key]) and results[key] > 0, key
+    parts = results["separate_30s_all_stems"]
+    assert parts["total"] == pytest.approx(parts["bert"] + parts["decode"] + parts["refine"])
+    assert f"{results['bert_train_frames_per_s']:10.0f} frames/s" in result.stdout
