@@ -20,8 +20,6 @@ silent code everywhere; README, "Why a plain BERT fails on audio codes"; docs/ex
 - **A local convolution before attention** (depthwise, kernel 5): at 1 ms per token a masked code
   is mostly a function of its neighbours, which attention with absolute positions learned too
   slowly for a CPU budget.
-- **Mixtures told from stems** (`mixture_segment`, the long-context recipe): single-source
-  mixtures in segment CONTEXT, stems in TARGET (docs/experiments/which-source.md).
 - **A latent head** (Eq. 11, `latent_weight`): beside the cosine heads, a linear head turns the
   hidden state into a unit vector z in code space, where the decoder's inputs (L2-normalised code
   vectors) live; at the masked stem frames of separation items it is pulled towards the stem's own
@@ -57,11 +55,9 @@ class BERTConfig:
     num_layers: int = 4
     num_heads: int = 4          # H
     width: int = 256            # E
-    dropout: float = 0.0        # after the MLP only; 0 in every recipe
     logit_scale: float = 50.0   # initial scale of the cosine head
-    local_kernel: int = 5       # width of the local convolution before attention (0 = none)
+    local_kernel: int = 5       # width of the local convolution before attention
     codebooks: int = 1          # Q: codes per frame (the VQ-VAE's residual levels)
-    mixture_segment: bool = False  # single-source mixtures in segment CONTEXT, stems in TARGET
     latent_weight: float = 10.0  # lambda of Eq. 11: the latent loss beside the cross-entropy (0 = codes only)
 
 
@@ -105,7 +101,7 @@ class Block(nn.Module):
         self.attention = SelfAttention(config)
         self.norm2 = nn.LayerNorm(config.width)
         self.mlp = nn.Sequential(nn.Linear(config.width, 4 * config.width), nn.GELU(),
-                                 nn.Linear(4 * config.width, config.width), nn.Dropout(config.dropout))
+                                 nn.Linear(4 * config.width, config.width))
 
     def forward(self, x, attend):
         x = x + self.attention(self.norm1(x), attend)
@@ -150,7 +146,7 @@ class AudioBERT(nn.Module):
         self.segment_embedding = nn.Embedding(3, E)  # CONTEXT, SEPARATOR, TARGET
         k = config.local_kernel
         self.local = nn.Sequential(nn.Conv1d(E, E, k, padding=k // 2, groups=E), nn.GELU(),
-                                   nn.Conv1d(E, E, 1)) if k else None  # depthwise, then pointwise
+                                   nn.Conv1d(E, E, 1))  # depthwise, then pointwise
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(E)
         self.latent_head = nn.Linear(E, D)  # hidden state -> the predicted latent (Eq. 11)
@@ -217,8 +213,7 @@ class AudioBERT(nn.Module):
             x = x + self.feature_projection(features.to(x.dtype))  # frame-local conditioning
         if padding is not None:
             x = x.masked_fill(padding[..., None], 0.0)  # padding neither attends nor leaks through the conv
-        if self.local is not None:
-            x = x + self.local(x.transpose(1, 2)).transpose(1, 2)  # (B, L, E) neighbours, directly
+        x = x + self.local(x.transpose(1, 2)).transpose(1, 2)  # (B, L, E) neighbours, directly
         attend = None if padding is None else ~padding[:, None, None, :]  # (B, 1, 1, L)
         for block in self.blocks:
             x = block(x, attend)

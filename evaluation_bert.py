@@ -33,8 +33,7 @@ from gap_fillers import LPC_CONTEXT, crossfade_fill, lpc_fill, repetition_fill
 from masking import IGNORE, bert_mask, hidden_frames, middle_mask
 from metrics import bss_sdr, log_spectral_distance, mean_ci95, mrstft_distance, si_sdr
 from refine import refine
-from tasks import (INPAINT_STEPS, INPAINT_TEMPERATURE, SEPARATE_STEPS, separate_all, single_source_inputs,
-                   source_segment)
+from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, SEPARATE_STEPS, separate_all, single_source_inputs
 from tokens import TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
 
 SEPARATION_SECONDS = 2.0  # length of each separation chunk
@@ -58,8 +57,7 @@ def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_si
         tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L, Q)
         features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
         inputs, labels = bert_mask(tokens, vocab, generator)
-        segments = torch.tensor([source_segment(bert.config, cache.sources[row]) for row, _ in batch])  # (B,)
-        batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab), segment=segments)
+        batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab))
         with autocast(device):
             (logits, _), _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})  # (B, L, Q, K)
         best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, Q, 5)
@@ -131,7 +129,7 @@ def gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P, per_track=4
             inputs, labels = middle_mask(tokens, P, vocab)
             features = torch.stack([cache.latents(mix_row, f, f + L) for _, f in firsts])  # (B, L, D)
             hidden = hidden_frames(inputs, labels, vocab)  # (B, L) the gap
-            batch_inputs = single_source_inputs(inputs, features, hidden=hidden, segment=source_segment(bert.config, "mix"))
+            batch_inputs = single_source_inputs(inputs, features, hidden=hidden)
             with autocast(device):
                 filled, _, latents = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
                                                   vocab.mask, INPAINT_STEPS, INPAINT_TEMPERATURE, generator, record=True)

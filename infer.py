@@ -193,15 +193,29 @@ def reference_files(args, stems):
     return found
 
 
-def command_separate(args, device):
-    """read -> tokens -> BERT -> decode -> refine -> write, a segment at a time; the scores against the
-    true stems, the spectrograms and the listening page hang off it (`SeparationExtras`)."""
-    vqvae, bert, vocab = load_pair(args, device)
+def chosen_stems(args, vocab):
     stems = [args.stem] if args.stem else list(vocab.stems)
     unknown = [s for s in stems if s not in vocab.stems]
     if unknown or not stems:
         raise UserError(f"{args.bert}: the model separates {', '.join(vocab.stems) or 'no stems'}, "
                         f"not {', '.join(unknown) or 'anything'}")
+    return stems
+
+
+def separation_margins(bert, hop, refining, native):
+    """(align, margin) in tokens: segments start on multiples of BERT's window, so that a segment's
+    windows are the whole file's (tasks.window_starts), and read beside them what BERT's windows, the
+    codec's pieces and the refinement reach (at the input's rate, its frames reach one more frame)."""
+    window = (bert.config.max_positions - 1) // 2
+    refine_margin = -(-CONTEXT_SAMPLES * (2 if native else 1) // hop) if refining else 0
+    return window, window + 2 * CODEC_MARGIN + refine_margin
+
+
+def command_separate(args, device):
+    """read -> tokens -> BERT -> decode -> refine -> write, a segment at a time; the scores against the
+    true stems, the spectrograms and the listening page hang off it (`SeparationExtras`)."""
+    vqvae, bert, vocab = load_pair(args, device)
+    stems = chosen_stems(args, vocab)
     refining = args.refine == "mixture"
     separated = list(vocab.stems) if refining else stems  # Eq. 10 shares the mixture among every stem's estimate
     rate, hop = vqvae.config.sample_rate, vqvae.hop
@@ -212,10 +226,7 @@ def command_separate(args, device):
     paths = {stem: out / f"{stem}.wav" for stem in stems}
     extras = SeparationExtras(args, out, stems, rate, (file_rate, channels) if native else None)
     check_outputs(args, list(paths.values()) + extras.outputs)
-    window = (bert.config.max_positions - 1) // 2  # BERT's separation windows (tasks.py) and their hop
-    # what the refinement of a sample looks at (at the input's rate, its frames reach one more frame of the model's)
-    refine_margin = -(-CONTEXT_SAMPLES * (2 if native else 1) // hop) if refining else 0
-    align, margin = window, window + 2 * CODEC_MARGIN + refine_margin  # in tokens; the windows tile (tasks.window_starts)
+    align, margin = separation_margins(bert, hop, refining, native)
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness = Loudness(args.input)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from decoding import maskgit_fill
-from masking import CONTEXT, TARGET, separation_layout
+from masking import TARGET, separation_layout
 
 # how infer.py and evaluate.py decode (docs/experiments/decoding.md): one-shot argmax was best for
 # separation; for inpainting one sampled step beat eight at every gap length (argmax collapses a
@@ -123,37 +123,26 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     return result
 
 
-def single_source_inputs(tokens, features=None, hidden=None, segment=TARGET):
-    """(B, L, Q) tokens of one source (MASKs included) -> model inputs with positions 0..L-1.
-
-    segment: the segment id of every position, one for all rows or a (B,) tensor: TARGET, or
-    CONTEXT for a mixture where the BERT tells them apart (`source_segment`).
+def single_source_inputs(tokens, features=None, hidden=None):
+    """(B, L, Q) tokens of one source, the mixture or a stem (MASKs included) -> model inputs with
+    positions 0..L-1, every position in segment TARGET.
 
     features (B, L, D): the source's own latents, zeroed where `hidden` (B, L) is True (the
     positions to predict): what is known of the audio around a gap is given, the gap is not.
     """
     B, L = tokens.shape[:2]
-    segments = torch.as_tensor(segment, dtype=tokens.dtype, device=tokens.device).reshape(-1, 1).expand(B, L)
-    inputs = {"tokens": tokens, "segments": segments,
+    inputs = {"tokens": tokens, "segments": torch.full((B, L), TARGET, dtype=tokens.dtype, device=tokens.device),
               "positions": torch.arange(L, device=tokens.device).expand(B, L)}
     if features is not None:
         inputs["features"] = features if hidden is None else features.masked_fill(hidden[..., None], 0.0)  # (B, L, D)
     return inputs
 
 
-def source_segment(config, source):
-    """The segment id of a single-source sequence of `source` ("mix" or a stem's name): CONTEXT,
-    the segment of the mixture half of Eq. 8, for a mixture where the BERT was trained to tell
-    mixtures from stems (`BERTConfig.mixture_segment`), else TARGET."""
-    return CONTEXT if config.mixture_segment and source == "mix" else TARGET
-
-
 @torch.no_grad()
 def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=1, temperature=0.0, generator=None):
     """(S, Q) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
     (S, Q) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
-    file), with the latents of the audio around the gap; only the gap changes. The audio is
-    taken for a mixture (a piece of music, not one instrument of it: `source_segment`).
+    file), with the latents of the audio around the gap; only the gap changes.
     """
     S, L = tokens.shape[0], min(bert.config.max_positions, tokens.shape[0])
     start = int(np.clip(gap_start + gap_length // 2 - L // 2, 0, S - L))
@@ -161,8 +150,7 @@ def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=1
     window[gap_start - start:gap_start - start + gap_length] = vocab.mask
     device = bert.codebook.device
     hidden = (window == vocab.mask).any(dim=-1)[None]  # (1, L) the gap's latents are not given
-    inputs = single_source_inputs(window[None], features[None, start:start + L].float(), hidden,
-                                  source_segment(bert.config, "mix"))
+    inputs = single_source_inputs(window[None], features[None, start:start + L].float(), hidden)
     filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature,
                           generator)
     out = tokens.clone()

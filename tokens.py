@@ -29,7 +29,7 @@ from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
 from inputs import encode_in_pieces
-from masking import CONTEXT, IGNORE, TARGET, bert_mask, cosine_mask, hidden_frames, middle_mask, separation_layout
+from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, hidden_frames, middle_mask, separation_layout
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
@@ -165,10 +165,10 @@ class BatchMaker:
     frames (drawn again up to 20 times), so "silence everywhere" is not a winning guess.
     """
 
-    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25, mixture_share=None, mixture_segment=False):
+    def __init__(self, cache, vocab, stems, context, seed=0, mlm_share=0.25):
         self.cache, self.vocab, self.stems, self.context = cache, vocab, list(stems), context
         self.frames = (context - 1) // 2  # M
-        self.mlm_share, self.mixture_share, self.mixture_segment = mlm_share, mixture_share, mixture_segment
+        self.mlm_share = mlm_share
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
         lengths = np.diff(cache.starts)
@@ -210,16 +210,9 @@ class BatchMaker:
         at every level); and a span of L/16 to L/2 central frames (`middle_mask`: the gaps inpainting
         fills, 0.03 to 0.26 s at k = 4). The features of every chosen frame (masked, replaced or kept)
         are hidden, the others are the source's own; the chosen frames' own latents are the targets of
-        Eq. 11, so the latent head learns to fill a gap as it learned to separate. A share
-        `mixture_share` of the items come from the mixture, the rest from the stems (default: every
-        source alike); with `mixture_segment` a mixture's items are in segment CONTEXT, as the mixture
-        half of Eq. 8 is, and a stem's in TARGET."""
-        sources, mix_row = self.cache.sources, self.cache.sources.index("mix")
-        rows = self.rng.integers(len(sources), size=batch_size)  # every source alike
-        if self.mixture_share is not None and len(sources) > 1:  # the mixture in that share, else a stem
-            stem_rows = np.array([r for r in range(len(sources)) if r != mix_row])
-            rows = np.where(self.rng.random(batch_size) < self.mixture_share, mix_row,
-                            stem_rows[self.rng.integers(len(stem_rows), size=batch_size)])
+        Eq. 11, so the latent head learns to fill a gap as it learned to separate. The mixture and
+        every stem are drawn alike."""
+        rows = self.rng.integers(len(self.cache.sources), size=batch_size)
         windows = [self.window(self.context) for _ in range(batch_size)]
         tokens = torch.from_numpy(np.stack([self.cache.tokens[r, a:b] for r, (a, b) in zip(rows, windows)]).astype(np.int64))
         first, second, L = (batch_size + 2) // 3, (batch_size + 2) // 3 + (batch_size + 1) // 3, self.context  # thirds
@@ -229,10 +222,9 @@ class BatchMaker:
                   middle_mask(tokens[second:], spans, self.vocab)]
         inputs, labels = (torch.cat(parts) for parts in zip(*masked))  # (B, L, Q) each
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
-        segments = torch.tensor([CONTEXT if self.mixture_segment and r == mix_row else TARGET for r in rows])  # (B,)
         hidden = hidden_frames(inputs, labels, self.vocab)  # (B, L)
         chosen = (labels != IGNORE).any(dim=-1, keepdim=True)  # (B, L, 1) the frames predicted
-        return {**single_source_inputs(inputs, features, hidden=hidden, segment=segments), "targets": labels,
+        return {**single_source_inputs(inputs, features, hidden=hidden), "targets": labels,
                 "latents": features * chosen}  # Eq. 11's targets: the chosen frames' latents, zero elsewhere
 
     def sample(self, batch_size):

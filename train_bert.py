@@ -44,12 +44,6 @@ def add_bert_arguments(parser):
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="trained tokenizer (default runs/vqvae.pt)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the embedded synthetic dataset)")
     parser.add_argument("--stems", default=None, help="comma-separated stems to separate (default: every stem of the dataset)")
-    parser.add_argument("--mixture-share", type=float, default=None,
-                        help="share of the single-source items taken from the mixture, the rest from the stems "
-                             "(default: every source alike, a fifth each for four stems)")
-    parser.add_argument("--mixture-segment", action="store_true",
-                        help="single-source mixtures in the segment of Eq. 8's mixture half, stems in the stem's, "
-                             "so BERT knows which kind of source it fills (inpainting reads a mixture)")
     parser.add_argument("--latent-weight", type=float, default=BERTConfig.latent_weight,
                         help=f"lambda of Eq. 11: weight of the stem-latent loss beside the cross-entropy "
                              f"(default {BERTConfig.latent_weight:g}; 0 = predict codes only)")
@@ -68,8 +62,6 @@ def check_bert_arguments(args):
     check_run_arguments(args, DEFAULT_STEPS, [("--batch-size", args.batch_size, 1)])
     if not 0 <= args.latent_weight < float("inf"):
         raise UserError(f"--latent-weight must be a finite number >= 0, got {args.latent_weight}")
-    if args.mixture_share is not None and not 0 <= args.mixture_share <= 1:
-        raise UserError(f"--mixture-share must be in [0, 1], got {args.mixture_share}")
 
 
 @torch.no_grad()
@@ -117,18 +109,15 @@ def train_bert(args):
     if train_cache.sources[1:] != stems:  # the cache of another --stems choice
         raise UserError(f"{folder}: token cache holds stems {train_cache.sources[1:]}; delete it or use another --out")
     vocab = Vocabulary(vqvae.config.num_codes, tuple(stems))
-    batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share,
-                         mixture_share=args.mixture_share, mixture_segment=args.mixture_segment)  # each rank its own windows
-    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share,
-                           mixture_share=args.mixture_share, mixture_segment=args.mixture_segment)
+    batches = BatchMaker(train_cache, vocab, stems, args.context, seed=args.seed + rank, mlm_share=mlm_share)  # each rank its own windows
+    val_maker = BatchMaker(val_cache, vocab, stems, args.context, seed=12345, mlm_share=mlm_share)
     val_batches = [val_maker.sample(args.batch_size) for _ in range(8)]  # fixed for the whole run
 
     # ---- model, optimizer, state ----
     config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
                         num_layers=args.layers, num_heads=args.heads, width=args.width,
-                        codebooks=vqvae.config.codebooks, mixture_segment=args.mixture_segment,
-                        latent_weight=args.latent_weight)  # Q from the tokenizer
+                        codebooks=vqvae.config.codebooks, latent_weight=args.latent_weight)  # Q from the tokenizer
     model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
     trained = distributed.wrap(model, device)
     optimizer = make_optimizer(model, args.lr)
@@ -136,7 +125,7 @@ def train_bert(args):
     step, best_val = 0, float("inf")
     if args.init and not args.resume:  # fine-tuning: weights from another run, the rest starts afresh
         start = load_checkpoint(args.init, "bert")
-        if (BERTConfig(**start["config"]) != config or start.get("vqvae_fingerprint") != fingerprint
+        if (start["config"] != asdict(config) or start.get("vqvae_fingerprint") != fingerprint
                 or start.get("stems") != stems):
             raise UserError(f"{args.init}: trained with other settings, stems or another VQ-VAE; --init needs the same")
         model.load_state_dict(start["model"])
@@ -145,7 +134,7 @@ def train_bert(args):
         log_path.unlink(missing_ok=True)
     if args.resume:
         checkpoint = load_checkpoint(last_path, "bert")
-        if BERTConfig(**checkpoint["config"]) != config or checkpoint["vqvae_fingerprint"] != fingerprint:
+        if checkpoint["config"] != asdict(config) or checkpoint["vqvae_fingerprint"] != fingerprint:
             raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "
                             f"resume with the same flags or use another --out")
         step, best_val = restore(checkpoint, model, optimizer, scaler, args, last_path, log)

@@ -123,11 +123,6 @@ def test_evaluate_reports_each_level_and_the_gaps_asked_for(work):
     assert "by level (top-1 / unigram)" in result.stdout and "SI-SDR from the first n of 2 levels" in result.stdout
 
 
-def test_a_mixture_share_outside_0_1_is_refused(work):
-    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "elsewhere", "--mixture-share", "-0.5", cwd=work)
-    assert_one_line_error(result, "--mixture-share must be in [0, 1], got -0.5")
-
-
 def test_decoding_the_true_latent_of_frames_gives_the_continuous_ceiling(work, monkeypatch):
     """Eq. 11 with frames of 2 codes: the frame's whole latent decoded, as with one codebook."""
     check_the_true_latent_decodes_to_the_continuous_ceiling(work, monkeypatch, "bass")

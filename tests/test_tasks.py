@@ -1,7 +1,6 @@
 """tasks.py: every stem separated in one batched pass gives the tokens of one stem at a time; soft
-separation; inpainting's segment; and the unigram fill of the inpainting baseline (evaluation_bert.py).
+separation; inpainting's window; and the unigram fill of the inpainting baseline (evaluation_bert.py).
 Frames of Q codes throughout (Q = 1 the ordinary case)."""
-import dataclasses
 import math
 
 import numpy as np
@@ -12,8 +11,8 @@ import torch.nn.functional as F
 from bert import AudioBERT, BERTConfig
 from decoding import maskgit_fill
 from evaluation_bert import unigram_fill
-from masking import CONTEXT, TARGET, Vocabulary
-from tasks import inpaint_tokens, separate_all, separation_inputs, single_source_inputs, source_segment
+from masking import TARGET, Vocabulary
+from tasks import inpaint_tokens, separate_all, separation_inputs, single_source_inputs
 
 K, D = 16, 8
 VOCAB = Vocabulary(K, ("bass", "drums", "guitar", "piano"))
@@ -129,21 +128,19 @@ def test_unigram_fill_draws_masked_codes_from_their_levels_counts_only(Q):
         assert set(drawn.unique().tolist()) <= {3 + q, 7 + q} and 0.6 < (drawn == 7 + q).float().mean() < 0.9
 
 
-@pytest.mark.parametrize("mixture_segment", [False, True])
-def test_inpainting_reads_the_audio_as_a_mixture_where_the_bert_tells_sources_apart(mixture_segment):
-    """With `mixture_segment` the window is in the mixture's segment (CONTEXT), else in TARGET as before."""
+def test_inpainting_shows_bert_the_window_centred_on_the_gap_with_the_gaps_latents_hidden():
+    """inpaint_tokens = maskgit_fill over the context centred on the gap (clipped to the file): the gap
+    MASKed, its latents zeroed, every frame in segment TARGET; only the gap changes."""
     model = tiny_bert(max_positions=24)
-    model.config = dataclasses.replace(model.config, mixture_segment=mixture_segment)
     tokens, features = torch.randint(0, K, (40, 1)), torch.randn(40, D)
     filled = inpaint_tokens(model, VOCAB, tokens, features, gap_start=16, gap_length=6, steps=2)
     window = tokens[7:31].clone()  # the 24 frames centred on the gap: 16 + 6 // 2 - 12 = 7
     window[9:15] = VOCAB.mask
     hidden = (window == VOCAB.mask).any(dim=-1)[None]  # (1, 24)
-    by_segment = {}
-    for segment in (CONTEXT, TARGET):
-        inputs = single_source_inputs(window[None], features[None, 7:31], hidden, segment)
-        by_segment[segment] = maskgit_fill(model, inputs, VOCAB.mask, 2)[0]
-    assert not torch.equal(by_segment[CONTEXT], by_segment[TARGET]), "the segment must matter to this model"
-    assert torch.equal(filled[7:31], by_segment[source_segment(model.config, "mix")])
-    assert source_segment(model.config, "mix") == (CONTEXT if mixture_segment else TARGET)
-    assert source_segment(model.config, "bass") == TARGET
+    inputs = single_source_inputs(window[None], features[None, 7:31], hidden)
+    assert (inputs["segments"] == TARGET).all() and (inputs["features"][0, 9:15] == 0).all()
+    assert (inputs["features"][0, :9] != 0).all()
+    assert torch.equal(filled[7:31], maskgit_fill(model, inputs, VOCAB.mask, 2)[0])
+    assert torch.equal(filled[:16], tokens[:16]) and torch.equal(filled[22:], tokens[22:])
+    shown_more = single_source_inputs(window[None], features[None, 7:31])  # the gap's own latents given away
+    assert not torch.equal(filled[7:31], maskgit_fill(model, shown_more, VOCAB.mask, 2)[0]), "the latents must matter"
