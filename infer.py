@@ -33,17 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audio import AUDIO_SUFFIXES, audio_info, audio_writer, check_output_format, read_frames, resample
+from audio import audio_info, audio_writer, check_output_format, read_frames, resample
 from cli import (ArgumentParser, autocast, finite_float, non_negative_float, pick_device, positive_float, positive_int,
                  run_main)
 from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
 from files import UserError, atomic_write, check_writable, refuse_existing
-from inputs import (Loudness, decode_in_pieces, input_gain, input_length, kept_samples, kept_tokens, model_length,
-                    read_input, refine_channels, segment_count, segment_size, segments, spans)
+from inputs import (Loudness, decode_in_pieces, input_gain, input_length, kept_samples, kept_tokens, read_input,
+                    reference_files, refine_native, segment_count, segment_size, segments, spans)
 from metrics import RunningMRSTFT, RunningSISDR
 from pretrained import default_models
-from refine import CONTEXT_SAMPLES, FFT_SIZE, refine
+from refine import CONTEXT_SAMPLES, refine
 from tasks import INPAINT_STEPS, INPAINT_TEMPERATURE, SEPARATE_STEPS, inpaint_tokens, separate_all
 from tokens import encode_waveform
 
@@ -173,26 +173,6 @@ def progress_line(label):
     return show
 
 
-def reference_files(args, stems):
-    """--reference: {stem: the true stem's audio file}, from one file (with --stem) or a folder of <stem>.flac/.wav..."""
-    if not args.reference:
-        return {}
-    path = Path(args.reference)
-    if path.is_dir():
-        found = {stem: next((f for f in sorted(path.glob(f"{stem}.*")) if f.suffix.lower() in AUDIO_SUFFIXES), None)
-                 for stem in stems}
-        found = {stem: f for stem, f in found.items() if f is not None}
-        if not found:
-            raise UserError(f"{path}: no reference stems in this folder (expected files named {stems[0]}.flac, ...)")
-    elif len(stems) != 1:
-        raise UserError(f"{path}: a reference file needs --stem (the stem it is the true audio of), or pass a folder of stems")
-    else:
-        found = {stems[0]: path}
-    for file in found.values():
-        audio_info(file)  # a missing or unreadable reference fails now, not after the work
-    return found
-
-
 def chosen_stems(args, vocab):
     stems = [args.stem] if args.stem else list(vocab.stems)
     unknown = [s for s in stems if s not in vocab.stems]
@@ -308,37 +288,9 @@ class SeparationExtras:
         if args.plot:
             plot(self.out / "spectrograms.png", [clip for clips in self.first.values() for clip in clips], self.rate)
         if args.report:
-            page = listening_page(self.out, args.input, self.first, paths, metrics, self.rate)
+            from report import separation_page  # matplotlib only when pictures are asked for
+            page = separation_page(self.out, args.input, self.first, paths, metrics, self.rate)
             print(f"listening page -> {page}")
-
-
-def refine_native(path, segment, waves, rate, file_rate, file_frames):
-    """The kept part of a segment in the input's own rate and channels: (J, C, samples), the Eq. 10 masks
-    of the model-rate estimates `waves` (J, len(segment.audio)) applied to each channel of the original;
-    then that part of the original (C, samples) and its first and last frames in the file."""
-    first = segment.start * file_rate // rate  # the kept part, in the file's frames
-    last = min(file_frames, (segment.start + segment.length) * file_rate // rate)
-    if segment.start + segment.length >= model_length(path, rate):
-        last = file_frames  # the last segment keeps the file's end
-    context = 2 * round(FFT_SIZE * file_rate / rate)  # what a frame of the refinement reaches
-    a, b = max(0, first - context), min(file_frames, last + context)
-    channels = read_frames(path, a, b - a).T * np.float32(input_gain(path))  # (C, b - a)
-    refined = refine_channels(torch.from_numpy(segment.audio), torch.from_numpy(waves), torch.from_numpy(channels),
-                              rate, file_rate, offset=segment.start - segment.offset, channel_offset=a)  # Eq. 10
-    return refined[..., first - a:last - a].numpy(), channels[:, first - a:last - a], first, last
-
-
-def listening_page(folder, input_path, first, paths, metrics, rate):
-    """folder/index.html: the mixture, then a row per stem: the file written (played whole), what it was
-    made from and the true stem (the first segment of each)."""
-    from report import clip_row, write_page  # matplotlib only when pictures are asked for
-    lines = [clip_row(folder, "page", [(*first["mixture"][0], "")], rate)]
-    for stem, path in paths.items():
-        (label, wave), *others = first[stem]
-        lines.append(clip_row(folder, "page", [(label, wave, metrics.get(stem, ""), path.name)]
-                              + [(*clip, "") for clip in others], rate))
-    return write_page(folder, f"audio-mlm: {Path(input_path).name} separated",
-                      f"Model rate {rate} Hz. Spectrograms show the first segment of each file.", [("Stems", lines)])
 
 
 def command_inpaint(args, device):

@@ -1,6 +1,6 @@
 """What `infer.py` reads and writes: one input file of any length, checked, scaled, walked in
-segments; the VQ-VAE run over it in overlapping pieces; stems refined (Eq. 10) at its own rate and
-channel count.
+segments (and the true stems of `--reference`); the VQ-VAE run over it in overlapping pieces; stems
+refined (Eq. 10) at its own rate and channel count.
 
 Checks: every command refuses a file shorter than one token before any work (`input_length`) and
 a silent one once it has been read whole (`Loudness`); a float file whose samples reach beyond
@@ -29,13 +29,14 @@ import functools
 import sys
 from dataclasses import dataclass
 from math import gcd
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from audio import audio_info
+from audio import AUDIO_SUFFIXES, audio_info, read_frames
 from data import read_file_chunk
 from files import UserError
 from refine import FFT_SIZE, istft, masks, stft
@@ -170,6 +171,26 @@ def kept_samples(wave, segment):
     return wave[segment.offset:segment.offset + segment.length]
 
 
+def reference_files(args, stems):
+    """--reference: {stem: the true stem's audio file}, from one file (with --stem) or a folder of <stem>.flac/.wav..."""
+    if not args.reference:
+        return {}
+    path = Path(args.reference)
+    if path.is_dir():
+        found = {stem: next((f for f in sorted(path.glob(f"{stem}.*")) if f.suffix.lower() in AUDIO_SUFFIXES), None)
+                 for stem in stems}
+        found = {stem: f for stem, f in found.items() if f is not None}
+        if not found:
+            raise UserError(f"{path}: no reference stems in this folder (expected files named {stems[0]}.flac, ...)")
+    elif len(stems) != 1:
+        raise UserError(f"{path}: a reference file needs --stem (the stem it is the true audio of), or pass a folder of stems")
+    else:
+        found = {stems[0]: path}
+    for file in found.values():
+        audio_info(file)  # a missing or unreadable reference fails now, not after the work
+    return found
+
+
 # ---- the VQ-VAE over long audio: overlapping pieces, batched ----
 # A 10 s signal as one (1, 1, T) tensor leaves a 2-core CPU half idle (convolutions with 16
 # channels parallelise poorly along time); the same signal as a batch of 2 s pieces runs about
@@ -246,3 +267,19 @@ def refine_channels(mixture, stems, channels, rate, channel_rate, offset=0, chan
     C, T2 = channels.shape
     y = istft((M[:J, None] * X[None]).flatten(0, 1), fft_size, channel_lead + T2)  # (J * C, lead + T')
     return y[:, channel_lead:].reshape(J, C, T2)  # (J, C, T')
+
+
+def refine_native(path, segment, waves, rate, file_rate, file_frames):
+    """The kept part of a segment in the input's own rate and channels: (J, C, samples), the Eq. 10 masks
+    of the model-rate estimates `waves` (J, len(segment.audio)) applied to each channel of the original;
+    then that part of the original (C, samples) and its first and last frames in the file."""
+    first = segment.start * file_rate // rate  # the kept part, in the file's frames
+    last = min(file_frames, (segment.start + segment.length) * file_rate // rate)
+    if segment.start + segment.length >= model_length(path, rate):
+        last = file_frames  # the last segment keeps the file's end
+    context = 2 * round(FFT_SIZE * file_rate / rate)  # what a frame of the refinement reaches
+    a, b = max(0, first - context), min(file_frames, last + context)
+    channels = read_frames(path, a, b - a).T * np.float32(input_gain(path))  # (C, b - a)
+    refined = refine_channels(torch.from_numpy(segment.audio), torch.from_numpy(waves), torch.from_numpy(channels),
+                              rate, file_rate, offset=segment.start - segment.offset, channel_offset=a)  # Eq. 10
+    return refined[..., first - a:last - a].numpy(), channels[:, first - a:last - a], first, last

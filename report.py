@@ -61,6 +61,18 @@ def write_page(folder, title, intro, sections):
     return folder / "index.html"
 
 
+def separation_page(folder, input_path, first, paths, metrics, rate):
+    """folder/index.html: the mixture, then a row per stem: the file written (played whole), what it was
+    made from and the true stem (the first segment of each)."""
+    lines = [clip_row(folder, "page", [(*first["mixture"][0], "")], rate)]
+    for stem, path in paths.items():
+        (label, wave), *others = first[stem]
+        lines.append(clip_row(folder, "page", [(label, wave, metrics.get(stem, ""), path.name)]
+                              + [(*clip, "") for clip in others], rate))
+    return write_page(folder, f"audio-mlm: {Path(input_path).name} separated",
+                      f"Model rate {rate} Hz. Spectrograms show the first segment of each file.", [("Stems", lines)])
+
+
 @torch.no_grad()
 def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
     folder = Path(folder)

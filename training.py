@@ -120,11 +120,7 @@ def restore(checkpoint, model, optimizer, scaler, args, path, log):
     that changed since are named in the log (`changed_flags`).
     """
     model.load_state_dict(checkpoint["model"])
-    try:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    except ValueError:  # another grouping of the parameters (BERT's decay on matrices only came later)
-        raise UserError(f"{path}: its optimizer state is of an older layout; start afresh, or --init from its "
-                        f"model (train.py bert)") from None
+    optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
     torch.set_rng_state(checkpoint["torch_rng"])
     saved_args = checkpoint.get("args", {})

@@ -44,22 +44,6 @@ def test_resume_bert(work):
 
 
 
-def test_resume_refuses_an_optimizer_state_of_another_layout(work):
-    """A checkpoint whose AdamW state has one parameter group (every parameter decayed, as before the decay
-    on matrices only) is a one-line error naming it, not a traceback; the checkpoint is left as it was."""
-    old = work / "old"
-    old.mkdir()
-    checkpoint = torch.load(work / "runs" / "bert-last.pt", weights_only=True)
-    groups = checkpoint["optimizer"]["param_groups"]
-    groups[0]["params"] = [i for group in groups for i in group["params"]]
-    checkpoint["optimizer"]["param_groups"] = groups[:1]
-    torch.save(checkpoint, old / "bert-last.pt")
-    saved = (old / "bert-last.pt").read_bytes()
-    result = run(ROOT / "train.py", "bert", "--data", "data", "--out", "old", "--vqvae", "runs/vqvae.pt", "--resume",
-                 *BERT_FLAGS[2:], cwd=work)
-    assert_one_line_error(result, "old/bert-last.pt", "older layout")
-    assert (old / "bert-last.pt").read_bytes() == saved
-
 def test_init_fine_tunes_from_a_checkpoints_weights_and_refuses_another_models(work):
     """--init starts from runs/bert.pt's weights (one step at the warm-up's 1e-5 moves them by about
     that much; a fresh start is elsewhere) and refuses a checkpoint of other settings in one line."""

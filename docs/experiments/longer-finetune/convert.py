@@ -5,7 +5,7 @@
 `dropout` (0 in every recipe) and `mixture_segment` (the long-context recipe's, which lost;
 docs/experiments/which-source.md) left BERTConfig. A checkpoint that used either is refused; one
 that did not keeps its weights exactly, so every output is the one it gave before. The optimizer
-state goes too: its layout (one parameter group) is not today's. Run from the repository root.
+state goes too (pretrained/ keeps weights only). Run from the repository root.
 """
 import sys
 
