@@ -250,7 +250,7 @@ class SeparationExtras:
                            if file_format and audio_info(path)[::2] == file_format}
         self.where = {stem: f"{file_format[0]} Hz, {file_format[1]} channel(s)" if stem in self.as_written
                       else f"{rate} Hz mono" for stem in self.references}
-        self.outputs = [out / "spectrograms.png"] * args.plot + [out / "index.html"] * args.report
+        self.outputs = ([out / "spectrograms.png"] if args.plot else []) + ([out / "index.html"] if args.report else [])
         self.scores, self.mixture_scores = {}, {}
         self.first = {}  # {"mixture" or stem: [(label, wave)]}, the first segment's clips
         decoded = f"{args.decode} decoded"
@@ -262,14 +262,14 @@ class SeparationExtras:
         reference = None
         if stem in self.references:
             reference = read_file_chunk(self.references[stem], self.rate, segment.start, segment.length)
-            if stem in self.as_written:
+            if stem in self.as_written:  # what was written, against the true stem in the input's format
                 _, original, first_frame, last_frame = in_file
                 truth = read_frames(self.references[stem], first_frame, last_frame - first_frame).T  # (C, kept)
-                pairs = (truth, written, original)
-            else:
-                pairs = (reference, wave, segment.kept)
-            self.scores.setdefault(stem, RunningSISDR()).add(*pairs[:2])
-            self.mixture_scores.setdefault(stem, RunningSISDR()).add(pairs[0], pairs[2])
+                estimate, mixture = written, original
+            else:  # at the model's rate, mono
+                truth, estimate, mixture = reference, wave, segment.kept
+            self.scores.setdefault(stem, RunningSISDR()).add(truth, estimate)
+            self.mixture_scores.setdefault(stem, RunningSISDR()).add(truth, mixture)
         self.first.setdefault("mixture", [("mixture", segment.kept)])
         if stem not in self.first:  # the stem as written, what it was refined from, the true stem
             self.first[stem] = [(f"{stem}, {self.labels[0]}", wave)]
