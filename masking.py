@@ -36,7 +36,7 @@ SPLIT = (0.8, 0.1, 0.1)  # BERT: of those, MASK / random code / unchanged
 # learned nothing beyond the unigram guess: docs/experiments/long-context-k7q8.md).
 FIRST_LEVEL_SHARE = 0.5
 
-# segment ids of the Eq. 8 layout (and of single-source sequences: TARGET, or CONTEXT for mixtures)
+# segment ids of the Eq. 8 layout (single-source sequences are all TARGET)
 CONTEXT, SEPARATOR, TARGET = 0, 1, 2
 
 
