@@ -22,7 +22,7 @@ import torch
 
 from bert import AudioBERT, BERTConfig
 from checkpoint import load_bert, load_vqvae
-from cli import ArgumentParser, amp_dtype, autocast, pick_device, run_main
+from cli import ArgumentParser, add_device_flag, amp_dtype, autocast, pick_device, run_main
 from files import atomic_write
 from inputs import decode_in_pieces
 from losses import total_loss
@@ -91,7 +91,7 @@ def main():
     parser = ArgumentParser(description="Time training and inference of the tokenizer and BERT.")
     parser.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE to time (default: an untrained default model if missing)")
     parser.add_argument("--bert", default="runs/bert.pt", help="BERT to time (default: an untrained default model if missing)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    add_device_flag(parser)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     device = pick_device(args.device)

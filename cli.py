@@ -32,6 +32,16 @@ def run_main(main):
         sys.exit(130)
 
 
+def add_device_flag(parser):
+    """--device, as every command takes it; `pick_device` reads it."""
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (auto = cuda if available)")
+
+
+def add_overwrite_flag(parser, what):
+    """--overwrite: without it, a command refuses to replace `what` (files.refuse_existing)."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} if it exists")
+
+
 def pick_device(name):
     """'auto' -> cuda when available, else cpu. Asking for cuda without one is a user error."""
     if name == "auto":

@@ -11,7 +11,7 @@ token-only and refined by the mixture (Eq. 10), against the mixture and the orac
 from pathlib import Path
 
 from checkpoint import load_bert, load_vqvae
-from cli import ArgumentParser, number_list, pick_device, run_main
+from cli import ArgumentParser, add_device_flag, add_overwrite_flag, number_list, pick_device, run_main
 from data import embedded_dataset
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from evaluation_bert import CANDIDATES, GAP_FILLS, SEPARATION_SECONDS, evaluate_bert, held_out_tokens
@@ -65,10 +65,10 @@ def main():
     parser.add_argument("--split", default="test", choices=["validation", "test"], help="split to score")
     parser.add_argument("--gap-seconds", default=None,
                         help="comma-separated further inpainting gaps in seconds, e.g. 0.5,1 (BERT fills at most half its context)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    add_device_flag(parser)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples")
-    parser.add_argument("--overwrite", action="store_true", help="replace the --json file or --report page if it exists")
+    add_overwrite_flag(parser, "the --json file or --report page")
     args = parser.parse_args()
     refuse_existing([p for p in (args.json, args.report and Path(args.report) / "index.html") if p], args.overwrite)
     gap_seconds = number_list(args.gap_seconds, "--gap-seconds", float, lambda g: 0 < g < float("inf"), "positive and finite")

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from audio import audio_info, audio_writer, check_output_format, read_frames, resample
-from cli import (ArgumentParser, autocast, finite_float, non_negative_float, pick_device, positive_float, positive_int,
-                 run_main)
+from cli import (ArgumentParser, add_device_flag, add_overwrite_flag, autocast, finite_float, non_negative_float,
+                 pick_device, positive_float, positive_int, run_main)
 from checkpoint import load_bert, load_vqvae
 from data import read_file_chunk
 from files import UserError, atomic_write, check_writable, refuse_existing
@@ -375,8 +375,8 @@ def add_common(command, input_help, with_plot=True, with_bert=False, sampling=Fa
                          help="VQ-VAE checkpoint (default runs/vqvae.pt once trained, else the shipped pretrained/vqvae.pt)")
     if with_plot:
         command.add_argument("--plot", action="store_true", help="also write a PNG comparing spectrograms")
-    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
-    command.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
+    add_device_flag(command)
+    add_overwrite_flag(command, "an output file")
     command.add_argument("--segment-seconds", type=positive_float, default=SEGMENT_SECONDS,
                          help=f"process long files this many seconds at a time (bounds memory; default {SEGMENT_SECONDS:g})")
     if with_bert:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 class VectorQuantizer(nn.Module):
     def __init__(self, num_codes, code_dim, beta=0.25, cosine=True, use_ema=False,
-                 ema_decay=0.99, dead_after=50, init_from_data=True):
+                 ema_decay=0.99, dead_after=50):
         super().__init__()
         self.num_codes = num_codes
         self.code_dim = code_dim
@@ -47,7 +47,7 @@ class VectorQuantizer(nn.Module):
             self.codebook = nn.Parameter(codebook)  # learned by the Eq. 4 codebook loss
         # Steps since each code was last chosen; drives the dead-code restart.
         self.register_buffer("steps_unused", torch.zeros(num_codes, dtype=torch.long))
-        self.register_buffer("initialized", torch.tensor(not init_from_data))
+        self.register_buffer("initialized", torch.tensor(False))  # set by the first training batch
 
     def normalized_codebook(self):
         """The codebook as used for lookup: L2-normalised rows when `cosine`, else as stored."""
@@ -174,7 +174,7 @@ class ResidualVectorQuantizer(nn.Module):
     """
 
     def __init__(self, num_codes, code_dim, codebooks=1, dropout=0.0, beta=0.25, cosine=True,
-                 use_ema=False, ema_decay=0.99, dead_after=50, init_from_data=True):
+                 use_ema=False, ema_decay=0.99, dead_after=50):
         super().__init__()
         if codebooks < 1:
             raise ValueError(f"codebooks must be at least 1, got {codebooks}")
@@ -182,7 +182,7 @@ class ResidualVectorQuantizer(nn.Module):
         self.cosine, self.dropout = cosine, dropout
         self.levels = nn.ModuleList(
             VectorQuantizer(num_codes, code_dim, beta=beta, cosine=cosine and q == 0, use_ema=use_ema,
-                            ema_decay=ema_decay, dead_after=dead_after, init_from_data=init_from_data)
+                            ema_decay=ema_decay, dead_after=dead_after)
             for q in range(codebooks))
 
     def forward(self, h):

@@ -13,6 +13,7 @@ import time
 import torch
 
 import distributed
+from cli import add_device_flag, add_overwrite_flag
 from files import UserError
 
 RERUN_HINT = "pass --resume to continue that run, --overwrite to start over, or use another --out"
@@ -33,13 +34,12 @@ def add_run_arguments(parser, name, default_steps, out_help):
     parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {default_steps})")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between validation + checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="random seed (model init and sampling)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = cuda if available")
+    add_device_flag(parser)
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="mixed precision: auto = bf16 on CPUs/GPUs that support it, fp16 + grad scaler on older GPUs (T4)")
     parser.add_argument("--out", default="runs", help=out_help)
     parser.add_argument("--resume", action="store_true", help=f"continue from OUT/{name}-last.pt")
-    parser.add_argument("--overwrite", action="store_true",
-                        help=f"start afresh even if OUT/{name}.pt exists (it is replaced)")
+    add_overwrite_flag(parser, f"OUT/{name}.pt (start afresh)")
 
 
 def check_run_arguments(args, default_steps, limits):

@@ -7,14 +7,22 @@ from hypothesis import given, settings, strategies as st
 from quantizer import ResidualVectorQuantizer, VectorQuantizer
 
 
-def make(num_codes=8, code_dim=4, **kwargs):
+def make(num_codes=8, code_dim=4, data_init=True, **kwargs):
     torch.manual_seed(0)
-    return VectorQuantizer(num_codes, code_dim, **kwargs)
+    return skip_data_init(VectorQuantizer(num_codes, code_dim, **kwargs), not data_init)
+
+
+def skip_data_init(quantizer, skip=True):
+    """Mark every level initialised, so that training keeps a codebook the test sets by hand."""
+    for module in quantizer.modules():
+        if isinstance(module, VectorQuantizer):
+            module.initialized.fill_(skip)
+    return quantizer
 
 
 def test_nearest_code_matches_cdist():
     for cosine in (False, True):
-        vq = make(num_codes=32, code_dim=6, cosine=cosine, init_from_data=False).eval()
+        vq = make(num_codes=32, code_dim=6, cosine=cosine).eval()
         h = torch.randn(3, 20, 6)
         _, _, indices, _ = vq(h)
         target = F.normalize(h, dim=-1) if cosine else h
@@ -23,7 +31,7 @@ def test_nearest_code_matches_cdist():
 
 
 def test_losses_match_hand_computation():
-    vq = make(num_codes=5, code_dim=3, cosine=False, init_from_data=False).eval()
+    vq = make(num_codes=5, code_dim=3, cosine=False).eval()
     h = torch.randn(2, 7, 3)
     quantized, loss, indices, stats = vq(h)
     codebook = vq.codebook.detach()
@@ -43,7 +51,7 @@ def test_losses_match_hand_computation():
 
 
 def test_straight_through_gradient_reaches_encoder_unchanged():
-    vq = make(cosine=False, init_from_data=False).eval()
+    vq = make(cosine=False).eval()
     h = torch.randn(2, 5, 4, requires_grad=True)
     quantized, _, _, _ = vq(h)
     upstream = torch.randn_like(quantized)
@@ -52,7 +60,7 @@ def test_straight_through_gradient_reaches_encoder_unchanged():
 
 
 def test_straight_through_with_cosine_lookup_is_the_normalisation_jacobian():
-    vq = make(cosine=True, init_from_data=False).eval()
+    vq = make(cosine=True).eval()
     h = torch.randn(2, 5, 4, requires_grad=True)
     quantized, _, _, _ = vq(h)
     upstream = torch.randn_like(quantized)
@@ -63,7 +71,7 @@ def test_straight_through_with_cosine_lookup_is_the_normalisation_jacobian():
 
 
 def test_codebook_loss_moves_codes_and_commitment_moves_encoder():
-    vq = make(cosine=False, init_from_data=False).eval()
+    vq = make(cosine=False).eval()
     h = torch.randn(1, 6, 4, requires_grad=True)
     _, loss, _, _ = vq(h)
     loss.backward()
@@ -80,7 +88,7 @@ def test_first_training_batch_initialises_codebook_from_data():
 
 
 def test_dead_code_is_reseeded_from_encoder_outputs():
-    vq = make(num_codes=4, code_dim=2, cosine=False, init_from_data=False, dead_after=3).train()
+    vq = make(num_codes=4, code_dim=2, cosine=False, data_init=False, dead_after=3).train()
     with torch.no_grad():
         vq.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [100.0, 100.0]]))
     h = torch.rand(1, 30, 2) * 0.5  # near codes 0..2, never near the far code 3
@@ -104,7 +112,7 @@ def test_eval_mode_never_changes_the_codebook():
 def test_ema_update_matches_hand_computation():
     decay = 0.9
     vq = make(num_codes=3, code_dim=2, cosine=False, use_ema=True, ema_decay=decay,
-              init_from_data=False, dead_after=1000).train()
+              data_init=False, dead_after=1000).train()
     with torch.no_grad():
         start = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
         vq.codebook.copy_(start)
@@ -123,7 +131,7 @@ def test_ema_update_matches_hand_computation():
 
 
 def test_perplexity_and_usage_stats():
-    vq = make(num_codes=4, code_dim=2, cosine=False, init_from_data=False).eval()
+    vq = make(num_codes=4, code_dim=2, cosine=False).eval()
     with torch.no_grad():
         vq.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]]))
     h = torch.tensor([[[0.0, 0.0], [10.0, 0.0], [0.1, 0.0], [9.9, 0.1]]])  # codes 0 and 1, twice each
@@ -134,9 +142,9 @@ def test_perplexity_and_usage_stats():
 
 # ---- residual vector quantization (Eq. 9) ----
 
-def make_residual(codebooks, num_codes=8, code_dim=4, **kwargs):
+def make_residual(codebooks, num_codes=8, code_dim=4, data_init=True, **kwargs):
     torch.manual_seed(0)
-    return ResidualVectorQuantizer(num_codes, code_dim, codebooks, **kwargs)
+    return skip_data_init(ResidualVectorQuantizer(num_codes, code_dim, codebooks, **kwargs), not data_init)
 
 
 def test_one_level_is_exactly_the_single_codebook_quantizer():
@@ -181,7 +189,7 @@ def test_residual_straight_through_reaches_h_as_one_codebook_does():
     """Without projections the finer levels' gradients cancel: d quantized / d h is the identity
     (Euclidean) or the normalisation Jacobian (cosine), for any number of levels."""
     for cosine in (False, True):
-        rvq = make_residual(4, cosine=cosine, init_from_data=False).eval()
+        rvq = make_residual(4, cosine=cosine).eval()
         h = torch.randn(2, 5, 4, requires_grad=True)
         quantized, _, _, _ = rvq(h)
         upstream = torch.randn_like(quantized)
@@ -196,7 +204,7 @@ def test_only_the_first_level_commitment_pulls_the_encoder():
     so the summed Eq. 5 of Q levels pulls h exactly as level 1's alone does (the commitment that beta weighs)."""
     torch.manual_seed(0)
     for cosine in (False, True):
-        rvq = make_residual(4, cosine=cosine, init_from_data=False).eval()
+        rvq = make_residual(4, cosine=cosine).eval()
         h = torch.randn(2, 5, 4, requires_grad=True)
         _, loss, _, _ = rvq(h)
         loss.backward()
@@ -208,7 +216,7 @@ def test_only_the_first_level_commitment_pulls_the_encoder():
 
 
 def test_quantizer_dropout_decodes_a_prefix_of_levels():
-    rvq = make_residual(4, dropout=1.0, init_from_data=False, dead_after=10_000).train()
+    rvq = make_residual(4, dropout=1.0, data_init=False, dead_after=10_000).train()
     h = torch.randn(64, 6, 4)
     quantized, _, indices, stats = rvq(h)
     used = stats["levels_used"]
@@ -221,7 +229,7 @@ def test_quantizer_dropout_decodes_a_prefix_of_levels():
 
 
 def test_each_level_restarts_its_dead_codes_from_its_own_residuals():
-    rvq = make_residual(2, num_codes=4, code_dim=2, cosine=False, init_from_data=False, dead_after=3).train()
+    rvq = make_residual(2, num_codes=4, code_dim=2, cosine=False, data_init=False, dead_after=3).train()
     with torch.no_grad():
         rvq.levels[0].codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
         rvq.levels[1].codebook.copy_(torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [100.0, 100.0]]))

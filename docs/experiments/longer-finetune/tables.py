@@ -17,12 +17,12 @@ def separation(results, name):
     return " / ".join(f"{results['separation'][s]['metrics'][name]['si_sdri_db']:+.2f}" for s in STEMS)
 
 
-def main():
-    sets = [("validation", "validation-finetuned.json", "validation-finetune2.json"),
-            ("test", "test-finetuned.json", "test-finetune2.json"),
-            ("unseen SoundFont", "transfer-finetuned.json", "transfer-finetune2.json")]
-    columns = [(f"{split}: {label}", load(folder / name)) for split, before, after in sets
-               for label, folder, name in (("8000 + 2000 steps", BEFORE, before), ("+ 3000 more", HERE, after))]
+def main(before=(BEFORE, "finetuned", "8000 + 2000 steps"), after=(HERE, "finetune2", "+ 3000 more")):
+    """before, after: (folder, the name in its JSON files, the column label); the JSON files are
+    validation-<name>.json, test-<name>.json and transfer-<name>.json (docs/experiments/finetune3 reuses this)."""
+    sets = [("validation", "validation"), ("test", "test"), ("unseen SoundFont", "transfer")]
+    columns = [(f"{split}: {label}", load(folder / f"{prefix}-{name}.json")) for split, prefix in sets
+               for folder, name, label in (before, after)]
     columns = [(label, r) for label, r in columns if r]
     print("| | " + " | ".join(label for label, _ in columns) + " |")
     print("| --- |" + " --- |" * len(columns))
