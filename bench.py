@@ -6,8 +6,7 @@ Without checkpoints it times untrained models of the default configurations (spe
 depend on the weights). Each timing is the median of several runs after one warm-up run (separating
 the 30 s mix: one run after a warm-up).
 Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
-tokens/s (batch 16 x 512 tokens, or frames of Q codes with a residual tokenizer, one level
-targeted per item as in level masking), encode and decode real-time factors, separating every stem of a
+frames/s (batch 16 x 512 frames, every one a target), encode and decode real-time factors, separating every stem of a
 30 s mixture as `infer.py separate` does (one batched BERT pass for the latents of Eq. 11, decoding,
 Eq. 10 refinement), and peak memory (CUDA: allocator peak; CPU: the process's peak resident size).
 Speed is measured here, never by timed assertions in the tests.
@@ -26,7 +25,7 @@ from cli import ArgumentParser, add_device_flag, amp_dtype, autocast, pick_devic
 from files import atomic_write
 from inputs import decode_in_pieces
 from losses import total_loss
-from masking import IGNORE, Vocabulary
+from masking import Vocabulary
 from refine import refine
 from tasks import separate_all
 from tokens import encode_waveform
@@ -81,8 +80,8 @@ def load_models(args, device):
     else:
         vocab = Vocabulary(vqvae.config.num_codes, ("bass", "drums", "guitar", "piano"))
         config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
-                            num_special=vocab.size - vocab.num_codes, codebooks=vqvae.config.codebooks)
-        bert = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device).eval()
+                            num_special=vocab.size - vocab.num_codes)
+        bert = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach()).to(device).eval()
         source += ", untrained default BERT"
     return vqvae, bert, vocab, source
 
@@ -128,15 +127,13 @@ def main():
     results["vqvae_train_samples_per_s"] = x.numel() / seconds
     print(f"VQ-VAE training   {x.numel() / seconds:10.0f} samples/s ({1 / seconds:.2f} steps/s of 16 x 8192)")
 
-    L, Q = bert.config.max_positions, bert.config.codebooks
-    tokens = torch.randint(0, vocab.num_codes, (16, L, Q), device=device)  # (B, L, Q)
-    level = torch.randint(0, Q, (16, 1, 1), device=device)  # training predicts one level per item (cosine_mask)
-    targets = tokens.masked_fill(torch.arange(Q, device=device) != level, IGNORE)  # (B, L, Q)
+    L = bert.config.max_positions
+    tokens = torch.randint(0, vocab.num_codes, (16, L), device=device)  # (B, L)
     batch = {"tokens": tokens, "segments": torch.full((16, L), 2, device=device),
-             "positions": torch.arange(L, device=device).expand(16, L), "targets": targets}
+             "positions": torch.arange(L, device=device).expand(16, L), "targets": tokens}
     seconds = timed_training(bert, lambda: bert(**batch)[1]["loss"])
     results["bert_train_frames_per_s"] = 16 * L / seconds
-    print(f"BERT training     {16 * L / seconds:10.0f} frames/s ({1 / seconds:.2f} steps/s of 16 x {L} frames of {Q} code(s))")
+    print(f"BERT training     {16 * L / seconds:10.0f} frames/s ({1 / seconds:.2f} steps/s of 16 x {L} frames)")
     # the latent head (Eq. 11): the same step with a true latent at every targeted frame of 12 of the 16
     # items, timed alternately with the plain step, so that a machine's drift hits both alike
     latents = torch.nn.functional.normalize(torch.randn(16, L, bert.config.code_dim, device=device), dim=-1)
@@ -159,7 +156,7 @@ def main():
         print(f"{name:<17} {SIGNAL_SECONDS / value:10.1f}x real time ({value * 1000:.0f} ms for {SIGNAL_SECONDS:g} s)")
 
     S = int(30 * rate) // hop
-    mixture = torch.randint(0, vocab.num_codes, (S, Q))  # (S, Q)
+    mixture = torch.randint(0, vocab.num_codes, (S,))  # (S,)
     features = torch.nn.functional.normalize(torch.randn(S, vqvae.config.code_dim), dim=-1)
     audio = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, S * hop).astype(np.float32))
     time_separation(bert, vqvae, vocab, mixture, features, audio, device)  # warm-up

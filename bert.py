@@ -3,9 +3,8 @@
 Papers: "Attention Is All You Need", Vaswani et al., 2017 (arXiv:1706.03762); "BERT", Devlin et
 al., 2019 (arXiv:1810.04805); pre-LayerNorm blocks as in GPT-2 / "On Layer Normalization in the
 Transformer Architecture", Xiong et al., 2020 (arXiv:2002.04745). Frozen codebook vectors as input
-embeddings follow "VampNet", Garcia et al., 2023 (arXiv:2307.04686); frames of Q codes with one
-head per level follow VampNet and "SoundStorm", Borsos et al., 2023 (arXiv:2305.09636). The file's
-layout follows nanoGPT's model.py.
+embeddings follow "VampNet", Garcia et al., 2023 (arXiv:2307.04686). The file's layout follows
+nanoGPT's model.py.
 
 Departures from a text BERT, each because a plain one learned nothing here (it predicted the
 silent code everywhere; README, "Why a plain BERT fails on audio codes"; docs/experiments/design-choices.md):
@@ -28,13 +27,7 @@ silent code everywhere; README, "Why a plain BERT fails on audio codes"; docs/ex
   head's direction towards h instead (the first version) left both the codes and the latents worse
   (docs/experiments/latent-head.md, docs/experiments/separation-training.md).
 
-Frames of Q codes (Eq. 9): tokens are (B, L, Q), Q = 1 the ordinary case. A frame's embedding is
-the sum over levels of each level's projected code vector (a level's own MASK embedding where it
-is masked); PAD, SEP and the stem separators are read from level 1. Q tied cosine heads give
-logits (B, L, Q, K); only codes are ever predicted. The latent of Eq. 11 is the whole normalised
-latent (Eq. 9's r_0), which level 1 approximates and the finer levels refine.
-
-Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size, Q levels.
+Shapes: B batch, L sequence length, E model width, H heads, D code dim, K codebook size.
 """
 import math
 from dataclasses import dataclass
@@ -57,7 +50,6 @@ class BERTConfig:
     width: int = 256            # E
     logit_scale: float = 50.0   # initial scale of the cosine head
     local_kernel: int = 5       # width of the local convolution before attention
-    codebooks: int = 1          # Q: codes per frame (the VQ-VAE's residual levels)
     latent_weight: float = 10.0  # lambda of Eq. 11: the latent loss beside the cross-entropy (0 = codes only)
 
 
@@ -108,38 +100,20 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class CodeLevel(nn.Module):
-    """One level's own pieces: its code projection, its MASK embedding, its cosine head and scale."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.code_projection = nn.Linear(config.code_dim, config.width)  # code vector -> E
-        self.mask_embedding = nn.Parameter(torch.zeros(config.width))
-        self.head = nn.Linear(config.width, config.code_dim)  # hidden state -> a direction in code space
-        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale)))
-
-    def direction(self, x):
-        """The head's unit vector d in code space, (..., D) float32: a predicted (normalised) latent."""
-        return F.normalize(self.head(x).float(), dim=-1)
-
-    def logits(self, direction, codebook):
-        """The tied cosine head: scale * cos(d, e_i) for every code i of `codebook` (K, D): (..., K).
-        In float32 even under autocast: bf16 cannot tell cosines 0.005 apart in a crowded codebook."""
-        with torch.autocast(direction.device.type, enabled=False):
-            return self.log_logit_scale.exp() * direction @ codebook.t()  # (..., K)
-
-
 class AudioBERT(nn.Module):
     def __init__(self, config, codebook):
-        """codebook: (Q, K, D) the VQ-VAE's code vectors as its decoder uses them
-        (`quantizer.code_vectors()`), frozen here."""
+        """codebook: (K, D) the VQ-VAE's code vectors as its decoder uses them
+        (`quantizer.normalized_codebook()`), frozen here."""
         super().__init__()
         self.config = config
-        K, D, E, Q = config.num_codes, config.code_dim, config.width, config.codebooks
-        if codebook.shape != (Q, K, D):
-            raise ValueError(f"codebook shape {tuple(codebook.shape)} does not match {(Q, K, D)} (Q={Q}, K={K}, D={D})")
-        self.register_buffer("codebook", F.normalize(codebook.detach().float(), dim=-1))  # (Q, K, D), frozen
-        self.levels = nn.ModuleList(CodeLevel(config) for _ in range(Q))
+        K, D, E = config.num_codes, config.code_dim, config.width
+        if codebook.shape != (K, D):
+            raise ValueError(f"codebook shape {tuple(codebook.shape)} does not match {(K, D)} (K={K}, D={D})")
+        self.register_buffer("codebook", F.normalize(codebook.detach().float(), dim=-1))  # (K, D), frozen
+        self.code_projection = nn.Linear(D, E)  # code vector -> E (the code embeddings)
+        self.mask_embedding = nn.Parameter(torch.zeros(E))
+        self.head = nn.Linear(E, D)  # hidden state -> a direction in code space (the cosine head)
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale)))
         self.special_embedding = nn.Embedding(config.num_special, E)  # PAD, MASK, SEP, stems
         self.feature_projection = nn.Linear(D, E)  # continuous latents -> E
         self.position_embedding = nn.Embedding(config.max_positions, E)
@@ -151,8 +125,7 @@ class AudioBERT(nn.Module):
         self.norm = nn.LayerNorm(E)
         self.latent_head = nn.Linear(E, D)  # hidden state -> the predicted latent (Eq. 11)
         self.apply(self.init_weights)
-        for level in self.levels:
-            nn.init.normal_(level.mask_embedding, std=0.02)
+        nn.init.normal_(self.mask_embedding, std=0.02)
 
     @staticmethod
     def init_weights(module):
@@ -163,49 +136,41 @@ class AudioBERT(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
 
     def embed_tokens(self, tokens):
-        """(B, L, Q) ids -> (B, L, E): the sum over levels of each level's projected code vector (its
-        MASK embedding where masked), plus the special embedding of PAD, SEP and stem separators.
+        """(B, L) ids -> (B, L, E): a code's projected code vector, the MASK embedding, or the special
+        embedding of PAD, SEP and the stem separators.
 
-        Each level's rows form one table of K + 2 rows (its K projected codes, MASK, zero), and one
-        `embedding_bag` sums a frame's rows without building the (B, L, Q, E) tensor.
-        """
-        B, L, Q = tokens.shape
-        K, mask = self.config.num_codes, Vocabulary(self.config.num_codes).mask
-        tables = torch.cat([torch.cat([level.code_projection(self.codebook[q]), level.mask_embedding[None],
-                                       level.mask_embedding.new_zeros(1, self.config.width)])
-                            for q, level in enumerate(self.levels)])  # (Q * (K + 2), E)
-        rows = torch.where(tokens < K, tokens, torch.where(tokens == mask, K, K + 1))  # (B, L, Q)
-        rows = rows + (K + 2) * torch.arange(Q, device=tokens.device)  # into the stacked tables
-        x = F.embedding_bag(rows.reshape(B * L, Q), tables, mode="sum").view(B, L, -1)  # (B, L, E)
-        first = tokens[..., 0]  # (B, L) level 1 says whether a frame is PAD, SEP or a stem separator
-        special = (first >= K) & (first != mask)
-        return x + special[..., None] * self.special_embedding((first - K).clamp(min=0))  # (B, L, E)
+        One table of K + 2 rows (the K projected codes, MASK, a zero row for the special tokens, whose
+        embedding is added after)."""
+        K, E, mask = self.config.num_codes, self.config.width, Vocabulary(self.config.num_codes).mask
+        table = torch.cat([self.code_projection(self.codebook), self.mask_embedding[None],
+                           self.mask_embedding.new_zeros(1, E)])  # (K + 2, E)
+        rows = torch.where(tokens < K, tokens, torch.where(tokens == mask, K, K + 1))  # (B, L)
+        special = (tokens >= K) & (tokens != mask)  # PAD, SEP, a stem separator
+        return F.embedding(rows, table) + special[..., None] * self.special_embedding((tokens - K).clamp(min=0))
 
     def forward(self, tokens, segments, positions, features=None, padding=None, targets=None, latents=None):
-        """tokens: (B, L, Q) long; segments, positions: (B, L) long; features: (B, L, D) latents or
+        """tokens: (B, L) long; segments, positions: (B, L) long; features: (B, L, D) latents or
         None (zeros where a position has none); padding: (B, L) bool, True at PAD positions;
-        targets: (B, L, Q) code ids, -100 where nothing is predicted; latents: (B, L, D) the true
+        targets: (B, L) code ids, -100 where nothing is predicted; latents: (B, L, D) the true
         normalised latents of Eq. 11 at the frames whose latent is predicted (the masked stem frames
         of separation items), zeros elsewhere.
 
-        Returns (output, losses), as every model here. Without targets: ((logits (B, L, Q, K), the
+        Returns (output, losses), as every model here. Without targets: ((logits (B, L, K), the
         predicted unit latents z of Eq. 11 (B, L, D)), None). With them: (None, losses), `loss` =
-        `cross_entropy` (the mean over the targeted (frame, level) pairs, `level_loss`) +
-        latent_weight * `latent` (Eq. 11); the logits of every frame are not computed in training.
+        `cross_entropy` (the mean over the targeted frames, `code_loss`) + latent_weight * `latent`
+        (Eq. 11); the logits of every frame are not computed in training.
         """
         x = self.hidden_states(tokens, segments, positions, features, padding)  # (B, L, E)
         if targets is not None:
-            cross_entropy = self.level_loss(x, targets)
+            cross_entropy = self.code_loss(x, targets)
             latent = self.latent_loss(x, targets, latents)
             return None, {"loss": cross_entropy + self.config.latent_weight * latent,
                           "cross_entropy": cross_entropy, "latent": latent}
-        logits = torch.stack([level.logits(level.direction(x), self.codebook[q]) for q, level in enumerate(self.levels)],
-                             dim=2)  # (B, L, Q, K)
-        return (logits, self.latent(x)), None
+        return (self.logits(x), self.latent(x)), None
 
     def hidden_states(self, tokens, segments, positions, features=None, padding=None):
         """The Transformer's output, (B, L, E), before any head (the inputs are those of `forward`)."""
-        B, L, Q = tokens.shape
+        B, L = tokens.shape
         if L > self.config.max_positions:
             raise ValueError(f"sequence of {L} tokens is longer than max_positions {self.config.max_positions}")
         x = self.embed_tokens(tokens) + self.position_embedding(positions) + self.segment_embedding(segments)  # (B, L, E)
@@ -219,28 +184,29 @@ class AudioBERT(nn.Module):
             x = block(x, attend)
         return self.norm(x)  # (B, L, E)
 
+    def logits(self, x):
+        """The tied cosine head: (..., E) hidden states -> scale * cos(d, e_i) for every code i, (..., K),
+        d the head's unit direction in code space. In float32 even under autocast: bf16 cannot tell
+        cosines 0.005 apart in a crowded codebook."""
+        direction = F.normalize(self.head(x).float(), dim=-1)  # (..., D)
+        with torch.autocast(direction.device.type, enabled=False):
+            return self.log_logit_scale.exp() * direction @ self.codebook.t()  # (..., K)
+
     def latent(self, x):
         """The latent head: (..., E) hidden states -> (..., D) unit vectors z in code space, float32."""
         return F.normalize(self.latent_head(x).float(), dim=-1)
 
-    def level_loss(self, x, targets):
-        """Mean cross-entropy over the targeted (frame, level) pairs of (B, L, Q) `targets`, scoring
-        each pair with its own level's head only: training targets few pairs, so the logits of every
-        level at every frame, (B, L, Q, K), would be mostly thrown away (at Q = 8 they cost more than
-        the Transformer). Equal to the cross-entropy of the full logits (tested)."""
-        picked = targets != IGNORE  # (B, L, Q)
-        total = x.new_zeros((), dtype=torch.float32)
-        for q, level in enumerate(self.levels):
-            at_level = picked[..., q]  # (B, L)
-            if at_level.any():
-                logits = level.logits(level.direction(x[at_level]), self.codebook[q])  # (n_q, K)
-                total = total + F.cross_entropy(logits, targets[..., q][at_level], reduction="sum")
-        return total / picked.sum()  # NaN when nothing is targeted, as the mean over no positions
+    def code_loss(self, x, targets):
+        """Mean cross-entropy over the targeted frames of (B, L) `targets`, scoring those frames only:
+        training targets few of them, so the logits of every frame, (B, L, K), would be mostly thrown
+        away. Equal to the cross-entropy of the full logits (tested); NaN when nothing is targeted."""
+        picked = targets != IGNORE  # (B, L)
+        return F.cross_entropy(self.logits(x[picked]), targets[picked])
 
     def latent_loss(self, x, targets, latents):
-        """Eq. 11: mean of 1 - cos(z, h) over the frames whose level-1 code is targeted and whose
-        true latent h is given (non-zero in `latents`); 0 where there are none."""
-        at = None if latents is None else (targets[..., 0] != IGNORE) & (latents != 0).any(dim=-1)  # (B, L)
+        """Eq. 11: mean of 1 - cos(z, h) over the frames whose code is targeted and whose true latent
+        h is given (non-zero in `latents`); 0 where there are none."""
+        at = None if latents is None else (targets != IGNORE) & (latents != 0).any(dim=-1)  # (B, L)
         if at is None or not at.any():
             return x.new_zeros((), dtype=torch.float32)
         h = F.normalize(latents[at].float(), dim=-1)  # (n, D)

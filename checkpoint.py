@@ -6,9 +6,9 @@ nanoGPT), so `infer.py` rebuilds a model from the file alone, and `kind` lets us
 passed where a VQ-VAE is expected with a clear message instead of a state_dict traceback.
 
 `format` is the layout of the weights: a checkpoint of another format is refused with one line
-naming the format it needs; there is no silent conversion. Format 2: tokens always carry the level
-axis (S, Q), and the quantizer and BERT keep their per-level modules in `levels` even for Q = 1.
-(Format 1, without the field, is what commit 9f53cb0 and earlier wrote.)
+naming the format it needs; there is no silent conversion. Format 3: one code per frame, tokens (S,).
+(Format 2, frames of Q codes, is what commits 5496f98 to fe96be8 wrote; format 1, without the field,
+commit 9f53cb0 and earlier.)
 """
 from pathlib import Path
 
@@ -17,7 +17,8 @@ import torch
 from files import UserError, atomic_write
 from vqvae import VQVAE, VQVAEConfig
 
-FORMAT = 2  # the checkpoint layout this code reads and writes
+FORMAT = 3  # the checkpoint layout this code reads and writes
+READERS = {1: "9f53cb0", 2: "fe96be8"}  # the last commit that reads each earlier format
 
 
 def save_checkpoint(path, checkpoint):
@@ -42,9 +43,11 @@ def load_checkpoint(path, kind):
         raise UserError(f"{path}: not an audio-mlm checkpoint")
     if checkpoint["kind"] != kind:
         raise UserError(f"{path}: is a {checkpoint['kind']} checkpoint, expected a {kind} checkpoint")
-    if checkpoint.get("format", 1) != FORMAT:
-        raise UserError(f"{path}: checkpoint format {checkpoint.get('format', 1)}, this code needs format {FORMAT}; "
-                        f"retrain it (`python train.py {kind}`) or read it with commit 9f53cb0")
+    found = checkpoint.get("format", 1)
+    if found != FORMAT:
+        reader = f" or read it with commit {READERS[found]}" if found in READERS else ""
+        raise UserError(f"{path}: checkpoint format {found}, this code needs format {FORMAT}; "
+                        f"retrain it (`python train.py {kind}`){reader}")
     return checkpoint
 
 
@@ -71,16 +74,12 @@ def load_bert(path, vqvae, device="cpu"):
     from tokens import vqvae_fingerprint
 
     checkpoint = load_checkpoint(path, "bert")
-    codebooks = checkpoint["config"]["codebooks"]
-    if codebooks != vqvae.config.codebooks:
-        raise UserError(f"{path}: this BERT reads frames of {codebooks} codes, the VQ-VAE gives {vqvae.config.codebooks} "
-                        f"per frame; it was trained on the tokens of {checkpoint.get('vqvae_path', 'unknown')} (pass that one with --vqvae)")
     if checkpoint.get("vqvae_fingerprint") != vqvae_fingerprint(vqvae):
         raise UserError(f"{path}: this BERT was trained on the tokens of another VQ-VAE "
                         f"({checkpoint.get('vqvae_path', 'unknown')}); pass that one with --vqvae")
     try:
         config = BERTConfig(**checkpoint["config"])
-        model = AudioBERT(config, vqvae.quantizer.code_vectors().detach().cpu())
+        model = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach().cpu())
         model.load_state_dict(checkpoint["model"])
     except (TypeError, ValueError, RuntimeError, KeyError) as error:
         reason = str(error).strip().splitlines()[0][:120]

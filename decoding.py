@@ -9,17 +9,12 @@ the rest, so that after step t a share cos(pi/2 * t / N) of the originally maske
 still masked (cosine schedule, 0 after the last step); repeat. A position that was not masked at
 the start is never changed.
 
-Frames of Q codes (Eq. 9) are decoded coarse to fine, as in SoundStorm (Borsos et al., 2023,
-arXiv:2305.09636): MaskGIT over the masked frames of level 1 with `steps` steps, then each finer
-level given the coarser ones, in one step each (the coarse level has fixed what the frame is, a
-finer level only refines it).
-
 `record=True` also returns, for every position, BERT's distribution over codes at the step that
 revealed it (softmax of the logits, untempered; one-hot where the token was given), which
 `tasks.separate_all` turns into expected code vectors (soft decoding), and the latent head's z at
-that step (Eq. 11, the predicted latent; the given level-1 code's vector where the token was given).
+that step (Eq. 11, the predicted latent; the given code's vector where the token was given).
 
-Shapes: B batch, L sequence length, K codebook size, Q levels.
+Shapes: B batch, L sequence length, K codebook size, D code dim.
 """
 import math
 
@@ -29,8 +24,8 @@ import torch.nn.functional as F
 
 @torch.no_grad()
 def maskgit_fill(model, batch, mask_id, steps=1, temperature=0.0, generator=None, record=False):
-    """Fill the MASK tokens of batch["tokens"] (B, L, Q), level by level; returns new tokens (and
-    with `record`, their distributions (B, L, Q, K) and predicted latents (B, L, D)).
+    """Fill the MASK tokens of batch["tokens"] (B, L); returns new tokens (and with `record`, their
+    distributions (B, L, K) and predicted latents (B, L, D)).
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
@@ -40,32 +35,19 @@ def maskgit_fill(model, batch, mask_id, steps=1, temperature=0.0, generator=None
         raise ValueError(f"steps must be at least 1, got {steps}")
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
-    probs = latents = None  # with `record`: given tokens one-hot (their code vector), the rest filled as revealed
-    if record:
-        K = model.config.num_codes
-        probs = F.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)  # (B, L, Q, K)
-        first = tokens[..., 0]  # (B, L)
-        latents = model.codebook[0][first.clamp(max=K - 1)].masked_fill((first >= K)[..., None], 0.0)  # (B, L, D)
-    for level in range(tokens.shape[-1]):  # coarse to fine
-        tokens = fill_level(model, tokens, inputs, mask_id, steps if level == 0 else 1, temperature, generator,
-                            level, None if probs is None else probs[:, :, level], latents if level == 0 else None)
-    return (tokens, probs, latents) if record else tokens
-
-
-def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, level, probs_out=None, latents_out=None):
-    """MaskGIT over the MASKs of level `level` of (B, L, Q) frames; `probs_out` (B, L, K) and
-    `latents_out` (B, L, D), if given, receive each position's distribution and predicted latent at the
-    step that reveals it."""
-    total = (tokens[:, :, level] == mask_id).sum(dim=1)  # (B,) masked at the start
+    K = model.config.num_codes
+    if record:  # given tokens: one-hot and their code vector; the rest filled as they are revealed
+        probs_out = F.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)  # (B, L, K)
+        latents_out = model.codebook[tokens.clamp(max=K - 1)].masked_fill((tokens >= K)[..., None], 0.0)  # (B, L, D)
+    total = (tokens == mask_id).sum(dim=1)  # (B,) masked at the start
     for step in range(1, steps + 1):
-        still_masked = tokens[:, :, level] == mask_id  # (B, L)
+        still_masked = tokens == mask_id  # (B, L)
         if not still_masked.any():
             break
-        (logits, latents), _ = model(tokens, **inputs)  # (B, L, Q, K), (B, L, D)
-        logits = logits[:, :, level].float()  # (B, L, K)
+        (logits, latents), _ = model(tokens, **inputs)  # (B, L, K), (B, L, D)
         if temperature > 0:
             probs = torch.softmax(logits / temperature, dim=-1)
-            guess = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(still_masked.shape)
+            guess = torch.multinomial(probs.view(-1, K), 1, generator=generator).view(still_masked.shape)
         else:
             probs = torch.softmax(logits, dim=-1)
             guess = probs.argmax(dim=-1)  # (B, L)
@@ -77,10 +59,8 @@ def fill_level(model, tokens, inputs, mask_id, steps, temperature, generator, le
         reveal = still_masked.sum(dim=1) - remaining  # (B,) how many to unmask now
         order = confidence.argsort(dim=1, descending=True).argsort(dim=1)  # rank by confidence
         chosen = (order < reveal[:, None]) & still_masked  # (B, L)
-        if probs_out is not None:
+        if record:
             probs_out[chosen] = torch.softmax(logits[chosen], dim=-1)
-        if latents_out is not None:
             latents_out[chosen] = latents[chosen].float()
-        tokens = tokens.clone()
-        tokens[:, :, level] = torch.where(chosen, guess, tokens[:, :, level])
-    return tokens
+        tokens = torch.where(chosen, guess, tokens)
+    return (tokens, probs_out, latents_out) if record else tokens

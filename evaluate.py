@@ -34,9 +34,6 @@ def print_bert(results):
     print(f"  top-1 accuracy {mlm['accuracy']:.3f} +- {mlm['accuracy_ci95']:.3f}   top-5 {mlm['top5_accuracy']:.3f}   "
           f"unigram baseline {mlm['unigram_accuracy']:.3f} (ratio {mlm['accuracy'] / max(mlm['unigram_accuracy'], 1e-9):.1f}x)   "
           f"neighbour baseline {mlm['neighbour_accuracy']:.3f}")
-    if len(mlm["accuracy_by_level"]) > 1:  # frames of Q codes: the figures above are level 1's
-        print("  by level (top-1 / unigram): " + ", ".join(
-            f"{q + 1}: {a:.3f} / {u:.3f}" for q, (a, u) in enumerate(zip(mlm["accuracy_by_level"], mlm["unigram_accuracy_by_level"]))))
     for gap in [results["inpainting"], *results.get("inpainting_gaps", {}).values()]:
         if "skipped" in gap:
             print(f"inpainting: {gap['skipped']}")

@@ -6,8 +6,7 @@ validation and test splits with `evaluate_reconstruction`; BERT's figures (maske
 inpainting, separation) are in `evaluation_bert.py`; `report.py` draws its listening page from the
 same chunks and helpers. Commands import these modules, never each other.
 
-- reconstruction (the tokenizer): SI-SDR, MR-STFT distance, codebook use, token rate, bitrate,
-  each level's codebook use, and the SI-SDR from the first n of Q levels (what quantizer dropout buys).
+- reconstruction (the tokenizer): SI-SDR, MR-STFT distance, codebook use, token rate, bitrate.
 Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
 """
 import json
@@ -33,45 +32,28 @@ def held_out_chunks(data_root, split, sample_rate, chunks_per_track):
     return eval_chunks(tracks, sample_rate, length, sources, chunks_per_track=chunks_per_track)
 
 
-def level_prefixes(codebooks):
-    """The numbers of levels a residual tokenizer is also scored with: 1, 2, 4, ... and Q."""
-    return sorted({2 ** i for i in range(codebooks.bit_length()) if 2 ** i < codebooks} | {codebooks})
-
-
 @torch.no_grad()
 def evaluate_reconstruction(model, chunks, device, batch_size=16):
-    """Encode + decode each chunk; return a dict of metrics.
-
-    With Q levels (Eq. 9): each level's codes in use and perplexity (`*_by_level`;
-    `codes_used_fraction` is the least-used level's, `perplexity` the mean), and the SI-SDR of the
-    audio decoded from the first n levels only (`si_sdr_db_by_levels`, n = 1, 2, 4, ... Q).
-    """
+    """Encode + decode each chunk; return a dict of metrics."""
     model.eval()
-    Q, K = model.config.codebooks, model.config.num_codes
-    prefixes = level_prefixes(Q)[:-1]  # the full Q is the headline figure
+    K = model.config.num_codes
     per_source, all_sdr, all_mrstft, losses = {}, [], [], []
-    by_levels = {n: [] for n in prefixes}
-    counts = torch.zeros(Q, K)
+    counts = torch.zeros(K)
     for start in range(0, len(chunks), batch_size):
         batch = chunks[start:start + batch_size]
         x = torch.from_numpy(np.stack([wave for _, _, wave in batch])).unsqueeze(1).to(device)  # (B, 1, T)
         with autocast(device):
-            indices = model.encode(x)  # (B, S, Q)
+            indices = model.encode(x)  # (B, S)
             x_hat = model.decode(indices, x.shape[-1]).float()  # (B, 1, T)
-            coarse = {n: model.decode(indices, x.shape[-1], levels=n).float()[:, 0].cpu().numpy() for n in prefixes}
         losses.append(float(reconstruction_loss(x, x_hat) + spectral_loss(x, x_hat)) * len(batch))
-        levels = indices.reshape(-1, Q).cpu()  # (B * S, Q)
-        counts += torch.stack([torch.bincount(levels[:, q], minlength=K) for q in range(Q)]).float()
-        for i, ((_, source, wave), recon) in enumerate(zip(batch, x_hat[:, 0].cpu().numpy())):
+        counts += torch.bincount(indices.flatten().cpu(), minlength=K).float()
+        for (_, source, wave), recon in zip(batch, x_hat[:, 0].cpu().numpy()):
             sdr, distance = si_sdr(wave, recon), mrstft_distance(wave, recon)
             all_sdr.append(sdr)
             all_mrstft.append(distance)
             per_source.setdefault(source, []).append(sdr)
-            for n in prefixes:
-                by_levels[n].append(si_sdr(wave, coarse[n][i]))
-    probs = counts / counts.sum(dim=1, keepdim=True)  # (Q, K)
-    perplexity = torch.exp(-(probs * torch.log(probs + 1e-10)).sum(dim=1))  # (Q,)
-    used = (counts > 0).float().mean(dim=1)  # (Q,)
+    probs = counts / counts.sum()  # (K,)
+    perplexity = torch.exp(-(probs * torch.log(probs + 1e-10)).sum())
     sample_rate, hop = model.config.sample_rate, model.hop
     sdr_mean, sdr_ci = mean_ci95(all_sdr)
     mrstft_mean, mrstft_ci = mean_ci95(all_mrstft)
@@ -81,13 +63,11 @@ def evaluate_reconstruction(model, chunks, device, batch_size=16):
         "si_sdr_db": sdr_mean, "si_sdr_db_ci95": sdr_ci,
         "si_sdr_db_by_source": {s: mean_ci95(v)[0] for s, v in sorted(per_source.items())},
         "mrstft": mrstft_mean, "mrstft_ci95": mrstft_ci,
-        "codes_used_fraction": float(used.min()),
-        "perplexity": float(perplexity.mean()),
+        "codes_used_fraction": float((counts > 0).float().mean()),
+        "perplexity": float(perplexity),
         "tokens_per_second": sample_rate / hop,
-        "bitrate_kbps": sample_rate / hop * Q * math.log2(K) / 1000,
+        "bitrate_kbps": sample_rate / hop * math.log2(K) / 1000,
         "seconds_per_512_tokens": 512 * hop / sample_rate,
-        "codebooks": Q, "codes_used_fraction_by_level": used.tolist(), "perplexity_by_level": perplexity.tolist(),
-        "si_sdr_db_by_levels": {**{str(n): mean_ci95(v)[0] for n, v in by_levels.items()}, str(Q): sdr_mean},
     }
     return results
 
@@ -99,11 +79,6 @@ def print_reconstruction(metrics, title):
         print(f"    {source:<14} {value:6.2f} dB")
     print(f"  MR-STFT distance {metrics['mrstft']:6.3f} +- {metrics['mrstft_ci95']:.3f}")
     print(f"  codes used       {100 * metrics['codes_used_fraction']:5.1f} %   perplexity {metrics['perplexity']:.1f}")
-    if metrics["codebooks"] > 1:  # a residual tokenizer (Eq. 9)
-        print("    by level       " + " ".join(f"{100 * u:.0f}%" for u in metrics["codes_used_fraction_by_level"])
-              + " (the figure above is the least-used level's)")
-        print(f"  SI-SDR from the first n of {metrics['codebooks']} levels: "
-              + ", ".join(f"{n}: {v:.2f} dB" for n, v in metrics["si_sdr_db_by_levels"].items()))
     print(f"  {metrics['tokens_per_second']:g} tokens/s, {metrics['bitrate_kbps']:.2f} kbit/s, "
           f"512 tokens = {metrics['seconds_per_512_tokens']:.3f} s of audio")
 
@@ -131,13 +106,13 @@ def batched(items, size):
 
 
 def rows(cache, row, windows, length):
-    """(B, length, Q) int64 tokens of one source at the given windows [(track, first frame)]."""
+    """(B, length) int64 tokens of one source at the given windows [(track, first frame)]."""
     return torch.from_numpy(np.stack([cache.tokens[row, a:a + length] for _, a in windows]).astype(np.int64))
 
 
 @torch.no_grad()
 def decode_batch(vqvae, tokens, device):
-    """(B, S, Q) tokens -> (B, T) waveforms.
+    """(B, S) tokens -> (B, T) waveforms.
     Float (B, S, D) input is decoder vectors (soft decoding), decoded as they are."""
     with torch.no_grad(), autocast(device):
         if tokens.is_floating_point():

@@ -18,7 +18,7 @@
   quantisation (the ceiling of a latent prediction with this decoder).
 Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
 
-Shapes: B batch, L context (frames), M frames per separation window, K codebook size, Q levels, J stems.
+Shapes: B batch, L context (frames), M frames per separation window, K codebook size, J stems.
 """
 import numpy as np
 import torch
@@ -44,51 +44,43 @@ STEM_SILENCE_DB = -40.0  # a stem quieter than this in a chunk is not scored the
 
 @torch.no_grad()
 def evaluate_mlm(bert, vocab, cache, unigram_code, device, per_track=4, batch_size=16):
-    """Plain BERT masking (15%, 80/10/10) of single-source windows of the full context. A chosen
-    frame is masked at every level and every level is predicted in one shot; the headline figures
-    are level 1's (the coarse code), `*_by_level` each level's against its own unigram guess
-    (`unigram_code` (Q,)); the neighbour guess is level 1's."""
-    L, Q = bert.config.max_positions, bert.config.codebooks
+    """Plain BERT masking (15%, 80/10/10) of single-source windows of the full context, every chosen
+    code predicted in one shot, against the unigram guess `unigram_code` and the neighbour guess."""
+    L = bert.config.max_positions
     generator = torch.Generator().manual_seed(0)
     windows = [(row, w) for row in range(len(cache.sources)) for w in evenly_spaced(cache, L, per_track)]
-    top1, top5, unigram = ([[] for _ in range(Q)] for _ in range(3))  # per level
-    neighbours = []  # level 1
+    top1, top5, unigram, neighbours = [], [], [], []
     for batch in batched(windows, batch_size):
-        tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L, Q)
+        tokens = torch.cat([rows(cache, row, [w], L) for row, w in batch])  # (B, L)
         features = torch.stack([cache.latents(row, a, a + L) for row, (_, a) in batch])  # (B, L, D)
         inputs, labels = bert_mask(tokens, vocab, generator)
         batch_inputs = single_source_inputs(inputs, features, hidden=hidden_frames(inputs, labels, vocab))
         with autocast(device):
-            (logits, _), _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})  # (B, L, Q, K)
-        best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, Q, 5)
-        chosen = labels[..., 0] != IGNORE  # (B, L) a frame's levels are chosen together
+            (logits, _), _ = bert(**{key: value.to(device) for key, value in batch_inputs.items()})  # (B, L, K)
+        best5 = logits.float().topk(5, dim=-1).indices.cpu()  # (B, L, 5)
+        chosen = labels != IGNORE  # (B, L)
         # neighbour baseline: the code nearest to the sum of the visible latents on either side
         visible = batch_inputs["features"]  # (B, L, D), zero where hidden
         around = F.pad(visible, (0, 0, 1, 0))[:, :-1] + F.pad(visible, (0, 0, 0, 1))[:, 1:]  # (B, L, D)
-        neighbour = (around @ bert.codebook[0].cpu().t()).argmax(-1)  # (B, L)
+        neighbour = (around @ bert.codebook.cpu().t()).argmax(-1)  # (B, L)
         for b in range(len(batch)):
-            for q in range(Q):
-                truth, guesses = labels[b, :, q][chosen[b]], best5[b, :, q][chosen[b]]
-                top1[q].append((guesses[:, 0] == truth).float().mean().item())
-                top5[q].append((guesses == truth[:, None]).any(-1).float().mean().item())
-                unigram[q].append((truth == unigram_code[q]).float().mean().item())
-            neighbours.append((neighbour[b][chosen[b]] == labels[b, :, 0][chosen[b]]).float().mean().item())
-    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1[0], top5[0], unigram[0], neighbours))
+            truth, guesses = labels[b][chosen[b]], best5[b][chosen[b]]
+            top1.append((guesses[:, 0] == truth).float().mean().item())
+            top5.append((guesses == truth[:, None]).any(-1).float().mean().item())
+            unigram.append((truth == unigram_code).float().mean().item())
+            neighbours.append((neighbour[b][chosen[b]] == truth).float().mean().item())
+    (a1, c1), (a5, c5), (u, cu), (n, cn) = map(mean_ci95, (top1, top5, unigram, neighbours))
     return {"windows": len(windows), "accuracy": a1, "accuracy_ci95": c1, "top5_accuracy": a5, "top5_accuracy_ci95": c5,
-            "unigram_accuracy": u, "unigram_accuracy_ci95": cu, "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn,
-            "accuracy_by_level": [mean_ci95(v)[0] for v in top1],
-            "unigram_accuracy_by_level": [mean_ci95(v)[0] for v in unigram]}
+            "unigram_accuracy": u, "unigram_accuracy_ci95": cu, "neighbour_accuracy": n, "neighbour_accuracy_ci95": cn}
 
 
 # ---- inpainting (Eq. 7) ----
 
 def unigram_fill(tokens, masked, counts, generator):
-    """(B, L, Q) tokens with every `masked` code replaced by a draw from its level's unigram `counts` (Q, K)."""
-    counts = torch.as_tensor(counts, dtype=torch.float64)  # (Q, K)
-    draws = torch.stack([torch.multinomial(counts[q] / counts[q].sum(), tokens[..., q].numel(), replacement=True,
-                                           generator=generator).view(tokens.shape[:2]) for q in range(tokens.shape[-1])],
-                        dim=-1)  # (B, L, Q)
-    return torch.where(masked, draws, tokens)
+    """(B, L) tokens with every `masked` code replaced by a draw from the unigram `counts` (K,)."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)  # (K,)
+    draws = torch.multinomial(counts / counts.sum(), tokens.numel(), replacement=True, generator=generator)
+    return torch.where(masked, draws.view(tokens.shape), tokens)
 
 
 # what fills each gap: BERT's sampled codes and its predicted latents (Eq. 11) decoded; codes drawn
@@ -110,7 +102,7 @@ def gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P, per_track=4
     GAP_FILLS (only the classic ones where P is more than half BERT's context). BERT fills as
     `infer.py inpaint` does, from a window of its context centred on the gap. The cross-fade reads
     the gap's length of audio on each side, linear prediction LPC_CONTEXT samples, the repetition
-    fill the whole track. `unigram`: code counts of mixtures (Q, K), or None for no unigram fill.
+    fill the whole track. `unigram`: code counts of mixtures (K,), or None for no unigram fill.
     Every draw is seeded. Yields, per gap, (track, the span's start in seconds, the span's audio,
     (a, b) the gap in its samples, {fill: (b - a,) audio})."""
     L, hop, rate = bert.config.max_positions, vqvae.hop, vqvae.config.sample_rate
@@ -125,7 +117,7 @@ def gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P, per_track=4
         fills = {}
         if P <= L // 2:
             firsts = [(t, first + window) for t, first in batch]
-            tokens = rows(cache, mix_row, firsts, L)  # (B, L, Q)
+            tokens = rows(cache, mix_row, firsts, L)  # (B, L)
             inputs, labels = middle_mask(tokens, P, vocab)
             features = torch.stack([cache.latents(mix_row, f, f + L) for _, f in firsts])  # (B, L, D)
             hidden = hidden_frames(inputs, labels, vocab)  # (B, L) the gap
@@ -200,7 +192,7 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, per_track=4):
     frames = int(SEPARATION_SECONDS * rate) // hop
     stems, mix_row = list(vocab.stems), cache.sources.index("mix")
     scores = {stem: {c: {m: [] for m in ("si_sdr_db", "bss_sdr_db", "mrstft")} for c in CANDIDATES} for stem in stems}
-    code_vectors = vqvae.quantizer.code_vectors().detach()  # (Q, K, D)
+    code_vectors = vqvae.quantizer.normalized_codebook().detach()  # (K, D)
     for t, first in evenly_spaced(cache, frames, per_track):
         start = (first - cache.track_range(t)[0]) * hop / rate
         mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)  # (T,)
@@ -208,9 +200,9 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, per_track=4):
         active = [j for j, reference in enumerate(references) if not is_silent(reference, STEM_SILENCE_DB)]
         if not active:
             continue
-        mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S, Q)
+        mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S,)
         features = cache.latents(mix_row, first, first + frames)  # (S, D)
-        truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S, Q)
+        truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S)
         stem_latents = torch.stack([cache.latents(cache.sources.index(stem), first, first + frames) for stem in stems])
         with autocast(device):
             predicted = separate_all(bert, vocab, mixture, features, stems, SEPARATE_STEPS, code_vectors=code_vectors)
@@ -260,8 +252,8 @@ def evaluate_bert(bert, vocab, vqvae, cache, validation, tracks, device, gap_sec
     `gap_seconds`: further inpainting gaps (`inpainting_gaps`; one longer than half the context is
     scored with the classic fillers only, one longer than a third of every track is left out with a
     note saying so)."""
-    unigram_code = validation.code_counts(vocab.num_codes).argmax(axis=1)  # (Q,) each level's commonest code
-    mixture_counts = validation.code_counts(vocab.num_codes, "mix")  # (Q, K) the unigram fill of inpainting
+    unigram_code = int(validation.code_counts(vocab.num_codes).argmax())  # the commonest code
+    mixture_counts = validation.code_counts(vocab.num_codes, "mix")  # (K,) the unigram fill of inpainting
     results = {"mlm": evaluate_mlm(bert, vocab, cache, unigram_code, device),
                "inpainting": evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, mixture_counts)}
     if gap_seconds:

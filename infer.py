@@ -13,7 +13,7 @@
 Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
 resampled to the model's rate; a float file whose samples reach beyond +-1 is scaled to a peak of
 1, with a line saying so. Token files are plain .npy arrays of int16 code indices, one frame per
-2^k samples: (S, Q), Q codes per frame (Eq. 9; a (S,) file is read as Q = 1).
+2^k samples: (S,) (a (S, 1) file, as commits before fe96be8 wrote them, is read as (S,)).
 `separate` separates every stem in one batched pass and, by default, refines the decoded stems
 by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them. The masks
 come from the model-rate estimates and share each channel of the original file, so the stems come
@@ -55,13 +55,13 @@ CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
 
 def encode_segment(segment, model, device):
-    """Tokens (S, Q) and normalised latents (S, D) of a segment with its margins."""
+    """Tokens (S,) and normalised latents (S, D) of a segment with its margins."""
     tokens, features, _ = encode_waveform(model, segment.audio, device)  # no_grad, bf16 where the CPU has it
     return tokens, features
 
 
 def decode_long(tokens, model, device):
-    """(S, Q) tokens or (S, D) decoder inputs -> (S * 2^k,) float32 waveform, decoded in overlapping
+    """(S,) tokens or (S, D) decoder inputs -> (S * 2^k,) float32 waveform, decoded in overlapping
     pieces (bounded memory)."""
     with torch.no_grad(), autocast(device):
         return decode_in_pieces(model, tokens.to(device)).float().cpu().numpy()
@@ -94,11 +94,10 @@ def command_encode(args, model, device):
         parts.append(tokens[kept_tokens(segment, model.hop)])
         loudness.add(segment.kept)
     loudness.check()
-    indices = torch.cat(parts)  # (S, Q) frames of Q codes
+    indices = torch.cat(parts)  # (S,)
     with atomic_write(out) as tmp:
         np.save(tmp, indices.numpy().astype(np.int16))
-    print(f"{args.input}: {len(indices)} frames of {indices.shape[1]} code(s) "
-          f"({model.config.sample_rate / model.hop:g} frames/s) -> {out}")
+    print(f"{args.input}: {len(indices)} tokens ({model.config.sample_rate / model.hop:g} tokens/s) -> {out}")
 
 
 def command_decode(args, model, device):
@@ -111,12 +110,9 @@ def command_decode(args, model, device):
         tokens = np.load(path, mmap_mode="r", allow_pickle=False)  # read as it is decoded
     except Exception:
         raise UserError(f"{path}: not a token file (.npy of code indices)") from None
-    if tokens.ndim not in (1, 2) or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
-        raise UserError(f"{path}: expected integer code indices, (S, Q) or (S,), got {tokens.dtype} {tokens.shape}")
-    tokens = tokens.reshape(len(tokens), -1)  # (S, Q): a (S,) file is one code per frame
-    if tokens.shape[1] != model.config.codebooks:
-        raise UserError(f"{path}: {tokens.shape[1]} code(s) per frame, but the VQ-VAE {args.vqvae} reads "
-                        f"{model.config.codebooks}; were they made with another tokenizer?")
+    if tokens.shape[1:] not in ((), (1,)) or tokens.size == 0 or not np.issubdtype(tokens.dtype, np.integer):
+        raise UserError(f"{path}: expected integer code indices, (S,), got {tokens.dtype} {tokens.shape}")
+    tokens = tokens.reshape(-1)  # (S,)
     if tokens.min() < 0 or tokens.max() >= model.config.num_codes:
         raise UserError(f"{path}: code indices outside 0..{model.config.num_codes - 1}; "
                         f"were they made with another tokenizer?")
@@ -210,17 +206,17 @@ def command_separate(args, device):
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness = Loudness(args.input)
-    code_vectors = vqvae.quantizer.code_vectors().detach() if args.decode == "soft" else None
+    code_vectors = vqvae.quantizer.normalized_codebook().detach() if args.decode == "soft" else None
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, out_rate, out_channels)) for stem, path in paths.items()}
         for i, segment in enumerate(segments(args, vqvae, margin, align)):  # read
-            mixture, features = encode_segment(segment, vqvae, device)  # tokens (S, Q) and latents (S, D)
+            mixture, features = encode_segment(segment, vqvae, device)  # tokens (S,) and latents (S, D)
             loudness.add(segment.kept)
             with autocast(device):  # BERT: every stem in one batched pass (Eq. 8, Eq. 11)
                 estimates = separate_all(bert, vocab, mixture, features, separated, SEPARATE_STEPS,
                                          code_vectors=code_vectors, tokens=args.decode != "latent",
                                          progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
-            estimates = estimates[DECODER_INPUTS[args.decode]]  # (J, S, Q) tokens or (J, S, D) decoder inputs
+            estimates = estimates[DECODER_INPUTS[args.decode]]  # (J, S) tokens or (J, S, D) decoder inputs
             waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # decode (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
                              offset=segment.start - segment.offset).numpy() if refining else waves  # refine (Eq. 10)

@@ -221,7 +221,7 @@ def encode_in_pieces(model, x, piece=None, margin=32, batch_size=8):
 
 @torch.no_grad()
 def decode_in_pieces(model, indices, piece=None, margin=32, batch_size=8):
-    """(S, Q) token indices, or float (S, D) decoder inputs -> (S * 2^k,) waveform."""
+    """(S,) token indices, or float (S, D) decoder inputs -> (S * 2^k,) waveform."""
     hop, S, piece = model.hop, indices.shape[0], piece or piece_frames(model)
     vectors = indices if indices.is_floating_point() else model.lookup(indices)  # (S, D)
     z = F.pad(vectors.t(), (margin, margin + piece))  # (D, S + room), zero margins

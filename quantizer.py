@@ -14,12 +14,11 @@ Departures from the 2017 paper, each measured to matter on this project's data:
   for `dead_after` steps are re-seeded from the current batch (dead-code restart).
 - optional EMA codebook update (the paper's appendix) instead of the Eq. 4 gradient (`--ema`).
 
-`ResidualVectorQuantizer` (Eq. 9) stacks Q of these levels, each quantizing what the coarser ones
-left: "SoundStream: An End-to-End Neural Audio Codec", Zeghidour et al., 2021 (arXiv:2107.03312),
-with quantizer dropout. Q = 1 is the single codebook of Eq. 1, so tokens always carry the level
-axis: (B, S, Q).
+Residual quantization (Eq. 9, frames of Q codes, as in SoundStream) was built, measured and removed:
+at equal CPU minutes its longer context separated the pitched stems no better than one codebook
+(docs/experiments/long-context-latent.md; `git show fe96be8:quantizer.py` has it).
 
-Shapes: B batch, S tokens, D code dim, K codebook size, Q codebooks (levels), N = B * S vectors.
+Shapes: B batch, S tokens, D code dim, K codebook size, N = B * S vectors.
 """
 import torch
 import torch.nn as nn
@@ -65,8 +64,7 @@ class VectorQuantizer(nn.Module):
         """h: (B, S, D) encoder outputs. Returns (quantized, loss, indices, stats).
 
         quantized (B, S, D) carries the straight-through gradient to h; loss is
-        L_codebook + beta * L_commit (Eq. 4 and 5); indices (B, S) are this level's codes
-        (the residual quantizer stacks them into tokens (B, S, Q)).
+        L_codebook + beta * L_commit (Eq. 4 and 5); indices (B, S) are the tokens.
         """
         B, S, D = h.shape
         # Distances and losses in fp32 even under autocast: argmin over 512 codes in bf16
@@ -151,84 +149,3 @@ class VectorQuantizer(nn.Module):
     def lookup(self, indices):
         """Code vectors for token indices: (...,) -> (..., D). The decoder's input."""
         return self.normalized_codebook()[indices]
-
-
-# ---- residual vector quantization (Eq. 9) ----
-
-class ResidualVectorQuantizer(nn.Module):
-    """Q `VectorQuantizer` levels, each quantizing the residual the coarser levels left.
-
-    Eq. 9: r_0 = h;  for q = 1..Q:  j_q = argmin_i || r_{q-1} - e^(q)_i ||,  r_q = r_{q-1} - e^(q)_{j_q};
-    the decoder sees Q(h) = sum_q e^(q)_{j_q}, and a frame's token is the tuple (j_1 ... j_Q).
-    Level 1 is the single-codebook quantizer (cosine lookup of h, so r_0 = h / ||h||); levels 2..Q
-    look up their residual by Euclidean distance: a residual's length matters, and a unit code could
-    never match a small one. Each finer codebook starts from its first batch of residuals.
-
-    Gradients as in EnCodec: each level's output carries its own straight-through gradient and the
-    residual is r_{q-1} minus that output, so the gradients of levels 2..Q cancel and the decoder's
-    gradient reaches h exactly as with one codebook; Eq. 4 and 5 are applied per level and summed.
-
-    Quantizer dropout (SoundStream): in training, a share `dropout` of the items decode from a
-    random prefix of n ~ U{1..Q} levels, so that the first levels alone already make usable audio.
-    Every level still runs on every item (its codebook keeps learning); only the sum is cut.
-    """
-
-    def __init__(self, num_codes, code_dim, codebooks=1, dropout=0.0, beta=0.25, cosine=True,
-                 use_ema=False, ema_decay=0.99, dead_after=50):
-        super().__init__()
-        if codebooks < 1:
-            raise ValueError(f"codebooks must be at least 1, got {codebooks}")
-        self.num_codes, self.code_dim, self.codebooks = num_codes, code_dim, codebooks
-        self.cosine, self.dropout = cosine, dropout
-        self.levels = nn.ModuleList(
-            VectorQuantizer(num_codes, code_dim, beta=beta, cosine=cosine and q == 0, use_ema=use_ema,
-                            ema_decay=ema_decay, dead_after=dead_after)
-            for q in range(codebooks))
-
-    def forward(self, h):
-        """h: (B, S, D) encoder outputs -> (quantized (B, S, D), loss, indices (B, S, Q), stats).
-
-        stats: the mean perplexity and codes-used share over levels, each level's own
-        (`*_by_level`, (Q,)), the summed Eq. 4 and 5 losses, and `levels_used` (B,) per item.
-        """
-        B, S, D = h.shape
-        with torch.autocast(device_type=h.device.type, enabled=False):
-            h = h.float()
-            residual = F.normalize(h, dim=-1) if self.cosine else h  # r_0: what the levels approximate
-            keep = self.dropout_mask(B, h.device)  # (B, Q) level q reaches the decoder for item b
-            quantized = torch.zeros_like(residual)
-            loss, indices, level_stats = 0.0, [], []
-            for q, level in enumerate(self.levels):
-                # level 1 gets h itself and normalises it exactly as one codebook does
-                level_output, level_loss, level_indices, stats = level(h if q == 0 else residual)  # straight-through
-                residual = residual - level_output  # Eq. 9: r_q = r_{q-1} - e^(q)_{j_q}
-                quantized = quantized + keep[:, q, None, None] * level_output  # sum_q e^(q), a prefix under dropout
-                loss = loss + level_loss  # Eq. 4 + beta Eq. 5 of this level
-                indices.append(level_indices)
-                level_stats.append(stats)
-        by_level = {key: torch.stack([s[key] for s in level_stats]) for key in level_stats[0]}
-        stats = {"perplexity": by_level["perplexity"].mean(), "codes_used": by_level["codes_used"].mean(),
-                 "perplexity_by_level": by_level["perplexity"], "codes_used_by_level": by_level["codes_used"],
-                 "codebook_loss": by_level["codebook_loss"].sum(), "commitment_loss": by_level["commitment_loss"].sum(),
-                 "levels_used": keep.sum(dim=1).long()}
-        return quantized, loss, torch.stack(indices, dim=-1), stats  # indices (B, S, Q)
-
-    def dropout_mask(self, batch_size, device):
-        """(B, Q) float: 1 where a level reaches the decoder. Quantizer dropout (SoundStream):
-        in training, each item is with probability `dropout` cut to its first n ~ U{1..Q} levels."""
-        Q = self.codebooks
-        keep = torch.ones(batch_size, Q, device=device)
-        if not (self.training and self.dropout > 0 and Q > 1):
-            return keep
-        dropped = torch.rand(batch_size, device=device) < self.dropout  # (B,)
-        n = torch.where(dropped, torch.randint(1, Q + 1, (batch_size,), device=device), Q)  # (B,) levels kept
-        return (torch.arange(Q, device=device)[None, :] < n[:, None]).float()  # a prefix of levels
-
-    def code_vectors(self):
-        """(Q, K, D): what code i of level q adds to the decoder's input (BERT's frozen code embeddings)."""
-        return torch.stack([level.normalized_codebook() for level in self.levels])
-
-    def lookup(self, indices, levels=None):
-        """(..., Q) token tuples -> (..., D): the sum of their first `levels` code vectors (default all)."""
-        with torch.autocast(device_type=indices.device.type, enabled=False):
-            return sum(self.levels[q].lookup(indices[..., q]) for q in range(levels or indices.shape[-1]))

@@ -87,11 +87,11 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
     for t, first in evenly_spaced(cache, frames, 1)[:examples]:
         start = (first - cache.track_range(t)[0]) * hop / rate
         mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)
-        mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S, Q)
+        mixture = rows(cache, mix_row, [(t, first)], frames)[0]  # (S,)
         features = cache.latents(mix_row, first, first + frames)
         with autocast(device):
             predicted = separate_all(bert, vocab, mixture, features, stems, tokens=False)["latent"]  # (J, S, D) Eq. 11's latents
-        truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S, Q)
+        truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S)
         estimates, oracles = decode_batch(vqvae, predicted, device), decode_batch(vqvae, truth, device)  # (J, T)
         refined = refine(torch.from_numpy(mixture_audio), torch.from_numpy(estimates)).numpy()  # (J + 1, T)
         for j, stem in enumerate(stems):

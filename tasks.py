@@ -13,17 +13,13 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
 - inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
   of the audio around it given (the gap's are hidden).
 
-Tokens are frames of Q codes, (S, Q) (Eq. 9; Q = 1 the ordinary case), and `maskgit_fill`
-decodes each window coarse to fine; windows, layouts and features are per frame.
-
-Three decoder inputs per stem frame come out of `separate_all`: BERT's tokens (Q passes, coarse
-to fine); the predicted latent z of Eq. 11 (BERT's latent head at the first pass; `infer.py
-separate --decode latent`, the default, runs that pass alone); and, with `code_vectors`, soft decoding's
-expected decoder input, sum over levels q and codes k of p(k) * c_qk with p BERT's distribution
-at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
+Three decoder inputs per stem frame come out of `separate_all`: BERT's tokens; the predicted
+latent z of Eq. 11 (BERT's latent head; `infer.py separate --decode latent`, the default, runs
+that alone); and, with `code_vectors`, soft decoding's expected decoder input, sum over codes k of
+p(k) * c_k with p BERT's distribution at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
 them; the latent and the expectation keep what they share (docs/experiments/latent-head.md).
 
-Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, Q levels.
+Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, K codebook size.
 """
 import numpy as np
 import torch
@@ -39,7 +35,7 @@ INPAINT_STEPS, INPAINT_TEMPERATURE = 1, 1.0
 
 
 def separation_inputs(mixture, features, separator, vocab):
-    """Inference inputs for (B, M, Q) mixture tokens and (B, M, D) latents: every stem token MASK.
+    """Inference inputs for (B, M) mixture tokens and (B, M, D) latents: every stem token MASK.
 
     separator: the SEP_stem id of one stem for every row, or a (B,) tensor of one id per row.
     """
@@ -47,7 +43,7 @@ def separation_inputs(mixture, features, separator, vocab):
     stem = torch.full_like(mixture, vocab.mask)
     tokens, segments, positions = separation_layout(mixture, stem, vocab.sep)
     separator = torch.as_tensor(separator, device=tokens.device)
-    tokens[:, M] = separator.reshape(-1, 1)  # Eq. 8, SEP_stem per row (every level)
+    tokens[:, M] = separator  # Eq. 8, SEP_stem per row
     zero = torch.zeros_like(features[:, :1])
     return {"tokens": tokens, "segments": segments, "positions": positions,
             "features": torch.cat([features, zero, features], dim=1)}
@@ -74,14 +70,13 @@ def window_owners(total, window):
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
                  generator=None, code_vectors=None, tokens=True):
-    """(S, Q) mixture tokens and (S, D) latents -> {"tokens": (J, S, Q) predicted tokens of each of
-    the J `stems`, decoded coarse to fine (`maskgit_fill`), "latent": (J, S, D) their predicted
-    latents (Eq. 11)}; with `code_vectors` ((Q, K, D): `quantizer.code_vectors()`) also "expected":
-    (J, S, D) the expected decoder inputs of soft decoding.
+    """(S,) mixture tokens and (S, D) latents -> {"tokens": (J, S) predicted tokens of each of the J
+    `stems` (`maskgit_fill`), "latent": (J, S, D) their predicted latents (Eq. 11)}; with
+    `code_vectors` ((K, D): `quantizer.normalized_codebook()`) also "expected": (J, S, D) the
+    expected decoder inputs of soft decoding.
 
-    With `tokens=False` only "latent" is computed: the latent head's output at the first pass, one
-    BERT pass per batch. Coarse-to-fine decoding costs one pass per level (Q passes at Q > 1) for
-    tokens that decoding the latent does not use.
+    With `tokens=False` only "latent" is computed: the latent head's output, without the logits
+    and the choice of codes that decoding the latent does not use.
 
     The Eq. 8 sequences of every window and every stem are stacked into batches of `batch_size`
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
@@ -98,12 +93,12 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     D = features.shape[-1]
     result = {"latent": torch.empty(J, S, D)}
     if tokens:
-        result["tokens"] = torch.empty(J, *mixture.shape, dtype=torch.long)
+        result["tokens"] = torch.empty(J, S, dtype=torch.long)
     if code_vectors is not None:
         result["expected"] = torch.empty(J, S, D)
     for first in range(0, len(items), batch_size):
         batch = items[first:first + batch_size]
-        mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M, Q)
+        mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
         if not tokens:  # the latent head needs no decoding: one pass
@@ -112,8 +107,8 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
             filled, probs, latents = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
             found = {"tokens": filled[:, M + 1:], "latent": latents[:, M + 1:]}  # the stem half
         if code_vectors is not None:
-            with torch.autocast(device.type, enabled=False):  # sum over q and k of p(k) c_qk, in float32
-                found["expected"] = torch.einsum("bmqk,qkd->bmd", probs[:, M + 1:], code_vectors.to(device).float())
+            with torch.autocast(device.type, enabled=False):  # sum over k of p(k) c_k, in float32
+                found["expected"] = probs[:, M + 1:] @ code_vectors.to(device).float()  # (B, M, D)
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
             for name, values in found.items():
@@ -124,13 +119,13 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
 
 
 def single_source_inputs(tokens, features=None, hidden=None):
-    """(B, L, Q) tokens of one source, the mixture or a stem (MASKs included) -> model inputs with
+    """(B, L) tokens of one source, the mixture or a stem (MASKs included) -> model inputs with
     positions 0..L-1, every position in segment TARGET.
 
     features (B, L, D): the source's own latents, zeroed where `hidden` (B, L) is True (the
     positions to predict): what is known of the audio around a gap is given, the gap is not.
     """
-    B, L = tokens.shape[:2]
+    B, L = tokens.shape
     inputs = {"tokens": tokens, "segments": torch.full((B, L), TARGET, dtype=tokens.dtype, device=tokens.device),
               "positions": torch.arange(L, device=tokens.device).expand(B, L)}
     if features is not None:
@@ -140,8 +135,8 @@ def single_source_inputs(tokens, features=None, hidden=None):
 
 @torch.no_grad()
 def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=1, temperature=0.0, generator=None):
-    """(S, Q) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
-    (S, Q) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
+    """(S,) tokens and (S, D) latents with tokens[gap_start : gap_start + gap_length] unknown ->
+    (S,) filled tokens. BERT sees a window of its context centred on the gap (clipped to the
     file), with the latents of the audio around the gap; only the gap changes.
     """
     S, L = tokens.shape[0], min(bert.config.max_positions, tokens.shape[0])
@@ -149,7 +144,7 @@ def inpaint_tokens(bert, vocab, tokens, features, gap_start, gap_length, steps=1
     window = tokens[start:start + L].clone()
     window[gap_start - start:gap_start - start + gap_length] = vocab.mask
     device = bert.codebook.device
-    hidden = (window == vocab.mask).any(dim=-1)[None]  # (1, L) the gap's latents are not given
+    hidden = (window == vocab.mask)[None]  # (1, L) the gap's latents are not given
     inputs = single_source_inputs(window[None], features[None, start:start + L].float(), hidden)
     filled = maskgit_fill(bert, {key: value.to(device) for key, value in inputs.items()}, vocab.mask, steps, temperature,
                           generator)

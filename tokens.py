@@ -2,13 +2,13 @@
 
 `build_token_cache` runs the VQ-VAE over every track of a split, for the mixture and each stem
 (a stem a track lacks is encoded as silence), and writes, per split:
-- `{split}-tokens.npy`: (n_sources, N, Q) uint16 code ids, all tracks concatenated (N frames);
+- `{split}-tokens.npy`: (n_sources, N) uint16 code ids, all tracks concatenated (N frames);
 - `{split}-features.npy`: (n_sources, N, D) float16, the L2-normalised pre-quantisation latents
   (what the quantizer compares with the codebook): BERT's continuous input beside the token ids,
   for the mixture in separation and for the visible positions in masked modelling (about 330 GB
   for the whole of Slakh2100 at k = 4: use `--stems` and a subset of tracks at that scale);
 - `{split}-active.npy`: (n_sources, N) bool, frame RMS above -45 dBFS (is the stem playing?);
-- `{split}.json`: track names, their start frame in N, the source order, Q, the VQ-VAE fingerprint.
+- `{split}.json`: track names, their start frame in N, the source order, the VQ-VAE fingerprint.
 Frame s of every source and of the features covers the same 2^k samples, so the stem frame s
 lines up with the mixture frame s. The cache folder is named by a fingerprint of the VQ-VAE
 weights and the dataset path, so a new tokenizer gets a new cache and an old one is never
@@ -33,7 +33,7 @@ from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, hidden_frames, midd
 from tasks import single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
-CACHE_VERSION = 5  # part of the cache folder's name: a new layout never reads an old cache
+CACHE_VERSION = 6  # part of the cache folder's name: a new layout never reads an old cache
 
 
 def vqvae_fingerprint(model):
@@ -47,7 +47,7 @@ def vqvae_fingerprint(model):
 
 @torch.no_grad()
 def encode_waveform(model, wave, device):
-    """(T,) waveform -> tokens (S, Q) int64, L2-normalised latents (S, D) float32, active (S,) bool.
+    """(T,) waveform -> tokens (S,) int64, L2-normalised latents (S, D) float32, active (S,) bool.
 
     S = ceil(T / 2^k). The encoder runs over overlapping 2 s pieces in batches
     (`inputs.encode_in_pieces`): bounded memory for a file of any length, and twice the speed.
@@ -63,10 +63,10 @@ def encode_waveform(model, wave, device):
 
 
 def encode_track(model, track, sources, device):
-    """Tokens (n_sources, S, Q) uint16, features (n_sources, S, D) float16, activity (n_sources, S) of a track."""
-    rate, hop, Q = model.config.sample_rate, model.hop, model.config.codebooks
+    """Tokens (n_sources, S) uint16, features (n_sources, S, D) float16, activity (n_sources, S) of a track."""
+    rate, hop = model.config.sample_rate, model.hop
     frames = int(np.ceil(track_duration(track) * rate / hop))
-    tokens = np.zeros((len(sources), frames, Q), dtype=np.uint16)
+    tokens = np.zeros((len(sources), frames), dtype=np.uint16)
     features = np.zeros((len(sources), frames, model.config.code_dim), dtype=np.float16)
     active = np.zeros((len(sources), frames), dtype=bool)
     for i, source in enumerate(sources):
@@ -97,7 +97,7 @@ def build_token_cache(model, data_root, split, folder, stems, device):
         with atomic_write(folder / f"{split}-{name}.npy") as tmp:
             np.save(tmp, np.concatenate([p[index] for p in parts], axis=1))
     meta = {"sources": list(sources), "tracks": [t.name for t in tracks], "starts": starts.tolist(),
-            "codebooks": model.config.codebooks, "fingerprint": vqvae_fingerprint(model), "hop": model.hop,
+            "fingerprint": vqvae_fingerprint(model), "hop": model.hop,
             "sample_rate": model.config.sample_rate}
     with atomic_write(meta_path) as tmp:  # written last: its presence means the cache is complete
         tmp.write_text(json.dumps(meta))
@@ -114,7 +114,7 @@ class TokenCache:
             raise UserError(f"{folder}: no token cache for the {split} split")
         self.meta = json.loads(meta_path.read_text())
         self.sources = self.meta["sources"]
-        self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N, Q)
+        self.tokens = np.load(folder / f"{split}-tokens.npy", mmap_mode="r")  # (n_sources, N)
         self.features = np.load(folder / f"{split}-features.npy", mmap_mode="r")  # (n_sources, N, D)
         self.active = np.load(folder / f"{split}-active.npy", mmap_mode="r")  # (n_sources, N)
         self.starts = np.asarray(self.meta["starts"])  # track t spans starts[t]:starts[t+1]
@@ -127,28 +127,24 @@ class TokenCache:
         return torch.from_numpy(self.features[row, start:end].astype(np.float32))
 
     def code_counts(self, num_codes, source=None):
-        """How often each code of each level occurs, over every source (or the one named): the
-        unigram distribution, (Q, K) (each level has its own codebook)."""
+        """How often each code occurs, over every source (or the one named): the unigram distribution, (K,)."""
         row = None if source is None else self.sources.index(source)
-        tokens = np.asarray(self.tokens if row is None else self.tokens[row:row + 1])  # (sources, frames, Q)
-        return np.stack([np.bincount(tokens[..., q].reshape(-1), minlength=num_codes) for q in range(tokens.shape[-1])])
+        tokens = np.asarray(self.tokens if row is None else self.tokens[row:row + 1])  # (sources, frames)
+        return np.bincount(tokens.reshape(-1), minlength=num_codes)
 
 
 def separation_item(mixture, stem, features, stem_features, separator, vocab, generator):
     """One batch's separation sequences in the Eq. 8 layout, stem tokens masked for training.
 
-    mixture, stem: (B, M, Q) code ids; features, stem_features: (B, M, D) the mixture's and the
+    mixture, stem: (B, M) code ids; features, stem_features: (B, M, D) the mixture's and the
     stem's latents (the stem's are Eq. 11's targets at the masked stem frames). The stem part is
-    masked as one-shot separation starts: level 1 of every frame MASK (`cosine_mask` with
-    `whole_first_level`; with Q > 1 the items of a finer level keep MaskGIT's cosine share, as
-    coarse-to-fine decoding meets them). A cosine share of level 1, with some stem frames visible,
-    taught less: docs/experiments/separation-training.md. The mixture part is never masked. Returns a
-    dict of (B, 2M + 1) tensors ((B, 2M + 1, Q) tokens and targets) for `AudioBERT.forward`.
+    masked as one-shot separation starts: every frame MASK, every code a target. A cosine share,
+    with some stem frames visible, taught less: docs/experiments/separation-training.md. The
+    mixture part is never masked. Returns a dict of (B, 2M + 1) tensors for `AudioBERT.forward`.
     """
-    stem_inputs, stem_labels = cosine_mask(stem, vocab, generator, whole_first_level=True)
-    tokens, segments, positions = separation_layout(mixture, stem_inputs, separator)
-    B, M, Q = mixture.shape
-    labels = torch.cat([torch.full((B, M + 1, Q), IGNORE, dtype=stem.dtype), stem_labels], dim=1)
+    tokens, segments, positions = separation_layout(mixture, torch.full_like(stem, vocab.mask), separator)
+    B, M = mixture.shape
+    labels = torch.cat([torch.full((B, M + 1), IGNORE, dtype=stem.dtype), stem], dim=1)
     zeros = torch.zeros(B, M + 1, features.shape[-1], dtype=features.dtype)
     # features at mixture frame s and at stem frame s: the frame-local conditioning
     return {"tokens": tokens, "segments": segments, "positions": positions,
@@ -197,8 +193,8 @@ class BatchMaker:
             features.append(self.cache.latents(mix_row, a, b))
             stem_features.append(self.cache.latents(row, a, b))
             separators.append(self.vocab.stem_separator(name))
-        mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M, Q)
-        stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M, Q)
+        mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M)
+        stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M)
         features, stem_features = torch.stack(features), torch.stack(stem_features)  # (B, M, D) each
         items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], stem_features[i:i + 1], separators[i],
                                  self.vocab, self.generator) for i in range(batch_size)]
@@ -206,8 +202,7 @@ class BatchMaker:
 
     def mlm_batch(self, batch_size):
         """Single-source windows of the whole context, positions 0..L-1, in three equal parts: BERT's
-        15% masking; a cosine share of scattered frames (`cosine_mask`, the frames not chosen kept whole
-        at every level); and a span of L/16 to L/2 central frames (`middle_mask`: the gaps inpainting
+        15% masking; a cosine share of scattered frames (`cosine_mask`); and a span of L/16 to L/2 central frames (`middle_mask`: the gaps inpainting
         fills, 0.03 to 0.26 s at k = 4). The features of every chosen frame (masked, replaced or kept)
         are hidden, the others are the source's own; the chosen frames' own latents are the targets of
         Eq. 11, so the latent head learns to fill a gap as it learned to separate. The mixture and
@@ -218,12 +213,12 @@ class BatchMaker:
         first, second, L = (batch_size + 2) // 3, (batch_size + 2) // 3 + (batch_size + 1) // 3, self.context  # thirds
         spans = torch.randint(max(1, L // 16), L // 2 + 1, (batch_size - second,), generator=self.generator)
         masked = [bert_mask(tokens[:first], self.vocab, self.generator),
-                  cosine_mask(tokens[first:second], self.vocab, self.generator, context_known=True),
+                  cosine_mask(tokens[first:second], self.vocab, self.generator),
                   middle_mask(tokens[second:], spans, self.vocab)]
-        inputs, labels = (torch.cat(parts) for parts in zip(*masked))  # (B, L, Q) each
+        inputs, labels = (torch.cat(parts) for parts in zip(*masked))  # (B, L) each
         features = torch.stack([self.cache.latents(r, a, b) for r, (a, b) in zip(rows, windows)])  # (B, L, D)
         hidden = hidden_frames(inputs, labels, self.vocab)  # (B, L)
-        chosen = (labels != IGNORE).any(dim=-1, keepdim=True)  # (B, L, 1) the frames predicted
+        chosen = (labels != IGNORE)[..., None]  # (B, L, 1) the frames predicted
         return {**single_source_inputs(inputs, features, hidden=hidden), "targets": labels,
                 "latents": features * chosen}  # Eq. 11's targets: the chosen frames' latents, zero elsewhere
 

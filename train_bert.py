@@ -107,9 +107,8 @@ def train_bert(args):
     # ---- model, optimizer, state ----
     config = BERTConfig(num_codes=vqvae.config.num_codes, code_dim=vqvae.config.code_dim,
                         num_special=vocab.size - vocab.num_codes, max_positions=args.context,
-                        num_layers=args.layers, num_heads=args.heads, width=args.width,
-                        codebooks=vqvae.config.codebooks, latent_weight=args.latent_weight)  # Q from the tokenizer
-    model = AudioBERT(config, vqvae.quantizer.code_vectors().detach()).to(device)
+                        num_layers=args.layers, num_heads=args.heads, width=args.width, latent_weight=args.latent_weight)
+    model = AudioBERT(config, vqvae.quantizer.normalized_codebook().detach()).to(device)
     trained = distributed.wrap(model, device)
     # AdamW decays every parameter; decaying the matrices only, as nanoGPT does, trained no better at the
     # default budget (docs/experiments/matrix-decay.md)
@@ -141,7 +140,7 @@ def train_bert(args):
     log(f"stems: {', '.join(stems) or 'none'}; device: {device}, mixed precision: "
         f"{amp_dtype(device, args.dtype)}; {parameters / 1e6:.2f}M parameters; {args.batch_size} x {world_size} "
         f"rank(s) sequences per step; {args.steps} steps")
-    log(f"context {args.context} frames of {config.codebooks} code(s) = {args.context * hop / rate:.3f} s of one source; separation windows of "
+    log(f"context {args.context} tokens = {args.context * hop / rate:.3f} s of one source; separation windows of "
           f"{(args.context - 1) // 2} frames = {(args.context - 1) // 2 * hop / rate:.3f} s")
 
     def save(path):
@@ -177,7 +176,7 @@ def train_bert(args):
         step += 1
 
         if (step % 50 == 0 or step == 1) and rank == 0:
-            scale = model.levels[0].log_logit_scale.exp().item()  # level 1's cosine head
+            scale = model.log_logit_scale.exp().item()  # the cosine head's
             append_csv(log_path, BERT_LOG, {"step": step, "loss": loss.item(), "cross_entropy": losses["cross_entropy"].item(),
                                             "latent": losses["latent"].item(), "logit_scale": scale, "lr": lr})
             print(f"step {step:5d} | loss {loss.item():.4f} (cross-entropy {losses['cross_entropy'].item():.4f}, latent "

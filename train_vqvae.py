@@ -24,7 +24,6 @@ from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, c
 from vqvae import VQVAE, VQVAEConfig
 
 DEFAULT_STEPS = 1500  # `python train.py vqvae` (9.4 dB SI-SDR at k = 4: README, Results)
-QUANTIZER_DROPOUT = 0.5  # with Q > 1: share of the items decoded from a random prefix of levels (SoundStream)
 # the model and chunk sizes: the README's, or with --tiny the tests' (a model that trains in seconds)
 SIZES = {"chunk_length": 8192, "codebook_size": 512, "code_dim": 64, "base_channels": 16, "max_channels": 256}
 TINY_SIZES = {"chunk_length": 1024, "codebook_size": 16, "code_dim": 4, "base_channels": 2, "max_channels": 8}
@@ -33,13 +32,10 @@ VQVAE_LOG = ["step", "loss", "recon", "spectral", "vq", "perplexity", "codes_use
 
 def add_vqvae_arguments(parser):
     parser.add_argument("--k", type=int, default=4, help="stride-2 blocks: S = T / 2^k tokens (1..12)")
-    parser.add_argument("--codebooks", type=int, default=1,
-                        help="Q: residual quantization levels (Eq. 9), Q codes per frame; 1 = one codebook (default)")
     parser.add_argument("--data", default=None, help="dataset folder: Slakh2100, MUSDB18-HQ or plain audio files "
                         "(default: the embedded synthetic dataset, generated on first use)")
     parser.add_argument("--ema", action="store_true", help="EMA codebook update instead of the codebook loss")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="peak learning rate (Adam); default 2e-3, or 1e-3 with --codebooks above 1")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam)")
     parser.add_argument("--batch-size", type=int, default=16, help="chunks per step (per rank under torchrun)")
     parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="model sample rate in Hz")
     parser.add_argument("--tiny", action="store_true", help="a tiny model on short chunks, trained in seconds (the tests')")
@@ -48,11 +44,8 @@ def add_vqvae_arguments(parser):
 
 def check_vqvae_arguments(args):
     vars(args).update(TINY_SIZES if args.tiny else SIZES)
-    if args.lr is None:  # residual levels trained faster and stayed alive at half the rate (docs/experiments/k7-tokenizer-probes.md)
-        args.lr = 2e-3 if args.codebooks == 1 else 1e-3
     check_run_arguments(args, DEFAULT_STEPS, [
-        ("--k", args.k, 1), ("--batch-size", args.batch_size, 1), ("--sample-rate", args.sample_rate, 1000),
-        ("--codebooks", args.codebooks, 1)])
+        ("--k", args.k, 1), ("--batch-size", args.batch_size, 1), ("--sample-rate", args.sample_rate, 1000)])
     if args.k > 12:
         raise UserError(f"--k must be at most 12, got {args.k}")
     if args.chunk_length < 2 ** args.k:
@@ -71,8 +64,7 @@ def train_vqvae(args):
         refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
     config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
                          sample_rate=args.sample_rate, use_ema=args.ema,
-                         base_channels=args.base_channels, max_channels=args.max_channels, codebooks=args.codebooks,
-                         quantizer_dropout=QUANTIZER_DROPOUT if args.codebooks > 1 else 0.0)
+                         base_channels=args.base_channels, max_channels=args.max_channels)
 
     # ---- data ----
     data_root = Path(args.data) if args.data else embedded_dataset(args.sample_rate)
@@ -148,10 +140,9 @@ def train_vqvae(args):
                                              "spectral": parts["spectral"].item(), "vq": parts["vq"].item(),
                                              "perplexity": stats["perplexity"].item(),
                                              "codes_used": stats["codes_used"].item(), "lr": lr})
-            used = " ".join(f"{100 * u:.0f}" for u in stats["codes_used_by_level"].tolist())  # % of each level's codes
             print(f"step {step:5d} | loss {loss.item():.4f} recon {parts['recon']:.4f} "
                   f"spectral {parts['spectral']:.4f} vq {parts['vq']:.4f} | perplexity "
-                  f"{stats['perplexity']:.0f} used {used}% | lr {lr:.2e} | "
+                  f"{stats['perplexity']:.0f} used {100 * stats['codes_used']:.0f}% | lr {lr:.2e} | "
                   f"{pace(step, args.steps, first_step, started, last_log, last_step)}", flush=True)
             last_log, last_step = time.time(), step
 

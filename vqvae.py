@@ -2,16 +2,15 @@
 
 Paper: "Neural Discrete Representation Learning", van den Oord et al., 2017 (arXiv:1711.00937);
 the audio encoder/decoder shape follows "Jukebox", Dhariwal et al., 2020 (arXiv:2005.00341):
-stride-2 conv blocks with dilated residual blocks, a mirror decoder. The quantizer is residual
-(Eq. 9, `quantizer.ResidualVectorQuantizer`): a frame's token is a tuple of Q codes, and token
-arrays always carry that last axis, (B, S, Q); Q = 1 (the default) is the single codebook of Eq. 1.
+stride-2 conv blocks with dilated residual blocks, a mirror decoder. One codebook (Eq. 1,
+`quantizer.VectorQuantizer`): a frame's token is one code index, token arrays are (B, S).
 
 Design for a CPU: a conv costs channels^2 per time step, so the channel count is kept small
 where the signal is long (16 at full rate) and doubled at each halving of the time axis, up
 to `max_channels`. Every level then costs about the same, and a deep tokenizer (k = 8) still
 has wide layers where its tokens are.
 
-Shapes: B batch, T samples, S tokens, C channels, D code dim, Q codebooks.
+Shapes: B batch, T samples, S tokens, C channels, D code dim.
 """
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quantizer import ResidualVectorQuantizer
+from quantizer import VectorQuantizer
 
 
 @dataclass
@@ -35,8 +34,6 @@ class VQVAEConfig:
     cosine: bool = True           # L2-normalised code lookup
     use_ema: bool = False         # EMA codebook update instead of the Eq. 4 gradient
     dead_after: int = 50          # steps unused before a code is re-seeded
-    codebooks: int = 1            # Q: residual quantization levels (Eq. 9); 1 = one codebook, Eq. 1
-    quantizer_dropout: float = 0.0  # share of training items decoded from a random prefix of levels
 
     def channels(self, level):
         """Channel count after `level` halvings of the time axis."""
@@ -101,10 +98,8 @@ class VQVAE(nn.Module):
         self.config = config
         self.hop = 2 ** config.num_downsamples  # samples per token
         self.encoder = Encoder(config)
-        self.quantizer = ResidualVectorQuantizer(config.num_codes, config.code_dim, config.codebooks,
-                                                 dropout=config.quantizer_dropout, beta=config.beta,
-                                                 cosine=config.cosine, use_ema=config.use_ema,
-                                                 dead_after=config.dead_after)
+        self.quantizer = VectorQuantizer(config.num_codes, config.code_dim, beta=config.beta, cosine=config.cosine,
+                                         use_ema=config.use_ema, dead_after=config.dead_after)
         self.decoder = Decoder(config)
         self.init_weights()
 
@@ -131,29 +126,28 @@ class VQVAE(nn.Module):
         return self.encoder(self.pad(x)).transpose(1, 2)  # (B, S, D)
 
     def forward(self, x):
-        """x: (B, 1, T) -> (reconstruction (B, 1, T), vq_loss, indices (B, S, Q), stats)."""
+        """x: (B, 1, T) -> (reconstruction (B, 1, T), vq_loss, indices (B, S), stats)."""
         B, _, T = x.shape
         h = self.encode_latents(x)  # (B, S, D)
         quantized, vq_loss, indices, stats = self.quantizer(h)  # (B, S, D)
         x_hat = self.decoder(quantized.transpose(1, 2))[..., :T]  # (B, 1, T)
         return x_hat, vq_loss, indices, stats
 
-    def lookup(self, indices, levels=None):
-        """Token indices (..., S, Q) -> the decoder's input vectors (..., S, D) (from the first `levels` levels)."""
-        return self.quantizer.lookup(indices, levels)
+    def lookup(self, indices):
+        """Token indices (..., S) -> the decoder's input vectors (..., S, D)."""
+        return self.quantizer.lookup(indices)
 
     @torch.no_grad()
     def encode(self, x):
-        """(B, 1, T) waveform -> (B, S, Q) token indices, S = ceil(T / 2^k) (Eq. 1, Eq. 9)."""
+        """(B, 1, T) waveform -> (B, S) token indices, S = ceil(T / 2^k) (Eq. 1)."""
         h = self.encode_latents(x)
         _, _, indices, _ = self.quantizer(h)
         return indices
 
     @torch.no_grad()
-    def decode(self, indices, num_samples=None, levels=None):
-        """(B, S, Q) token indices -> (B, 1, num_samples) waveform (default S * 2^k samples).
-        `levels` = n decodes from the first n levels only."""
-        return self.decode_vectors(self.lookup(indices, levels), num_samples)
+    def decode(self, indices, num_samples=None):
+        """(B, S) token indices -> (B, 1, num_samples) waveform (default S * 2^k samples)."""
+        return self.decode_vectors(self.lookup(indices), num_samples)
 
     @torch.no_grad()
     def decode_vectors(self, vectors, num_samples=None):

@@ -80,15 +80,15 @@ def test_encode_decode_reconstruct(trained):
     result = run(ROOT / "infer.py", "encode", "song.flac", "-o", "song.tokens.npy", *ckpt, cwd=trained)
     assert result.returncode == 0, result.stderr
     tokens = np.load(trained / "song.tokens.npy")
-    assert tokens.shape == (RATE // 8, 1) and tokens.min() >= 0 and tokens.max() < 16  # 1 s at 8 kHz, k = 3, Q = 1
+    assert tokens.shape == (RATE // 8,) and tokens.min() >= 0 and tokens.max() < 16  # 1 s at 8 kHz, k = 3
     result = run(ROOT / "infer.py", "decode", "song.tokens.npy", "-o", "song.decoded.wav", *ckpt, cwd=trained)
     assert result.returncode == 0, result.stderr
     audio, rate = sf.read(trained / "song.decoded.wav")
     assert rate == RATE and audio.shape == (RATE,)
-    np.save(trained / "flat.npy", tokens[:, 0])  # a (S,) file is read as one code per frame
-    result = run(ROOT / "infer.py", "decode", "flat.npy", "-o", "flat.wav", *ckpt, cwd=trained)
+    np.save(trained / "column.npy", tokens[:, None])  # (S, 1), as commits before fe96be8 wrote them
+    result = run(ROOT / "infer.py", "decode", "column.npy", "-o", "column.wav", *ckpt, cwd=trained)
     assert result.returncode == 0, result.stderr
-    assert np.array_equal(sf.read(trained / "flat.wav")[0], audio)
+    assert np.array_equal(sf.read(trained / "column.wav")[0], audio)
     result = run(ROOT / "infer.py", "reconstruct", "song.flac", *ckpt, cwd=trained)
     assert result.returncode == 0, result.stderr
     assert "SI-SDR" in result.stdout and (trained / "song.recon.wav").exists()
@@ -208,6 +208,7 @@ def write_bad_inputs(folder):
     sf.write(folder / "short.wav", np.full(3, 0.5), RATE)  # 3 samples < one token of 8
     (folder / "tokens_text.npy").write_text("nope")
     np.save(folder / "tokens_range.npy", np.array([0, 5, 999], dtype=np.int16))
+    np.save(folder / "tokens_frames.npy", np.zeros((10, 4), dtype=np.int16))  # frames of 4 codes: not this tokenizer's
 
 
 @pytest.mark.parametrize("name, problem", [
@@ -252,7 +253,7 @@ def test_a_float_file_beyond_full_scale_is_scaled_to_peak_1_with_a_line(trained)
 
 
 @pytest.mark.parametrize("name, problem", [("tokens_text.npy", "not a token file"),
-                                           ("tokens_range.npy", "outside")])
+                                           ("tokens_range.npy", "outside"), ("tokens_frames.npy", "(10, 4)")])
 def test_bad_token_file(trained, name, problem):
     write_bad_inputs(trained)
     result = run(ROOT / "infer.py", "decode", name, "-o", "out.wav", "--vqvae",
@@ -269,7 +270,7 @@ def test_bad_checkpoints(trained):
     del old["format"]  # as commit 9f53cb0 and earlier wrote them: format 1
     torch.save(old, trained / "old.pt")
     for name, problem in [("truncated.pt", "truncated"), ("bert.pt", "expected a vqvae"),
-                          ("old.pt", "checkpoint format 1, this code needs format 2"),
+                          ("old.pt", "checkpoint format 1, this code needs format 3"),
                           ("other.pt", "not an audio-mlm checkpoint"), ("none.pt", "no such checkpoint")]:
         result = run(ROOT / "infer.py", "encode", "song.flac", "--vqvae", name, cwd=trained)
         assert_one_line_error(result, name, problem)
@@ -281,7 +282,6 @@ def test_bad_flags(trained):
     (unknown / "notes.txt").write_text("no audio here")
     cases = [([ROOT / "train.py", "vqvae", "--k", "0"], "--k"),
              ([ROOT / "train.py", "vqvae", "--steps", "many"], "--steps"),
-             ([ROOT / "train.py", "vqvae", "--codebooks", "0"], "--codebooks"),
              ([ROOT / "train.py", "vqvae", "--bogus"], "--bogus"),
              ([ROOT / "train.py", "vqvae", "--lr", "0"], "--lr"),
              ([ROOT / "train.py", "vqvae", "--data", unknown, "--out", "fresh"], "unknown_layout")]

@@ -1,5 +1,5 @@
-"""tokens.py: the token cache (codes and latents of every source, frames of Q codes) and the
-training batches drawn from it, with tiny untrained tokenizers."""
+"""tokens.py: the token cache (codes and latents of every source) and the training batches drawn
+from it, with tiny untrained tokenizers."""
 import numpy as np
 import pytest
 import torch
@@ -27,74 +27,65 @@ def dataset(tmp_path_factory):
     return root
 
 
-def tokenizer(codebooks):
+def tokenizer():
     torch.manual_seed(0)
     return VQVAE(VQVAEConfig(num_downsamples=3, num_codes=16, code_dim=4, sample_rate=RATE, base_channels=2,
-                             max_channels=8, bottleneck_blocks=1, codebooks=codebooks)).eval()
+                             max_channels=8, bottleneck_blocks=1)).eval()
 
 
-@pytest.mark.parametrize("codebooks", [1, 3])
-def test_cache_holds_codes_and_latents_of_every_source(dataset, tmp_path, codebooks):
-    model = tokenizer(codebooks)
+def test_cache_holds_codes_and_latents_of_every_source(dataset, tmp_path):
+    model = tokenizer()
     folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
     cache = TokenCache(folder, "train")
     N = 2 * RATE // 8  # two tracks of 1 s, 8 samples per frame
-    assert cache.tokens.shape == (5, N, codebooks) and cache.features.shape == (5, N, 4)
-    assert cache.meta["codebooks"] == codebooks and cache.sources == ["mix", *STEMS]
+    assert cache.tokens.shape == (5, N) and cache.features.shape == (5, N, 4)
+    assert cache.sources == ["mix", *STEMS]
     bass = read_source(find_tracks(dataset, "train")[0], "bass", RATE, 0.0, 1.0)
     tokens, latents, _ = encode_waveform(model, bass, "cpu")
-    assert tokens.shape == (N // 2, codebooks)
+    assert tokens.shape == (N // 2,)
     assert np.array_equal(cache.tokens[1, :N // 2], tokens.numpy())  # the first track's bass
     assert torch.equal(cache.latents(1, 0, N // 2), latents.half().float())
     assert cache.latents(0, 0, N // 2).abs().sum() > 0, "the mixture's latents are kept too"
     counts = cache.code_counts(16)
-    assert counts.shape == (codebooks, 16) and (counts.sum(axis=1) == 5 * N).all()
+    assert counts.shape == (16,) and counts.sum() == 5 * N
     bass_counts = cache.code_counts(16, source="bass")
-    assert bass_counts.shape == (codebooks, 16) and (bass_counts.sum(axis=1) == N).all()
-    assert np.array_equal(bass_counts[0], np.bincount(cache.tokens[1, :, 0], minlength=16))
+    assert np.array_equal(bass_counts, np.bincount(cache.tokens[1], minlength=16)) and bass_counts.sum() == N
 
 
-def test_batches_of_frames_mask_levels_and_hide_latents_of_masked_frames(dataset, tmp_path):
-    model = tokenizer(3)
+def test_batches_mask_as_inference_meets_them_and_hide_latents_of_masked_frames(dataset, tmp_path):
+    model = tokenizer()
     folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
     cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
     batch = BatchMaker(cache, vocab, STEMS, context=41, seed=0, mlm_share=0.5).sample(16)
-    assert batch["tokens"].shape == batch["targets"].shape == (16, 41, 3)
+    assert batch["tokens"].shape == batch["targets"].shape == (16, 41)
     assert batch["features"].shape == (16, 41, 4) and batch["padding"].shape == batch["segments"].shape == (16, 41)
     separation, mlm = slice(0, 8), slice(8, 16)
     M = 20
     assert (batch["tokens"][separation, :M] < 16).all(), "the mixture half is never masked"
     assert (batch["targets"][separation, :M + 1] == IGNORE).all()
-    for b in range(8):  # level masking of the stem half: one level predicted per item
-        levels = (batch["targets"][b] != IGNORE).any(dim=0).nonzero()[:, 0]
-        assert len(levels) == 1
-    chosen = batch["targets"] != IGNORE  # (16, 41, 3)
-    for b in range(8, 11):  # a third of the mlm items: BERT's 15% of the frames, every level of a frame together
-        assert (chosen[b].sum(dim=0) == round(0.15 * 41)).all() and torch.equal(chosen[b], chosen[b, :, :1].expand(-1, 3))
-    for b in range(11, 14):  # a third: one level, and only the chosen frames masked (the context is known)
-        assert len(chosen[b].any(dim=0).nonzero()) == 1
-        assert torch.equal((batch["tokens"][b] == vocab.mask).any(dim=-1), chosen[b].any(dim=-1))
-    coarse = chosen[11:14, :, :2].any(dim=-1).sum(dim=-1)  # (3,) frames predicted at level 1 or 2
-    assert ((coarse > 0) & (coarse < 41)).any(), "the seed draws an item the known context changes"
-    for b in range(14, 16):  # the last third: a central span of 41 // 16 to 41 // 2 frames, every level
-        span = chosen[b, :, 0].nonzero()[:, 0]
+    chosen = batch["targets"] != IGNORE  # (16, 41)
+    for b in range(8, 11):  # a third of the mlm items: BERT's 15% of the frames
+        assert chosen[b].sum() == round(0.15 * 41)
+    for b in range(11, 14):  # a third: a cosine share of the frames, every one of them MASK
+        assert 1 <= chosen[b].sum() <= 41 and torch.equal(batch["tokens"][b] == vocab.mask, chosen[b])
+    for b in range(14, 16):  # the last third: a central span of 41 // 16 to 41 // 2 frames
+        span = chosen[b].nonzero()[:, 0]
         P = len(span)
         assert 2 <= P <= 20 and torch.equal(span, torch.arange((41 - P) // 2, (41 - P) // 2 + P))
-        assert torch.equal(chosen[b], chosen[b, :, :1].expand(-1, 3))
-        assert torch.equal((batch["tokens"][b] == vocab.mask).any(dim=-1), chosen[b, :, 0])
-    masked_frames = (batch["tokens"][mlm] == vocab.mask).any(dim=-1) | (batch["targets"][mlm] != IGNORE).any(dim=-1)
+        assert torch.equal(batch["tokens"][b] == vocab.mask, chosen[b])
+    masked_frames = (batch["tokens"][mlm] == vocab.mask) | (batch["targets"][mlm] != IGNORE)
     assert (batch["features"][mlm][masked_frames] == 0).all(), "a masked frame's latent would give it away"
     assert (batch["features"][mlm][~masked_frames].abs().sum(-1) > 0).all()
 
 
 def test_span_lengths_cover_the_gaps_inpainting_is_asked_for(dataset, tmp_path):
     """Span items draw every gap length from context // 16 to context // 2 (the longest BERT fills)."""
-    model = tokenizer(1)
+    model = tokenizer()
     folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
     maker = BatchMaker(TokenCache(folder, "train"), Vocabulary(16, STEMS), STEMS, context=41, seed=0, mlm_share=1.0)
     lengths = set()
     for _ in range(150):
-        targets = maker.mlm_batch(6)["targets"][4:, :, 0]  # (2, 41): the span items
+        targets = maker.mlm_batch(6)["targets"][4:]  # (2, 41): the span items
         lengths.update((targets != IGNORE).sum(dim=1).tolist())
     assert lengths == set(range(2, 21))
 
@@ -115,7 +106,7 @@ def source_of(cache, features):
 def test_separation_items_carry_the_named_stems_latents_as_eq11_targets(dataset, tmp_path):
     """`latents` holds, at the stem half of each Eq. 8 item, the latents of the stem its separator
     names (Eq. 11's targets, at the frames the batch's `features` never show); zeros elsewhere."""
-    model = tokenizer(1)
+    model = tokenizer()
     folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
     cache, vocab = TokenCache(folder, "train"), Vocabulary(16, STEMS)
     batch = BatchMaker(cache, vocab, STEMS, context=41, seed=3, mlm_share=0.5).sample(16)
@@ -127,7 +118,7 @@ def test_separation_items_carry_the_named_stems_latents_as_eq11_targets(dataset,
     assert (batch["targets"][:8, M + 1:] != IGNORE).all()
     for b in range(8):
         assert (latents[b, M + 1:].abs().sum(-1) > 0).all()
-        assert source_of(cache, latents[b, M + 1:]) == {separators[batch["tokens"][b, M, 0].item()]}
+        assert source_of(cache, latents[b, M + 1:]) == {separators[batch["tokens"][b, M].item()]}
         assert source_of(cache, batch["features"][b, M + 1:]) == {"mix"}
 
 
@@ -135,11 +126,11 @@ def test_masked_modelling_items_predict_the_latents_of_exactly_their_chosen_fram
     """Eq. 11 for inpainting: in every single-source item, `latents` holds the source's own latent at
     each frame whose codes are predicted (masked, replaced or kept; spans included) and zero at every
     other frame; the frames it is given at are the ones `features` hides."""
-    model = tokenizer(1)
+    model = tokenizer()
     folder = build_token_cache(model, dataset, "train", tmp_path / "cache", STEMS, "cpu")
     cache = TokenCache(folder, "train")
     batch = BatchMaker(cache, Vocabulary(16, STEMS), STEMS, context=41, seed=5, mlm_share=1.0).sample(9)
-    chosen = (batch["targets"] != IGNORE).any(dim=-1)  # (9, 41)
+    chosen = batch["targets"] != IGNORE  # (9, 41)
     given = batch["latents"].abs().sum(-1) > 0  # (9, 41)
     assert torch.equal(given, chosen), "a target at every predicted frame and nowhere else"
     assert (batch["features"][given] == 0).all(), "and never shown as an input there"
