@@ -1,7 +1,7 @@
 """Convert checkpoints of format 2 (frames of Q codes, commits 5496f98 to fe96be8) with Q = 1 to format 3
 (one code per frame): the same weights under the names of the single-codebook modules.
 
-    python docs/experiments/one-codebook/convert.py OLD_VQVAE NEW_VQVAE [OLD_BERT NEW_BERT]
+    PYTHONPATH=. python docs/experiments/one-codebook/convert.py OLD_VQVAE NEW_VQVAE [OLD_BERT NEW_BERT]
 
 VQ-VAE: the config loses `codebooks` and `quantizer_dropout`; `quantizer.levels.0.*` becomes `quantizer.*`.
 BERT: the config loses `codebooks`; `levels.0.*` becomes `*` (the code projection, MASK embedding, cosine head
