@@ -6,16 +6,11 @@ from quantizer import VectorQuantizer
 
 
 def make(num_codes=8, code_dim=4, data_init=True, **kwargs):
+    """A quantizer; `data_init=False` marks it initialised, so that training keeps a codebook the test sets by hand."""
     torch.manual_seed(0)
-    return skip_data_init(VectorQuantizer(num_codes, code_dim, **kwargs), not data_init)
-
-
-def skip_data_init(quantizer, skip=True):
-    """Mark every level initialised, so that training keeps a codebook the test sets by hand."""
-    for module in quantizer.modules():
-        if isinstance(module, VectorQuantizer):
-            module.initialized.fill_(skip)
-    return quantizer
+    vq = VectorQuantizer(num_codes, code_dim, **kwargs)
+    vq.initialized.fill_(not data_init)
+    return vq
 
 
 def test_nearest_code_matches_cdist():
