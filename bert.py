@@ -170,7 +170,7 @@ class AudioBERT(nn.Module):
 
     def hidden_states(self, tokens, segments, positions, features=None, padding=None):
         """The Transformer's output, (B, L, E), before any head (the inputs are those of `forward`)."""
-        B, L = tokens.shape
+        L = tokens.shape[1]
         if L > self.config.max_positions:
             raise ValueError(f"sequence of {L} tokens is longer than max_positions {self.config.max_positions}")
         x = self.embed_tokens(tokens) + self.position_embedding(positions) + self.segment_embedding(segments)  # (B, L, E)

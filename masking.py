@@ -134,7 +134,7 @@ def cosine_mask(tokens, vocab, generator):
     become MASK; labels hold their codes. The cosine makes high ratios likely, up to 100%: the state
     multi-step decoding starts from (`decoding.maskgit_fill`), and the middle of it.
     """
-    B, L = tokens.shape
+    B = tokens.shape[0]
     maskable = tokens < vocab.num_codes  # (B, L)
     u = torch.rand(B, 1, generator=generator, device=tokens.device)
     available = maskable.sum(dim=1, keepdim=True)  # (B, 1)

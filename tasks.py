@@ -39,7 +39,7 @@ def separation_inputs(mixture, features, separator, vocab):
 
     separator: the SEP_stem id of one stem for every row, or a (B,) tensor of one id per row.
     """
-    B, M = mixture.shape[:2]
+    M = mixture.shape[1]
     stem = torch.full_like(mixture, vocab.mask)
     tokens, segments, positions = separation_layout(mixture, stem, vocab.sep)
     separator = torch.as_tensor(separator, device=tokens.device)
