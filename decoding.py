@@ -9,23 +9,22 @@ the rest, so that after step t a share cos(pi/2 * t / N) of the originally maske
 still masked (cosine schedule, 0 after the last step); repeat. A position that was not masked at
 the start is never changed.
 
-`record=True` also returns, for every position, BERT's distribution over codes at the step that
-revealed it (softmax of the logits, untempered; one-hot where the token was given), which
-`tasks.separate_all` turns into expected code vectors (soft decoding), and the latent head's z at
-that step (Eq. 11, the predicted latent; the given code's vector where the token was given).
+`record=True` also returns, for every position, the latent head's z at the step that revealed it
+(Eq. 11, the predicted latent; the given code's vector where the token was given). Soft decoding
+(the code vectors expected under BERT's distribution) was measured beside it, tied it, and left
+the code (docs/experiments/soft-decoding.md).
 
 Shapes: B batch, L sequence length, K codebook size, D code dim.
 """
 import math
 
 import torch
-import torch.nn.functional as F
 
 
 @torch.no_grad()
 def maskgit_fill(model, batch, mask_id, steps=1, temperature=0.0, generator=None, record=False):
     """Fill the MASK tokens of batch["tokens"] (B, L); returns new tokens (and with `record`, their
-    distributions (B, L, K) and predicted latents (B, L, D)).
+    predicted latents (B, L, D)).
 
     `batch` holds the inputs of `AudioBERT.forward` (tokens, segments, positions, and optionally
     features and padding). temperature 0 takes the argmax; > 0 samples from softmax(logits / T),
@@ -36,8 +35,7 @@ def maskgit_fill(model, batch, mask_id, steps=1, temperature=0.0, generator=None
     tokens = batch["tokens"].clone()
     inputs = {key: value for key, value in batch.items() if key != "tokens"}
     K = model.config.num_codes
-    if record:  # given tokens: one-hot and their code vector; the rest filled as they are revealed
-        probs_out = F.one_hot(tokens.clamp(max=K - 1), K).float().masked_fill((tokens >= K)[..., None], 0.0)  # (B, L, K)
+    if record:  # given tokens: their code vector; the rest filled as they are revealed
         latents_out = model.codebook[tokens.clamp(max=K - 1)].masked_fill((tokens >= K)[..., None], 0.0)  # (B, L, D)
     total = (tokens == mask_id).sum(dim=1)  # (B,) masked at the start
     for step in range(1, steps + 1):
@@ -60,7 +58,6 @@ def maskgit_fill(model, batch, mask_id, steps=1, temperature=0.0, generator=None
         order = confidence.argsort(dim=1, descending=True).argsort(dim=1)  # rank by confidence
         chosen = (order < reveal[:, None]) & still_masked  # (B, L)
         if record:
-            probs_out[chosen] = torch.softmax(logits[chosen], dim=-1)
             latents_out[chosen] = latents[chosen].float()
         tokens = torch.where(chosen, guess, tokens)
-    return (tokens, probs_out, latents_out) if record else tokens
+    return (tokens, latents_out) if record else tokens

@@ -18,8 +18,7 @@ from evaluation_bert import CANDIDATES, GAP_FILLS, SEPARATION_SECONDS, evaluate_
 from files import UserError, refuse_existing
 from pretrained import check_shipped_paths, default_models, work_folder
 
-CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "expected": "soft",
-                   "expected_refined": "soft, refined", "latent": "BERT's latents", "latent_refined": "latents, refined",
+CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "latent": "BERT's latents", "latent_refined": "latents, refined",
                    "mixture_tokens": "floor: mixture's tokens", "mixture_latent": "floor: mixture's latents",
                    "oracle": "oracle tokens", "oracle_refined": "oracle tokens, refined",
                    "stem_latent": "ceiling: stem's latents"}
@@ -46,7 +45,7 @@ def print_bert(results):
     if "separation" in results:
         separation = results["separation"]
         print(f"separation, {SEPARATION_SECONDS:g} s chunks, SI-SDRi in dB over the mixture (higher is better; "
-              f"refined = Eq. 10, soft = expected code vectors, latents = Eq. 11)")
+              f"refined = Eq. 10, latents = Eq. 11)")
         heads = (f"{stem} ({r['chunks']})" for stem, r in separation.items())
         print(f"  {'':<24}" + "".join(f"{head:>16}" for head in heads))
         for name in (c for c in CANDIDATES if c != "mixture"):

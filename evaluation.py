@@ -113,7 +113,7 @@ def rows(cache, row, windows, length):
 @torch.no_grad()
 def decode_batch(vqvae, tokens, device):
     """(B, S) tokens -> (B, T) waveforms.
-    Float (B, S, D) input is decoder vectors (soft decoding), decoded as they are."""
+    Float (B, S, D) input is decoder vectors (predicted or true latents), decoded as they are."""
     with torch.no_grad(), autocast(device):
         if tokens.is_floating_point():
             return vqvae.decode_vectors(tokens.to(device)).float()[:, 0].cpu().numpy()  # (B, T)

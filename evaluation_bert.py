@@ -11,8 +11,7 @@
   latents decoded (the ceilings of a code fill and of a latent fill).
 - separation (Eq. 8, every stem of a chunk in one batched pass, then Eq. 10): per stem, SI-SDR,
   SI-SDRi, BSS Eval SDR and MR-STFT distance of BERT's tokens decoded (token-only, the honest
-  measure of BERT's classification), of its soft decoding, of its predicted latents (Eq. 11),
-  each refined by the mixture; of the unprocessed mixture (the baseline); of the mixture's own
+  measure of BERT's classification) and of its predicted latents (Eq. 11), each refined by the mixture; of the unprocessed mixture (the baseline); of the mixture's own
   tokens and own latents decoded (a BERT that only copied: the floor); of the true stem tokens
   decoded (the oracle), raw and refined; and of the true stem's latents decoded without
   quantisation (the ceiling of a latent prediction with this decoder).
@@ -123,7 +122,7 @@ def gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P, per_track=4
             hidden = hidden_frames(inputs, labels, vocab)  # (B, L) the gap
             batch_inputs = single_source_inputs(inputs, features, hidden=hidden)
             with autocast(device):
-                filled, _, latents = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
+                filled, latents = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
                                                   vocab.mask, INPAINT_STEPS, INPAINT_TEMPERATURE, generator, record=True)
             fills = {"bert_tokens": filled.cpu(), "bert_latent": torch.where(hidden[..., None], latents.cpu(), features),
                      "oracle_tokens": tokens, "oracle_latent": features}
@@ -169,10 +168,9 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, unigram, gap_
 
 # ---- separation (Eq. 8), refined by the mixture (Eq. 10) ----
 
-# what is scored against each stem: BERT's tokens, its soft decoding (expected code vectors) and its
-# predicted latents, each refined; the mixture; the mixture's own tokens and latents (a BERT that only
+# what is scored against each stem: BERT's tokens and its predicted latents, each refined; the mixture; the mixture's own tokens and latents (a BERT that only
 # copied); the oracle tokens, refined; the stem's own latents (the continuous ceiling)
-CANDIDATES = ("tokens", "refined", "expected", "expected_refined", "latent", "latent_refined", "mixture", "mixture_tokens",
+CANDIDATES = ("tokens", "refined", "latent", "latent_refined", "mixture", "mixture_tokens",
               "mixture_latent", "oracle", "oracle_refined", "stem_latent")
 
 
@@ -192,7 +190,6 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, per_track=4):
     frames = int(SEPARATION_SECONDS * rate) // hop
     stems, mix_row = list(vocab.stems), cache.sources.index("mix")
     scores = {stem: {c: {m: [] for m in ("si_sdr_db", "bss_sdr_db", "mrstft")} for c in CANDIDATES} for stem in stems}
-    code_vectors = vqvae.quantizer.normalized_codebook().detach()  # (K, D)
     for t, first in evenly_spaced(cache, frames, per_track):
         start = (first - cache.track_range(t)[0]) * hop / rate
         mixture_audio = read_source(tracks[t], "mix", rate, start, frames * hop / rate)  # (T,)
@@ -205,16 +202,15 @@ def evaluate_separation(bert, vqvae, vocab, cache, tracks, device, per_track=4):
         truth = torch.cat([rows(cache, cache.sources.index(stem), [(t, first)], frames) for stem in stems])  # (J, S)
         stem_latents = torch.stack([cache.latents(cache.sources.index(stem), first, first + frames) for stem in stems])
         with autocast(device):
-            predicted = separate_all(bert, vocab, mixture, features, stems, SEPARATE_STEPS, code_vectors=code_vectors)
+            predicted = separate_all(bert, vocab, mixture, features, stems, SEPARATE_STEPS)
         mix = torch.from_numpy(mixture_audio)
-        candidates = {name: decode_batch(vqvae, predicted[name], device) for name in ("tokens", "expected", "latent")}
+        candidates = {name: decode_batch(vqvae, predicted[name], device) for name in ("tokens", "latent")}
         candidates.update({"mixture": np.stack([mixture_audio] * len(stems)),
                            "mixture_tokens": np.repeat(decode_batch(vqvae, mixture[None], device), len(stems), axis=0),
                            "mixture_latent": np.repeat(decode_batch(vqvae, features[None], device), len(stems), axis=0),
                            "oracle": decode_batch(vqvae, truth, device),
                            "stem_latent": decode_batch(vqvae, stem_latents, device)})  # (J, T) each
-        for name, refined in (("tokens", "refined"), ("expected", "expected_refined"), ("latent", "latent_refined"),
-                              ("oracle", "oracle_refined")):
+        for name, refined in (("tokens", "refined"), ("latent", "latent_refined"), ("oracle", "oracle_refined")):
             candidates[refined] = refine(mix, torch.from_numpy(candidates[name])).numpy()  # Eq. 10, (J + 1, T)
         for j in active:
             for name, waves in candidates.items():

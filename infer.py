@@ -49,7 +49,6 @@ from tokens import encode_waveform
 
 SEGMENT_SECONDS = 30.0  # files are processed this much at a time (inputs.py): memory does not grow with length
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
-DECODER_INPUTS = {"latent": "latent", "tokens": "tokens", "soft": "expected"}  # --decode: what separate_all gives
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
 
@@ -206,7 +205,6 @@ def command_separate(args, device):
     total = input_length(args.input, vqvae)
     count = segment_count(total, segment_size(args.segment_seconds, rate, margin * hop, align * hop))
     loudness = Loudness(args.input)
-    code_vectors = vqvae.quantizer.normalized_codebook().detach() if args.decode == "soft" else None
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, out_rate, out_channels)) for stem, path in paths.items()}
         for i, segment in enumerate(segments(args, vqvae, margin, align)):  # read
@@ -214,9 +212,9 @@ def command_separate(args, device):
             loudness.add(segment.kept)
             with autocast(device):  # BERT: every stem in one batched pass (Eq. 8, Eq. 11)
                 estimates = separate_all(bert, vocab, mixture, features, separated, SEPARATE_STEPS,
-                                         code_vectors=code_vectors, tokens=args.decode != "latent",
+                                         tokens=args.decode != "latent",
                                          progress=progress_line("separating" if count == 1 else f"segment {i + 1}/{count}"))
-            estimates = estimates[DECODER_INPUTS[args.decode]]  # (J, S) tokens or (J, S, D) decoder inputs
+            estimates = estimates[args.decode]  # (J, S) tokens or (J, S, D) latents
             waves = np.stack([decode_long(e, vqvae, device)[:len(segment.audio)] for e in estimates])  # decode (J, samples)
             refined = refine(torch.from_numpy(segment.audio), torch.from_numpy(waves),
                              offset=segment.start - segment.offset).numpy() if refining else waves  # refine (Eq. 10)
@@ -414,9 +412,8 @@ def main():
     command.add_argument("--refine", default="mixture", choices=["mixture", "none"],
                          help="mixture (default): share the mixture among the decoded stems by soft masks (Eq. 10; every "
                               "stem is separated, even with --stem); none: BERT's output decoded as it is (see --decode)")
-    command.add_argument("--decode", default="latent", choices=list(DECODER_INPUTS),
-                         help="latent (default): decode BERT's predicted latents (Eq. 11); tokens: its chosen codes; "
-                              "soft: the code vectors expected under its distributions (tasks.py)")
+    command.add_argument("--decode", default="latent", choices=["latent", "tokens"],
+                         help="latent (default): decode BERT's predicted latents (Eq. 11); tokens: its chosen codes")
     add_common(command, "mixture audio file", with_bert=True)
     args = parser.parse_args()
     device = pick_device(args.device)

@@ -13,11 +13,10 @@ Both run BERT over windows of its context and let `decoding.maskgit_fill` fill t
 - inpainting: a window of the context centred on the gap, the gap's tokens masked, the latents
   of the audio around it given (the gap's are hidden).
 
-Three decoder inputs per stem frame come out of `separate_all`: BERT's tokens; the predicted
+Two decoder inputs per stem frame come out of `separate_all`: BERT's tokens, and the predicted
 latent z of Eq. 11 (BERT's latent head; `infer.py separate --decode latent`, the default, runs
-that alone); and, with `code_vectors`, soft decoding's expected decoder input, sum over codes k of
-p(k) * c_k with p BERT's distribution at the step that revealed it. Where BERT hesitates between codes, the argmax commits to one of
-them; the latent and the expectation keep what they share (docs/experiments/latent-head.md).
+that alone). Where BERT hesitates between codes, the argmax commits to one of them; the latent
+keeps what they share (docs/experiments/latent-head.md).
 
 Shapes: S tokens of a whole file, M frames per window, D code dim, J stems, B batch, K codebook size.
 """
@@ -69,11 +68,9 @@ def window_owners(total, window):
 
 @torch.no_grad()
 def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
-                 generator=None, code_vectors=None, tokens=True):
+                 generator=None, tokens=True):
     """(S,) mixture tokens and (S, D) latents -> {"tokens": (J, S) predicted tokens of each of the J
-    `stems` (`maskgit_fill`), "latent": (J, S, D) their predicted latents (Eq. 11)}; with
-    `code_vectors` ((K, D): `quantizer.normalized_codebook()`) also "expected": (J, S, D) the
-    expected decoder inputs of soft decoding.
+    `stems` (`maskgit_fill`), "latent": (J, S, D) their predicted latents (Eq. 11)}.
 
     With `tokens=False` only "latent" is computed: the latent head's output, without the logits
     and the choice of codes that decoding the latent does not use.
@@ -82,8 +79,6 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     sequences, window by window (all stems of a window in the same batch). `progress(done, total)`
     is called with windows done.
     """
-    if code_vectors is not None and not tokens:
-        raise ValueError("soft decoding (code_vectors) needs the decoded tokens' distributions (tokens=True)")
     device = bert.codebook.device
     S, J = mixture.shape[0], len(stems)
     M = min((bert.config.max_positions - 1) // 2, S)
@@ -94,21 +89,16 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
     result = {"latent": torch.empty(J, S, D)}
     if tokens:
         result["tokens"] = torch.empty(J, S, dtype=torch.long)
-    if code_vectors is not None:
-        result["expected"] = torch.empty(J, S, D)
     for first in range(0, len(items), batch_size):
         batch = items[first:first + batch_size]
         mix = torch.stack([mixture[starts[w]:starts[w] + M] for w, _ in batch]).to(device)  # (B, M)
         feats = torch.stack([features[starts[w]:starts[w] + M] for w, _ in batch]).to(device).float()  # (B, M, D)
         inputs = separation_inputs(mix, feats, separators[[j for _, j in batch]], vocab)
         if not tokens:  # the latent head needs no decoding: one pass
-            found = {"latent": bert.latent(bert.hidden_states(**inputs))[:, M + 1:]}  # (B, M, D) the stem half
+            found = {"latent": bert.latent(bert.hidden_states(**inputs, keep=slice(M + 1, None)))}  # (B, M, D) the stem half
         else:
-            filled, probs, latents = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
+            filled, latents = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
             found = {"tokens": filled[:, M + 1:], "latent": latents[:, M + 1:]}  # the stem half
-        if code_vectors is not None:
-            with torch.autocast(device.type, enabled=False):  # sum over k of p(k) c_k, in float32
-                found["expected"] = probs[:, M + 1:] @ code_vectors.to(device).float()  # (B, M, D)
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]
             for name, values in found.items():

@@ -151,6 +151,6 @@ class VQVAE(nn.Module):
 
     @torch.no_grad()
     def decode_vectors(self, vectors, num_samples=None):
-        """(B, S, D) decoder inputs (code vectors, or their expectation: soft decoding) -> (B, 1, T)."""
+        """(B, S, D) decoder inputs (code vectors, or latents: Eq. 11) -> (B, 1, T)."""
         x_hat = self.decoder(vectors.transpose(1, 2))  # (B, 1, S * 2^k)
         return x_hat if num_samples is None else x_hat[..., :num_samples]

@@ -48,6 +48,26 @@ def test_padding_does_not_change_outputs_at_real_positions():
     assert torch.allclose(short, long[:, :12], atol=1e-5)
 
 
+def test_keeping_some_positions_gives_their_outputs_of_the_full_pass():
+    """hidden_states(keep=...) (the last block computes only the kept queries) equals the kept slice
+    of the full pass, with padding keys, through the fused and the written-out attention."""
+    from bert import SelfAttention
+    model = tiny_bert(layers=3).eval()
+    tokens = torch.randint(0, K, (2, 20))
+    inputs = single_source_inputs(tokens, torch.randn(2, 20, D))
+    padding = torch.arange(20).expand(2, 20) >= torch.tensor([[15], [20]])
+    for fused in (True, False):
+        SelfAttention.fused = fused
+        try:
+            full = model.hidden_states(**inputs, padding=padding)  # (B, L, E)
+            kept = model.hidden_states(**inputs, padding=padding, keep=slice(11, None))  # (B, 9, E)
+        finally:
+            SelfAttention.fused = True
+        assert kept.shape == (2, 9, 32)
+        assert torch.allclose(kept, full[:, 11:], atol=1e-5)
+        assert not torch.allclose(model.hidden_states(**inputs, keep=slice(11, None)), kept, atol=1e-3)  # padding counts
+
+
 def test_attention_written_out_equals_the_fused_kernel():
     """bert.attention, softmax(Q K^T / sqrt(d) + mask) V by hand, against F.scaled_dot_product_attention
     (the fast path), with padding keys masked; then the whole model through either path."""
@@ -240,20 +260,16 @@ def test_maskgit_reveals_the_most_confident_first():
     assert set(torch.nonzero(revealed)[:, 0].tolist()) == most_confident
 
 
-def test_soft_decoding_records_the_distribution_that_chose_each_token():
-    """One-shot: a masked position's recorded distribution is the pass's softmax, sums to one and its
-    argmax is the token chosen; a given token is one-hot, its latent its code vector."""
+def test_maskgit_records_the_latent_of_the_pass_that_revealed_each_token():
+    """One-shot: a masked position's recorded latent is the pass's latent head output; a given
+    token's is its code vector."""
     model = tiny_bert().eval()
     inputs = torch.randint(0, K, (2, 20), generator=torch.Generator().manual_seed(2))
     inputs[:, 5:15] = VOCAB.mask
     batch = single_source_inputs(inputs)
-    filled, probs, latents = maskgit_fill(model, batch, VOCAB.mask, steps=1, record=True)
-    assert probs.shape == (2, 20, K)
-    assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:-1]), atol=1e-5)
-    assert torch.equal(probs.argmax(-1), filled)
-    assert torch.equal(probs[:, :5], F.one_hot(inputs[:, :5], K).float()), "given tokens are one-hot"
+    filled, latents = maskgit_fill(model, batch, VOCAB.mask, steps=1, record=True)
     (logits, latent), _ = model(**batch)
-    assert torch.allclose(probs[:, 5:15], torch.softmax(logits[:, 5:15].float(), -1), atol=1e-6)
+    assert torch.equal(filled[:, 5:15], logits.argmax(-1)[:, 5:15])
     assert torch.allclose(latents[:, 5:15], latent[:, 5:15]) and torch.equal(latents[:, :5], model.codebook[inputs[:, :5]])
 
 

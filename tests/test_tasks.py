@@ -1,5 +1,5 @@
-"""tasks.py: every stem separated in one batched pass gives the tokens of one stem at a time; soft
-separation; inpainting's window; and the unigram fill of the inpainting baseline (evaluation_bert.py)."""
+"""tasks.py: every stem separated in one batched pass gives the tokens of one stem at a time;
+inpainting's window; and the unigram fill of the inpainting baseline (evaluation_bert.py)."""
 import math
 
 import numpy as np
@@ -80,34 +80,6 @@ def test_separation_inputs_put_each_rows_separator_after_its_mixture():
     assert torch.equal(inputs["features"], torch.cat([features, torch.zeros(3, 1, D), features], dim=1))
     one = separation_inputs(mixture, features, VOCAB.stem_separator("guitar"), VOCAB)
     assert (one["tokens"][:, 5] == VOCAB.stem_separator("guitar")).all()
-
-
-def test_soft_separation_keeps_the_tokens_and_expects_code_vectors():
-    """With code vectors given, the same tokens come back, and each frame's soft vector is a convex
-    combination of code vectors: it lies between the smallest and largest coordinates of the codebook.
-    A BERT certain of every code (a huge logit scale) gives the decoder inputs of its tokens, so its
-    soft decoding is its token decoding."""
-    from vqvae import VQVAE, VQVAEConfig
-    model = tiny_bert()
-    generator = torch.Generator().manual_seed(2)
-    mixture = torch.randint(0, K, (40,), generator=generator)
-    features = torch.randn(40, D, generator=generator)
-    torch.manual_seed(0)
-    vqvae = VQVAE(VQVAEConfig(num_downsamples=2, num_codes=K, code_dim=D, base_channels=2, max_channels=8,
-                              bottleneck_blocks=1)).eval()
-    codes = vqvae.quantizer.normalized_codebook().detach()  # (K, D)
-    plain = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2)["tokens"]
-    both = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, code_vectors=codes)
-    tokens, soft = both["tokens"], both["expected"]
-    assert torch.equal(tokens, plain) and soft.shape == (4, 40, D)
-    assert (soft >= codes.min(0).values - 1e-5).all() and (soft <= codes.max(0).values + 1e-5).all()
-    assert not torch.allclose(soft, vqvae.lookup(tokens), atol=1e-3), "a hesitating BERT's expectation is not its argmax code"
-    with torch.no_grad():
-        model.log_logit_scale.fill_(math.log(1e6))
-    both = separate_all(model, VOCAB, mixture, features, list(VOCAB.stems), steps=2, code_vectors=codes)
-    tokens, soft = both["tokens"], both["expected"]
-    assert torch.allclose(soft, vqvae.lookup(tokens), atol=1e-5)
-    assert torch.allclose(vqvae.decode_vectors(soft), vqvae.decode(tokens), atol=1e-5)
 
 
 def test_unigram_fill_draws_masked_codes_from_the_counts_only():
