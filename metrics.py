@@ -20,31 +20,17 @@ EVAL_STFT_SIZES = (2048, 1024, 512, 256)
 BSS_CLAMP_DB = 100.0  # BSS Eval SDR of a perfect (or silent) estimate: +-100 dB, not +-inf
 
 
-def si_sdr(reference, estimate, eps=1e-12):
+def si_sdr(reference, estimate):
     """Scale-invariant SDR in dB of 1-D `estimate` against 1-D `reference`.
 
     The estimate is projected on the reference, s = (<e, r> / <r, r>) r, and
     SI-SDR = 10 log10(|s|^2 / |e - s|^2). +inf for a scaled copy; -inf when orthogonal.
     """
-    reference = np.asarray(reference, dtype=np.float64).reshape(-1)
-    estimate = np.asarray(estimate, dtype=np.float64).reshape(-1)
-    reference = reference - reference.mean()
-    estimate = estimate - estimate.mean()
-    ref_energy = np.dot(reference, reference)
-    if ref_energy <= eps:
-        raise ValueError("SI-SDR is undefined for a silent reference")
-    target = np.dot(estimate, reference) / ref_energy * reference
-    noise = estimate - target
-    target_energy, noise_energy = np.dot(target, target), np.dot(noise, noise)
-    if noise_energy <= eps * ref_energy * 1e-6:
-        return math.inf
-    if target_energy == 0.0:
-        return -math.inf
-    return float(10 * np.log10(target_energy / noise_energy))
+    return RunningSISDR().add(reference, estimate).value()
 
 
 class RunningSISDR:
-    """SI-SDR of a long signal scored block by block, equal to `si_sdr` of the whole.
+    """SI-SDR of a long signal scored block by block (`si_sdr` is one block).
 
     It keeps only six sums: n, sum r, sum e, <r, r>, <e, e>, <r, e>. Removing the means and
     projecting can be done on them: with r, e zero-mean, |target|^2 = <e, r>^2 / <r, r> and
@@ -58,6 +44,7 @@ class RunningSISDR:
         r = np.asarray(reference, dtype=np.float64).reshape(-1)
         e = np.asarray(estimate, dtype=np.float64).reshape(-1)
         self.sums += [len(r), r.sum(), e.sum(), r @ r, e @ e, r @ e]
+        return self
 
     def value(self, eps=1e-12):
         n, sum_r, sum_e, rr, ee, re = self.sums

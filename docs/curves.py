@@ -5,7 +5,7 @@
 Reads the `*-log.csv` files that `train.py` writes and draws the training losses (every 50 steps)
 and the validation figures (every 250) against the step. The defaults are the logs of the default
 commands, `python train.py vqvae --k 4` (docs/experiments/minimal-codebase/vqvae-log.csv) and
-`python train.py bert` (docs/experiments/inpainting/default-bert-log.csv, today's recipe, seed 0, 2026-12-07);
+`python train.py bert` (docs/experiments/one-codebook/default-bert-log.csv, today's code, seed 0, 2026-12-07);
 pass your own `runs/vqvae-log.csv runs/bert-log.csv` to draw yours the same way.
 """
 import argparse
@@ -29,7 +29,7 @@ def columns(path):
 def main():
     parser = argparse.ArgumentParser(description="Plot the training curves of train.py logs.")
     parser.add_argument("logs", nargs="*", default=[EXPERIMENTS / "minimal-codebase" / "vqvae-log.csv",
-                                                  EXPERIMENTS / "inpainting" / "default-bert-log.csv"],
+                                                  EXPERIMENTS / "one-codebook" / "default-bert-log.csv"],
                         help="a VQ-VAE log, then a BERT log (default: the default commands')")
     parser.add_argument("-o", "--output", default=EXPERIMENTS.parent / "training-curves.png", help="PNG to write")
     args = parser.parse_args()
