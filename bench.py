@@ -1,9 +1,9 @@
 """Speed benchmark: tokenizer and BERT training throughput, encode/decode and separation speed.
 
-    python bench.py [--vqvae runs/vqvae.pt] [--bert runs/bert.pt] [--device auto] [--json bench.json]
+    python bench.py [--vqvae pretrained/vqvae.pt] [--bert pretrained/bert.pt] [--device auto] [--json bench.json]
 
 Without checkpoints it times untrained models of the default configurations (speed does not
-depend on the weights). Each timing is the median of several runs after one warm-up run (separating
+depend on the weights); a checkpoint named is loaded, and one that is missing is an error. Each timing is the median of several runs after one warm-up run (separating
 the 30 s mix: one run after a warm-up).
 Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
 frames/s (batch 16 x 512 frames, every one a target), encode and decode real-time factors, separating every stem of a
@@ -14,7 +14,6 @@ Speed is measured here, never by timed assertions in the tests.
 import json
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,11 +69,11 @@ def time_separation(bert, vqvae, vocab, mixture, features, audio, device):
 
 
 def load_models(args, device):
-    if Path(args.vqvae).exists():
+    if args.vqvae:
         vqvae, source = load_vqvae(args.vqvae, device), args.vqvae
     else:
         vqvae, source = VQVAE(VQVAEConfig()).to(device).eval(), "untrained default VQ-VAE"
-    if Path(args.bert).exists():
+    if args.bert:
         bert, vocab = load_bert(args.bert, vqvae, device)
         source += f", {args.bert}"
     else:
@@ -88,8 +87,8 @@ def load_models(args, device):
 
 def main():
     parser = ArgumentParser(description="Time training and inference of the tokenizer and BERT.")
-    parser.add_argument("--vqvae", default="runs/vqvae.pt", help="VQ-VAE to time (default: an untrained default model if missing)")
-    parser.add_argument("--bert", default="runs/bert.pt", help="BERT to time (default: an untrained default model if missing)")
+    parser.add_argument("--vqvae", default=None, help="VQ-VAE checkpoint to time (default: an untrained default model)")
+    parser.add_argument("--bert", default=None, help="BERT checkpoint to time, trained on that VQ-VAE (default: an untrained default model)")
     add_device_flag(parser)
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args()

@@ -15,7 +15,7 @@ from cli import ArgumentParser, add_device_flag, add_overwrite_flag, number_list
 from data import embedded_dataset
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
 from evaluation_bert import CANDIDATES, GAP_FILLS, SEPARATION_SECONDS, evaluate_bert, held_out_tokens
-from files import UserError, refuse_existing
+from files import UserError, check_writable, refuse_existing
 from pretrained import check_shipped_paths, default_models, work_folder
 
 CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "latent": "BERT's latents", "latent_refined": "latents, refined",
@@ -66,22 +66,25 @@ def main():
     parser.add_argument("--report", default=None, help="also write a listening page (DIR/index.html) of a few examples")
     add_overwrite_flag(parser, "the --json file or --report page")
     args = parser.parse_args()
-    refuse_existing([p for p in (args.json, args.report and Path(args.report) / "index.html") if p], args.overwrite)
+    outputs = [p for p in (args.json, args.report and Path(args.report) / "index.html") if p]
+    check_writable(outputs)
+    refuse_existing(outputs, args.overwrite)
     gap_seconds = number_list(args.gap_seconds, "--gap-seconds", float, lambda g: 0 < g < float("inf"), "positive and finite")
     device = pick_device(args.device)
     default_models(args, with_bert=False)
     model = load_vqvae(args.vqvae, device)
-    data_root = args.data or embedded_dataset(model.config.sample_rate)
-    chunks = held_out_chunks(data_root, args.split, model.config.sample_rate, chunks_per_track=4)
-    results = {"reconstruction": evaluate_reconstruction(model, chunks, device)}
-    print_reconstruction(results["reconstruction"], f"reconstruction, {args.split} split")
     beside = Path(args.vqvae).parent / "bert.pt"  # the BERT trained on this tokenizer's tokens, by default
     bert_path = args.bert or (str(beside) if beside.exists() else "none")
     check_shipped_paths([bert_path])
     if bert_path == "none" and args.report:
         raise UserError(f"{args.report}: the listening page needs a BERT checkpoint (--bert)")
-    if bert_path != "none":
+    if bert_path != "none":  # a wrong checkpoint is refused before any work
         bert, vocab = load_bert(bert_path, model, device)
+    data_root = args.data or embedded_dataset(model.config.sample_rate)
+    chunks = held_out_chunks(data_root, args.split, model.config.sample_rate, chunks_per_track=4)
+    results = {"reconstruction": evaluate_reconstruction(model, chunks, device)}
+    print_reconstruction(results["reconstruction"], f"reconstruction, {args.split} split")
+    if bert_path != "none":
         cache, validation, tracks = held_out_tokens(model, vocab, data_root, args.split, work_folder(args.vqvae), device)
         results.update(evaluate_bert(bert, vocab, model, cache, validation, tracks, device, gap_seconds=gap_seconds))
         print_bert(results)

@@ -31,6 +31,7 @@ def atomic_write(path):
     (soundfile, numpy) still do the right thing.
     """
     path = Path(path)
+    made = [folder for folder in path.parents if not folder.exists()]  # innermost first
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
@@ -40,6 +41,11 @@ def atomic_write(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+        for folder in made if not path.exists() else []:  # a failed write leaves no empty folder of its own
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another output went there
+                break
 
 
 def remove_stale_temporaries(path):

@@ -294,7 +294,9 @@ def command_inpaint(args, device):
     first = int(np.floor(args.start * rate / hop))
     last = int(np.ceil((args.start + args.duration) * rate / hop))  # gap = tokens first..last-1
     longest = bert.config.max_positions // 2
-    if args.start < 0 or args.duration <= 0 or (args.start + args.duration) * rate > total:
+    if args.duration <= 0:
+        raise UserError(f"--duration must be positive, got {args.duration:g}")
+    if args.start < 0 or (args.start + args.duration) * rate > total:
         raise UserError(f"{args.input}: the gap from {args.start:g} s to {args.start + args.duration:g} s is not "
                         f"inside the file ({total / rate:.2f} s)")
     if last - first > longest:

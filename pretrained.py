@@ -61,7 +61,7 @@ def default_models(args, with_bert):
         ours = (RUNS / "vqvae.pt").exists() and (not with_bert or (RUNS / "bert.pt").exists())
         args.vqvae = str((RUNS if ours else SHIPPED) / "vqvae.pt")
         print(f"models: {'yours, in ' + str(RUNS) if ours else 'the shipped ones, in ' + str(SHIPPED)} "
-              f"(--vqvae{' and --bert' if with_bert else ''} choose others)")
+              f"({'--vqvae and --bert choose others' if with_bert else '--vqvae chooses another'})")
     if with_bert and args.bert is None:
         args.bert = str(Path(args.vqvae).parent / "bert.pt")
     check_shipped_paths([args.vqvae] + ([args.bert] if with_bert else []))

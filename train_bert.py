@@ -15,7 +15,7 @@ from bert import AudioBERT, BERTConfig
 from checkpoint import load_checkpoint, load_vqvae, save_checkpoint
 from cli import amp_dtype, autocast, pick_device
 from data import dataset_sources, embedded_dataset, find_tracks
-from files import UserError, refuse_existing
+from files import UserError, check_writable, refuse_existing
 from masking import Vocabulary
 from tokens import BatchMaker, TokenCache, build_token_cache, cache_folder, vqvae_fingerprint
 from pretrained import work_folder
@@ -78,8 +78,10 @@ def train_bert(args):
     best_path, last_path, log_path = out / "bert.pt", out / "bert-last.pt", out / "bert-log.csv"
     if not args.resume:  # never replace an earlier run's checkpoints by accident
         refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
+    check_writable([best_path, last_path, log_path])
     vqvae = load_vqvae(args.vqvae, device)
     fingerprint = vqvae_fingerprint(vqvae)
+    start = load_checkpoint(args.init, "bert") if args.init and not args.resume else None  # refused before any work
 
     # ---- data: tokenize once into a memory-mapped cache ----
     data_root = Path(args.data) if args.data else embedded_dataset(vqvae.config.sample_rate)
@@ -115,8 +117,7 @@ def train_bert(args):
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, args.dtype) == torch.float16)
     step, best_val = 0, float("inf")
-    if args.init and not args.resume:  # fine-tuning: weights from another run, the rest starts afresh
-        start = load_checkpoint(args.init, "bert")
+    if start is not None:  # fine-tuning: weights from another run, the rest starts afresh
         if (start["config"] != asdict(config) or start.get("vqvae_fingerprint") != fingerprint
                 or start.get("stems") != stems):
             raise UserError(f"{args.init}: trained with other settings, stems or another VQ-VAE; --init needs the same")

@@ -16,7 +16,7 @@ from checkpoint import load_checkpoint, save_checkpoint
 from cli import amp_dtype, autocast, pick_device
 from data import DEFAULT_SAMPLE_RATE, ChunkSampler, embedded_dataset, find_tracks
 from evaluation import evaluate_reconstruction, held_out_chunks, print_reconstruction, write_json
-from files import UserError, refuse_existing
+from files import UserError, check_writable, refuse_existing
 from losses import total_loss
 from training import (RERUN_HINT, add_run_arguments, append_csv, catch_ctrl_c, check_run_arguments,
                       optimizer_step, pace, report_stop, restore, set_learning_rate, silent,
@@ -62,6 +62,7 @@ def train_vqvae(args):
     best_path, last_path, log_path = out / "vqvae.pt", out / "vqvae-last.pt", out / "vqvae-log.csv"
     if not args.resume:  # never replace an earlier run's checkpoints by accident
         refuse_existing([best_path, last_path], args.overwrite, RERUN_HINT)
+    check_writable([best_path, last_path, log_path])
     config = VQVAEConfig(num_downsamples=args.k, num_codes=args.codebook_size, code_dim=args.code_dim,
                          sample_rate=args.sample_rate, use_ema=args.ema,
                          base_channels=args.base_channels, max_channels=args.max_channels)

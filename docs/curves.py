@@ -10,19 +10,33 @@ pass your own `runs/vqvae-log.csv runs/bert-log.csv` to draw yours the same way.
 """
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 
 
-def columns(path):
-    """{column: [(step, value)]} of a train.py log, empty cells left out."""
+def fail(message):
+    """One line on stderr, exit code 2, as the project's commands do."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def columns(path, wanted):
+    """{column: [(step, value)]} of a train.py log, empty cells left out; exit 2 with one line when the
+    file is missing or lacks a `wanted` column."""
     found = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            for name, value in row.items():
-                if name != "step" and value:
-                    found.setdefault(name, []).append((int(row["step"]), float(value)))
+    try:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                for name, value in row.items():
+                    if name != "step" and value:
+                        found.setdefault(name, []).append((int(row["step"]), float(value)))
+    except (OSError, ValueError, KeyError) as error:
+        fail(f"{path}: not a readable train.py log ({error})")
+    if missing := [name for name in wanted if name not in found]:
+        fail(f"{path}: no {', '.join(missing)} column; expected a {'VQ-VAE' if 'val_si_sdr_db' in wanted else 'BERT'} "
+                 f"log of train.py (runs/vqvae-log.csv, then runs/bert-log.csv)")
     return found
 
 
@@ -36,7 +50,10 @@ def main():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    vqvae, bert = (columns(path) for path in args.logs)
+    if len(args.logs) != 2:
+        fail("give two logs, a VQ-VAE log then a BERT log (or none, for the default commands')")
+    vqvae = columns(args.logs[0], ["loss", "val_loss", "val_si_sdr_db"])
+    bert = columns(args.logs[1], ["cross_entropy", "val_cross_entropy", "latent", "val_latent"])
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     panels = [(axes[0], vqvae, [("loss", "training loss (Eq. 2)"), ("val_loss", "validation loss")], "VQ-VAE loss"),
               (axes[1], vqvae, [("val_si_sdr_db", "validation SI-SDR (dB)")], "VQ-VAE validation SI-SDR (dB)"),

@@ -217,11 +217,10 @@ def write_bad_inputs(folder):
     ("short.wav", "shorter than one token"), (".", "directory")])
 def test_bad_audio_input(trained, name, problem):
     write_bad_inputs(trained)
-    result = run(ROOT / "infer.py", "reconstruct", name, "-o", "out.wav", "--vqvae",
+    result = run(ROOT / "infer.py", "reconstruct", name, "-o", "new/out.wav", "--vqvae",
                  trained / "runs" / "vqvae.pt", cwd=trained)
     assert_one_line_error(result, problem)
-    assert not (trained / "out.wav").exists()
-    assert not list(trained.glob(".out*"))  # no temporary leftovers
+    assert not (trained / "new").exists()  # no output, no temporary leftovers, not even the folder made for them
 
 
 def test_a_constant_input_is_refused_like_silence(trained):

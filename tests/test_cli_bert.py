@@ -235,14 +235,23 @@ def test_bert_bad_inputs(work):
         (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0.01", "-o", "runs"], "is a directory"),
         (["separate", "mix.wav", "--out", "mix.wav"], "is a file"),
         (["separate", "mix.wav", "--decode", "codes"], "--decode"),
+        (["separate", "mix.wav", "--decode", "soft"], "--decode"),  # soft decoding left the code
+        (["inpaint", "mix.wav", "--start", "0.5", "--duration", "0"], "--duration must be positive"),
     ]
     cases = [([ROOT / "infer.py", *args], words) for args, words in cases]
     cases.append(([ROOT / "train.py", "bert", "--data", "data", "--stems", "vocals", "--out", "runs", "--overwrite"],
                   "vocals"))
     cases.append(([ROOT / "train.py", "bert", "--data", "data", "--latent-weight", "-1", "--out", "runs", "--overwrite"],
                   "--latent-weight"))
+    # wrong outputs and checkpoints are refused before any work (no dataset scored, no cache built)
+    cases.append(([ROOT / "evaluate.py", "--data", "data", "--json", "runs"], "runs: is a directory"))
+    cases.append(([ROOT / "evaluate.py", "--data", "data", "--bert", "missing.pt"], "missing.pt: no such checkpoint"))
+    cases.append(([ROOT / "train.py", "bert", "--data", "data", "--init", "missing.pt", "--out", "new"],
+                  "missing.pt: no such checkpoint"))
     for result, (_, words) in zip(run_all([args for args, _ in cases], cwd=work), cases):
         assert_one_line_error(result, words)
+        assert "reconstruction" not in result.stdout and "token cache" not in result.stdout
+    assert not (work / "new").exists()
 
 
 def test_pictures_listening_page_and_training_log(work):

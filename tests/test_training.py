@@ -152,3 +152,19 @@ def test_same_seed_gives_the_same_first_losses(data):
         logs[out] = (work / out / "vqvae-log.csv").read_text()
     assert "step" in logs["seed-a"] and logs["seed-a"] == logs["seed-b"]
     assert logs["seed-a"] != logs["seed-c"]
+
+
+def test_curves_draws_the_two_logs_it_is_given_and_refuses_others_in_one_line(tmp_path):
+    """docs/curves.py (the README's "is my run on track?"): a PNG from a VQ-VAE log and a BERT log as
+    train.py writes them; a missing log, a swapped pair or one log alone is one line and exit 2."""
+    from test_cli import assert_one_line_error, run
+    (tmp_path / "vqvae-log.csv").write_text("step,loss,val_loss,val_si_sdr_db\n1,7.9,,\n50,1.7,,\n250,,0.5,3.1\n")
+    (tmp_path / "bert-log.csv").write_text("step,loss,cross_entropy,latent,val_cross_entropy,val_latent\n"
+                                           "1,24.0,13.7,1.0,,\n250,,,,4.9,0.33\n")
+    curves = ROOT / "docs" / "curves.py"
+    drawn = run(curves, "vqvae-log.csv", "bert-log.csv", "-o", "mine.png", cwd=tmp_path)
+    assert drawn.returncode == 0, drawn.stderr
+    assert (tmp_path / "mine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_one_line_error(run(curves, "runs/vqvae-log.csv", "bert-log.csv", cwd=tmp_path), "runs/vqvae-log.csv")
+    assert_one_line_error(run(curves, "bert-log.csv", "vqvae-log.csv", cwd=tmp_path), "bert-log.csv", "val_si_sdr_db")
+    assert_one_line_error(run(curves, "vqvae-log.csv", cwd=tmp_path), "two logs")
