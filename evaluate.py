@@ -18,7 +18,8 @@ from evaluation_bert import CANDIDATES, GAP_FILLS, SEPARATION_SECONDS, evaluate_
 from files import UserError, check_writable, refuse_existing
 from pretrained import check_shipped_paths, default_models, work_folder
 
-CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "latent": "BERT's latents", "latent_refined": "latents, refined",
+CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "latent": "BERT's latents",
+                   "latent_refined": "latents, refined",
                    "mixture_tokens": "floor: mixture's tokens", "mixture_latent": "floor: mixture's latents",
                    "oracle": "oracle tokens", "oracle_refined": "oracle tokens, refined",
                    "stem_latent": "ceiling: stem's latents"}

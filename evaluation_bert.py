@@ -11,10 +11,11 @@
   latents decoded (the ceilings of a code fill and of a latent fill).
 - separation (Eq. 8, every stem of a chunk in one batched pass, then Eq. 10): per stem, SI-SDR,
   SI-SDRi, BSS Eval SDR and MR-STFT distance of BERT's tokens decoded (token-only, the honest
-  measure of BERT's classification) and of its predicted latents (Eq. 11), each refined by the mixture; of the unprocessed mixture (the baseline); of the mixture's own
-  tokens and own latents decoded (a BERT that only copied: the floor); of the true stem tokens
-  decoded (the oracle), raw and refined; and of the true stem's latents decoded without
-  quantisation (the ceiling of a latent prediction with this decoder).
+  measure of BERT's classification) and of its predicted latents (Eq. 11), each refined by the
+  mixture; of the unprocessed mixture (the baseline); of the mixture's own tokens and own latents
+  decoded (a BERT that only copied: the floor); of the true stem tokens decoded (the oracle), raw
+  and refined; and of the true stem's latents decoded without quantisation (the ceiling of a
+  latent prediction with this decoder).
 Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
 
 Shapes: B batch, L context (frames), M frames per separation window, K codebook size, J stems.
@@ -123,7 +124,7 @@ def gap_fills(bert, vqvae, vocab, cache, tracks, device, unigram, P, per_track=4
             batch_inputs = single_source_inputs(inputs, features, hidden=hidden)
             with autocast(device):
                 filled, latents = maskgit_fill(bert, {key: value.to(device) for key, value in batch_inputs.items()},
-                                                  vocab.mask, INPAINT_STEPS, INPAINT_TEMPERATURE, generator, record=True)
+                                               vocab.mask, INPAINT_STEPS, INPAINT_TEMPERATURE, generator, record=True)
             fills = {"bert_tokens": filled.cpu(), "bert_latent": torch.where(hidden[..., None], latents.cpu(), features),
                      "oracle_tokens": tokens, "oracle_latent": features}
             if unigram is not None:
@@ -168,8 +169,9 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, unigram, gap_
 
 # ---- separation (Eq. 8), refined by the mixture (Eq. 10) ----
 
-# what is scored against each stem: BERT's tokens and its predicted latents, each refined; the mixture; the mixture's own tokens and latents (a BERT that only
-# copied); the oracle tokens, refined; the stem's own latents (the continuous ceiling)
+# what is scored against each stem: BERT's tokens and its predicted latents, each refined; the mixture;
+# the mixture's own tokens and latents (a BERT that only copied); the oracle tokens, refined; the
+# stem's own latents (the continuous ceiling)
 CANDIDATES = ("tokens", "refined", "latent", "latent_refined", "mixture", "mixture_tokens",
               "mixture_latent", "oracle", "oracle_refined", "stem_latent")
 
