@@ -248,6 +248,8 @@ def test_bert_bad_inputs(work):
     cases.append(([ROOT / "evaluate.py", "--data", "data", "--bert", "missing.pt"], "missing.pt: no such checkpoint"))
     cases.append(([ROOT / "train.py", "bert", "--data", "data", "--init", "missing.pt", "--out", "new"],
                   "missing.pt: no such checkpoint"))
+    cases.append(([ROOT / "train.py", "vqvae", "--k", "3", "--data", "data", "--out", "mix.wav", *TINY_FLAGS], "mix.wav: is a file"))
+    cases.append(([ROOT / "bench.py", "--vqvae", "typo.pt"], "typo.pt: no such checkpoint"))  # not an untrained stand-in
     for result, (_, words) in zip(run_all([args for args, _ in cases], cwd=work), cases):
         assert_one_line_error(result, words)
         assert "reconstruction" not in result.stdout and "token cache" not in result.stdout
