@@ -60,8 +60,10 @@ def default_models(args, with_bert):
     if args.vqvae is None:
         ours = (RUNS / "vqvae.pt").exists() and (not with_bert or (RUNS / "bert.pt").exists())
         args.vqvae = str((RUNS if ours else SHIPPED) / "vqvae.pt")
-        print(f"models: {'yours, in ' + str(RUNS) if ours else 'the shipped ones, in ' + str(SHIPPED)} "
-              f"({'--vqvae and --bert choose others' if with_bert else '--vqvae chooses another'})")
+        which = f"yours, in {RUNS}" if ours else f"the shipped ones, in {SHIPPED}"
+        if with_bert and args.bert is not None:  # the BERT named, the VQ-VAE by default
+            which = f"the VQ-VAE {f'in {RUNS}' if ours else f'shipped in {SHIPPED}'} and the BERT {args.bert}"
+        print(f"models: {which} ({'--vqvae and --bert choose others' if with_bert else '--vqvae chooses another'})")
     if with_bert and args.bert is None:
         args.bert = str(Path(args.vqvae).parent / "bert.pt")
     check_shipped_paths([args.vqvae] + ([args.bert] if with_bert else []))
