@@ -134,15 +134,6 @@ def main():
     seconds = timed_training(bert, lambda: bert(**batch)[1]["loss"])
     results["bert_train_frames_per_s"] = 16 * L / seconds
     print(f"BERT training     {16 * L / seconds:10.0f} frames/s ({1 / seconds:.2f} steps/s of 16 x {L} frames)")
-    # the latent head (Eq. 11): the same step with a true latent at every targeted frame of 12 of the 16
-    # items, timed alternately with the plain step, so that a machine's drift hits both alike
-    latents = torch.nn.functional.normalize(torch.randn(16, L, bert.config.code_dim, device=device), dim=-1)
-    latents[12:] = 0  # the masked-modelling items have none
-    pairs = [(timed_training(bert, lambda: bert(**batch)[1]["loss"], repeats=1),
-              timed_training(bert, lambda: bert(**batch, latents=latents)[1]["loss"], repeats=1)) for _ in range(2 * REPEATS)]
-    share = float(np.median([with_latents / without - 1 for without, with_latents in pairs]))
-    results["bert_latent_head_step_share"] = share
-    print(f"  latent head     {100 * share:+10.1f}% per step (Eq. 11 at 12 of 16 items; median of {2 * REPEATS} alternating pairs)")
 
     # ---- inference: encode, decode, separate ----
     # the paths infer.py takes: overlapping 2 s pieces, batched (inputs.encode_in_pieces / decode_in_pieces)
