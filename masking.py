@@ -113,13 +113,14 @@ def middle_mask(tokens, gap, vocab):
 def separation_layout(mixture, stem, separator):
     """Eq. 8: i^mix_1..i^mix_M, SEP_stem, i^stem_1..i^stem_M -> (tokens, segments, positions).
 
-    mixture, stem: (B, M) token ids (the stem part may already hold MASKs). Mixture frame s and
-    stem frame s share position s, so attention can align them; the separator sits at position 0
-    in its own segment. Returns tokens, segments and positions, each (B, 2M + 1).
+    mixture, stem: (B, M) token ids (the stem part may already hold MASKs); separator: one SEP id
+    for every row, or a (B,) tensor of one per row. Mixture frame s and stem frame s share position
+    s, so attention can align them; the separator sits at position 0 in its own segment. Returns
+    tokens, segments and positions, each (B, 2M + 1).
     """
     B, M = mixture.shape
     device = mixture.device
-    separators = torch.full((B, 1), separator, dtype=mixture.dtype, device=device)
+    separators = torch.as_tensor(separator, dtype=mixture.dtype, device=device).reshape(-1, 1).expand(B, 1)  # (B, 1)
     tokens = torch.cat([mixture, separators, stem], dim=1)  # (B, 2M + 1)
     segments = torch.cat([torch.full((M,), CONTEXT), torch.tensor([SEPARATOR]), torch.full((M,), TARGET)])
     frames = torch.arange(M)

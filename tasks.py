@@ -38,11 +38,8 @@ def separation_inputs(mixture, features, separator, vocab):
 
     separator: the SEP_stem id of one stem for every row, or a (B,) tensor of one id per row.
     """
-    M = mixture.shape[1]
     stem = torch.full_like(mixture, vocab.mask)
-    tokens, segments, positions = separation_layout(mixture, stem, vocab.sep)
-    separator = torch.as_tensor(separator, device=tokens.device)
-    tokens[:, M] = separator  # Eq. 8, SEP_stem per row
+    tokens, segments, positions = separation_layout(mixture, stem, separator)  # Eq. 8, SEP_stem per row
     zero = torch.zeros_like(features[:, :1])
     return {"tokens": tokens, "segments": segments, "positions": positions,
             "features": torch.cat([features, zero, features], dim=1)}

@@ -29,8 +29,8 @@ from cli import autocast
 from data import find_tracks, read_source, track_duration
 from files import UserError, atomic_write
 from inputs import encode_in_pieces
-from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, hidden_frames, middle_mask, separation_layout
-from tasks import single_source_inputs
+from masking import CONTEXT, IGNORE, bert_mask, cosine_mask, hidden_frames, middle_mask
+from tasks import separation_inputs, single_source_inputs
 
 ACTIVE_DB = -45.0  # a frame whose RMS is below this (dBFS) counts as silent
 CACHE_VERSION = 6  # part of the cache folder's name: a new layout never reads an old cache
@@ -133,22 +133,20 @@ class TokenCache:
         return np.bincount(tokens.reshape(-1), minlength=num_codes)
 
 
-def separation_item(mixture, stem, features, stem_features, separator, vocab, generator):
-    """One batch's separation sequences in the Eq. 8 layout, stem tokens masked for training.
+def separation_item(mixture, stem, features, stem_features, separators, vocab):
+    """A batch of separation sequences for training: exactly the inputs separation meets at inference
+    (`tasks.separation_inputs`: the Eq. 8 layout, every stem frame MASK, the mixture's latents at
+    mixture frame s and stem frame s), with every stem code a target.
 
-    mixture, stem: (B, M) code ids; features, stem_features: (B, M, D) the mixture's and the
-    stem's latents (the stem's are Eq. 11's targets at the masked stem frames). The stem part is
-    masked as one-shot separation starts: every frame MASK, every code a target. A cosine share,
-    with some stem frames visible, taught less: docs/experiments/separation-training.md. The
-    mixture part is never masked. Returns a dict of (B, 2M + 1) tensors for `AudioBERT.forward`.
+    mixture, stem: (B, M) code ids; features, stem_features: (B, M, D) the mixture's and the stem's
+    latents (the stem's are Eq. 11's targets at the masked stem frames); separators: (B,) SEP_stem ids.
+    A cosine share of masked stem frames, some visible, taught less: docs/experiments/separation-training.md.
+    Returns a dict of (B, 2M + 1) tensors for `AudioBERT.forward`.
     """
-    tokens, segments, positions = separation_layout(mixture, torch.full_like(stem, vocab.mask), separator)
     B, M = mixture.shape
-    labels = torch.cat([torch.full((B, M + 1), IGNORE, dtype=stem.dtype), stem], dim=1)
     zeros = torch.zeros(B, M + 1, features.shape[-1], dtype=features.dtype)
-    # features at mixture frame s and at stem frame s: the frame-local conditioning
-    return {"tokens": tokens, "segments": segments, "positions": positions,
-            "features": torch.cat([features, zeros[:, :1], features], dim=1), "targets": labels,
+    return {**separation_inputs(mixture, features, separators, vocab),
+            "targets": torch.cat([torch.full((B, M + 1), IGNORE, dtype=stem.dtype), stem], dim=1),
             "latents": torch.cat([zeros, stem_features], dim=1)}
 
 
@@ -196,9 +194,7 @@ class BatchMaker:
         mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M)
         stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M)
         features, stem_features = torch.stack(features), torch.stack(stem_features)  # (B, M, D) each
-        items = [separation_item(mixture[i:i + 1], stem[i:i + 1], features[i:i + 1], stem_features[i:i + 1], separators[i],
-                                 self.vocab, self.generator) for i in range(batch_size)]
-        return {key: torch.cat([item[key] for item in items]) for key in items[0]}
+        return separation_item(mixture, stem, features, stem_features, torch.tensor(separators), self.vocab)
 
     def mlm_batch(self, batch_size):
         """Single-source windows of the whole context, positions 0..L-1, in three equal parts: BERT's
