@@ -2,15 +2,11 @@
 
     python bench.py [--vqvae pretrained/vqvae.pt] [--bert pretrained/bert.pt] [--device auto] [--json bench.json]
 
-Without checkpoints it times untrained models of the default configurations (speed does not
-depend on the weights); a checkpoint named is loaded, and one that is missing is an error. Each
-timing is the median of several runs after one warm-up run (separating the 30 s mix: one run after
-a warm-up).
-Reported: VQ-VAE training samples/s (batch 16 x 8192 samples, the default), BERT training
-frames/s (batch 16 x 512 frames, every one a target), encode and decode real-time factors, separating every stem of a
-30 s mixture as `infer.py separate` does (one batched BERT pass for the latents of Eq. 11, decoding,
-Eq. 10 refinement), and peak memory (CUDA: allocator peak; CPU: the process's peak resident size).
-Speed is measured here, never by timed assertions in the tests.
+Without checkpoints it times untrained default models (speed does not depend on the weights). Each
+figure is the median of REPEATS runs after a warm-up (separating a 30 s mix: one run after a
+warm-up): VQ-VAE training samples/s (16 x 8192), BERT training frames/s (16 x 512), encode and decode
+real-time factors, separating every stem of a 30 s mix as `infer.py separate` does, and peak memory
+(CUDA: allocator peak; CPU: peak resident size). Speed is measured here, never in the tests.
 """
 import json
 import resource

@@ -1,14 +1,10 @@
 """Checkpoints: written atomically, checked on load, self-describing.
 
-A checkpoint is a dict {"format": FORMAT, "kind": "vqvae" | "bert", "config": asdict(model
-config), "model": state_dict, ...training state}. The config travels with the weights (as in
-nanoGPT), so `infer.py` rebuilds a model from the file alone, and `kind` lets us refuse a BERT file
-passed where a VQ-VAE is expected with a clear message instead of a state_dict traceback.
-
-`format` is the layout of the weights: a checkpoint of another format is refused with one line
-naming the format it needs; there is no silent conversion. Format 3: one code per frame, tokens (S,).
-(Format 2, frames of Q codes, is what commits 5496f98 to fe96be8 wrote; format 1, without the field,
-commit 9f53cb0 and earlier.)
+A checkpoint is a dict {"format": FORMAT, "kind": "vqvae" | "bert", "config": asdict(model config),
+"model": state_dict, ...training state}. The config travels with the weights (as in nanoGPT), so
+`infer.py` rebuilds a model from the file alone; `kind` refuses a BERT passed as a VQ-VAE in one
+line. A checkpoint of another `format` is refused with one line naming the format it needs (and the
+last commit that reads it): there is no silent conversion. Format 3: one code per frame, tokens (S,).
 """
 from pathlib import Path
 

@@ -87,32 +87,21 @@ def cpu_has_bf16():
 
 # ---- flag values: a bad one is a one-line error naming the flag ----
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+def flag_type(name, kind, valid):
+    """An argparse `type`: text -> `kind`, refused unless finite and `valid` (argparse's message names it)."""
+    def parse(text):
+        value = kind(text)
+        if not (math.isfinite(value) and valid(value)):
+            raise ValueError(text)
+        return value
+    parse.__name__ = name  # "invalid positive_float value: '0'"
+    return parse
 
 
-def finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
-def non_negative_float(text):
-    value = finite_float(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
-
-
-def positive_float(text):
-    value = finite_float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
+positive_int = flag_type("positive_int", int, lambda value: value >= 1)
+finite_float = flag_type("finite_float", float, lambda value: True)
+non_negative_float = flag_type("non_negative_float", float, lambda value: value >= 0)
+positive_float = flag_type("positive_float", float, lambda value: value > 0)
 
 
 def number_list(text, flag, kind, valid, rule):

@@ -1,14 +1,10 @@
 """The composer of the embedded dataset: a band's score (notes in seconds), drawn from a seed.
 
-Every track is composed from a key, a scale, a tempo, a four-chord progression and one- or
-two-bar patterns per part that repeat over the chords with small variations, so a language model
-on the tokens has real structure to find (harmony, metre, repetition). The band is shaped like a
-Slakh2100 track (Manilow et al., "Cutting Music Source Separation Some Slakh", WASPAA 2019,
-arXiv:1909.08494): the four parts the separation benchmark targets (bass, drums, guitar, piano)
-and two that it does not, a sustained `pad` (organ, strings or synth pad) and a melodic `lead`
-(brass, reed, pipe or synth lead), which stay in the mixture as "everything else". Which parts
-play varies per track (a track may have no guitar, as in Slakh), and so do octaves, velocities,
-note lengths and small timing deviations. `synth.py` renders the score with sampled instruments.
+A key, a scale, a tempo, a four-chord progression and one- or two-bar patterns per part that repeat
+over the chords with small variations, so a language model on the tokens has structure to find
+(harmony, metre, repetition). The band is shaped like a Slakh2100 track: the four benchmark targets
+(bass, drums, guitar, piano) and a `pad` and a `lead` that stay in the mixture; which parts play,
+octaves, velocities, note lengths and timing vary per track. `synth.py` renders the score.
 """
 from dataclasses import dataclass, field
 

@@ -1,27 +1,20 @@
 """Datasets on disk, random training chunks, fixed evaluation chunks, and the embedded default.
 
 Three on-disk layouts are recognised (`detect_layout`) and read into `Track`s (`find_tracks`),
-each track mapping source names to the audio file(s) of that source:
-
-- Slakh2100 (Manilow et al., "Cutting Music Source Separation Some Slakh", WASPAA 2019,
-  arXiv:1909.08494), e.g. its flac_redux release: `{train,validation,test}/TrackNNNNN/` with
-  `mix.flac`, `stems/Sxx.flac` and `metadata.yaml`. We keep the four stems of the usual
-  benchmark, chosen by each stem's `inst_class` (Bass, Drums, Guitar, Piano; `is_drum` also
-  means drums). Several stems of one class (two guitars) are summed; stems with
-  `audio_rendered: false` or no file are skipped; a track with no piano simply has no "piano".
-- MUSDB18-HQ (Rafii et al., 2019, doi:10.5281/zenodo.3338373): `{train,test}/<Artist - Title>/`
-  with `mixture.wav` and `vocals.wav drums.wav bass.wav other.wav`; the sources are "mix" and
-  those four names. MUSDB has no validation split of its own: we take every 10th training track
-  in name order (the 1st, 11th, ...) as validation and leave it out of train.
-- Any other folder holding audio files (suffixes in audio.AUDIO_SUFFIXES, searched
-  recursively): every file is a track with the single source "mix", put in a split by a stable
-  hash of its relative path (about 90% train, 5% validation, 5% test). With 3 files or more
-  every split gets at least one; with fewer, every split is all of the files.
-
-Without a dataset the project trains on its embedded one (`synth.py`: composed music rendered with
-the sampled instruments of a General MIDI SoundFont, non-target parts in the mix), written once in
-the Slakh layout to `data/synthetic-v{version}-sr{rate}-seed{seed}` (`embedded_dataset`).
-Reading is always partial (`read_source` decodes only the chunk it returns), mono, resampled.
+each mapping source names to the audio file(s) of that source:
+- Slakh2100 (Manilow et al., WASPAA 2019, arXiv:1909.08494), e.g. its flac_redux release:
+  `{train,validation,test}/TrackNNNNN/` with `mix.flac`, `stems/Sxx.flac` and `metadata.yaml`. The
+  four benchmark stems are chosen by each stem's `inst_class` (Bass, Drums, Guitar, Piano; `is_drum`
+  also means drums); stems of one class are summed; unrendered or missing stems are skipped.
+- MUSDB18-HQ (Rafii et al., 2019, doi:10.5281/zenodo.3338373): `{train,test}/<Artist - Title>/` with
+  `mixture.wav` and `vocals.wav drums.wav bass.wav other.wav`; every 10th training track in name
+  order is validation.
+- Any other folder of audio files (searched recursively): every file is a track with the single
+  source "mix", in a split by a stable hash of its relative path (about 90/5/5%; with 3 files or
+  more no split is empty, with fewer every split is all of them).
+Without a dataset the project trains on its embedded one (`synth.py`), written once in the Slakh
+layout to `data/synthetic-v{version}-sr{rate}-seed{seed}`. Reading is partial (`read_source` decodes
+only the chunk it returns), mono, resampled.
 """
 import hashlib
 import os

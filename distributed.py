@@ -3,13 +3,10 @@
     torchrun --nproc_per_node=4 train.py vqvae ...        # 4 GPUs (NCCL) or 4 CPU processes (gloo)
     torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 --nproc_per_node=8 train.py bert ...
 
-Reference: PyTorch's DDP tutorial and "PyTorch Distributed: Experiences on Accelerating Data
-Parallel Training", Li et al., 2020 (arXiv:2006.15704). Every process (rank) holds a full copy of
-the model, trains on its own data (its own shard of the training tracks or windows), and DDP
-averages the gradients across ranks in `backward`, so all copies take the same optimizer step.
-The global batch is `--batch-size` x the number of ranks. Only rank 0 logs, evaluates and saves.
-
-Without torchrun (no WORLD_SIZE in the environment) all of this is a no-op: one process, rank 0.
+Reference: "PyTorch Distributed: Experiences on Accelerating Data Parallel Training", Li et al., 2020
+(arXiv:2006.15704). Every rank holds a full copy of the model and trains on its own shard of the
+data; DDP averages the gradients in `backward`, so all copies take the same step. The global batch is
+`--batch-size` x ranks; only rank 0 logs, evaluates and saves. Without torchrun this is a no-op.
 """
 import gc
 import os
@@ -33,16 +30,20 @@ def setup(device):
     return dist.get_rank(), world_size, device
 
 
+def active():
+    return dist.is_available() and dist.is_initialized()
+
+
 def wrap(model, device):
     """The model as DDP sees it (gradients averaged across ranks), or the model itself alone."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not active():
         return model
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 def any_rank(flag, device):
     """True on every rank if `flag` is True on any (e.g. Ctrl-C seen by one), so all stop together."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not active():
         return flag
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
@@ -51,13 +52,13 @@ def any_rank(flag, device):
 
 def broadcast_from_main(tensor):
     """Overwrite `tensor` on every rank with rank 0's copy (in place)."""
-    if dist.is_available() and dist.is_initialized():
+    if active():
         dist.broadcast(tensor, src=0)
 
 
 def weights_agree(model):
     """Whether every rank holds exactly the same parameters (all of them gathered and compared)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not active():
         return True
     mine = torch.nn.utils.parameters_to_vector(model.parameters()).detach().float()
     gathered = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
@@ -69,7 +70,7 @@ def cleanup():
     """Leave the process group. Drop the DDP wrapper first (`del`): a DDP still alive when the group
     is destroyed can make the process abort at exit ("terminate called without an active exception").
     """
-    if dist.is_available() and dist.is_initialized():
+    if active():
         gc.collect()  # free the dropped wrapper now, while the group still exists
         dist.barrier()
         dist.destroy_process_group()

@@ -3,9 +3,7 @@
     python evaluate.py [--vqvae runs/vqvae.pt] [--bert runs/bert.pt] [--data DIR] [--split test]
                        [--gap-seconds 1.0] [--json results.json] [--report DIR]
 
-It prints the headline table and saves every figure that `evaluation.py` and `evaluation_bert.py`
-compute: the tokenizer's reconstruction; BERT's masked modelling, inpainting and separation,
-token-only and refined by the mixture (Eq. 10), against the mixture and the oracle; and, with
+Prints the headline table and saves every figure of `evaluation.py` and `evaluation_bert.py`; with
 `--report`, a listening page (`report.py`).
 """
 from pathlib import Path

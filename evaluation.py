@@ -1,13 +1,6 @@
-"""Held-out evaluation against honest baselines and an oracle ceiling: the tokenizer's figures and
-the helpers every scoring function shares.
-
-`evaluate.py` (the command) prints and saves the figures; `train.py` scores the tokenizer on the
-validation and test splits with `evaluate_reconstruction`; BERT's figures (masked modelling,
-inpainting, separation) are in `evaluation_bert.py`; `report.py` draws its listening page from the
-same chunks and helpers. Commands import these modules, never each other.
-
-- reconstruction (the tokenizer): SI-SDR, MR-STFT distance, codebook use, token rate, bitrate.
-Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
+"""Held-out evaluation of the tokenizer (SI-SDR, MR-STFT distance, codebook use, token rate,
+bitrate), and the helpers that BERT's scoring (`evaluation_bert.py`) and the listening page
+(`report.py`) share. Every figure is a mean over held-out chunks with a 95% confidence interval.
 """
 import json
 import math

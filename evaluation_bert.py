@@ -1,23 +1,19 @@
-"""BERT's held-out figures against honest baselines and an oracle ceiling (the tokenizer's are in
-`evaluation.py`, whose chunk and decoding helpers these share). `evaluate.py` prints and saves them.
+"""BERT's held-out figures against honest baselines and an oracle ceiling (`evaluate.py` prints them).
 
-- mlm (plain 15% BERT masking of single-source windows): top-1 / top-5 accuracy, beside the
-  unigram guess (the most frequent code of the *validation* split) and the neighbour guess (the
-  code nearest to the sum of the visible latents on either side: interpolation, no learning).
+- mlm (15% BERT masking of single-source windows): top-1 / top-5 accuracy, beside the unigram guess
+  (the commonest code of the *validation* split) and the neighbour guess (the code nearest to the
+  sum of the visible latents on either side: interpolation, no learning).
 - inpainting (Eq. 7, a gap in the middle of mixture windows): MR-STFT and log-spectral distance on
-  the gap of BERT's fill (its predicted latents decoded, and its sampled codes), of codes drawn from
-  the mixtures' code frequencies without looking at the music, of silence, of the classic fillers
-  (`gap_fillers.py`: cross-fade, linear prediction, repetition), and of the true tokens and true
-  latents decoded (the ceilings of a code fill and of a latent fill).
-- separation (Eq. 8, every stem of a chunk in one batched pass, then Eq. 10): per stem, SI-SDR,
-  SI-SDRi, BSS Eval SDR and MR-STFT distance of BERT's tokens decoded (token-only, the honest
-  measure of BERT's classification) and of its predicted latents (Eq. 11), each refined by the
-  mixture; of the unprocessed mixture (the baseline); of the mixture's own tokens and own latents
-  decoded (a BERT that only copied: the floor); of the true stem tokens decoded (the oracle), raw
-  and refined; and of the true stem's latents decoded without quantisation (the ceiling of a
-  latent prediction with this decoder).
+  the gap of BERT's fill (its predicted latents, and its sampled codes), of codes drawn from the
+  mixtures' code frequencies, of silence, of the classic fillers (`gap_fillers.py`), and of the true
+  tokens and latents decoded (the ceilings of a code fill and of a latent fill).
+- separation (Eq. 8, every stem of a chunk in one pass, then Eq. 10): per stem, SI-SDR, SI-SDRi, BSS
+  Eval SDR and MR-STFT distance of BERT's tokens decoded (the honest measure of its classification)
+  and of its predicted latents (Eq. 11), each refined by the mixture; of the mixture (the baseline);
+  of the mixture's own tokens and latents decoded (a BERT that only copied: the floor); of the true
+  stem tokens (the oracle), raw and refined; of the true stem latents (the ceiling of a latent
+  prediction with this decoder).
 Every figure is a mean over held-out chunks with a 95% confidence interval and the chunk count.
-
 Shapes: B batch, L context (frames), M frames per separation window, K codebook size, J stems.
 """
 import numpy as np

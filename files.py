@@ -1,17 +1,10 @@
 """Files that are never left half-written, and errors that read as one line.
 
-Every command of audio-mlm writes its outputs (audio, token files, checkpoints) through
-`atomic_write`: the data goes to a temporary name in the same folder and is renamed over the
-target only once it is complete, so a crash or a `kill -9` never leaves a partial file under the
-target's name and never destroys the previous good one (rename is atomic on POSIX file systems).
-What a `kill -9` can leave is the hidden temporary file, `.<name>.<pid>.tmp<suffix>`; the next
-write of the same output removes it.
-
-Nothing is replaced silently either: `refuse_existing` stops a command before it does any work
-when an output it would write already exists, unless the user passed `--overwrite`.
-
-`UserError` is the one exception type the command-line tools turn into a one-line message and
-exit code 2 (see `cli.py`); its text always names the file and the problem.
+`atomic_write` writes to a temporary name in the same folder (`.<name>.<pid>.tmp<suffix>`) and
+renames it over the target only once complete (atomic on POSIX), so a crash or a `kill -9` never
+leaves a partial output nor destroys the previous good one; the next write removes a killed run's
+temporary. `refuse_existing` stops a command before any work when an output exists, unless
+`--overwrite`. `UserError` is what `cli.run_main` prints as one line with exit code 2.
 """
 import contextlib
 import glob

@@ -5,26 +5,17 @@
     python infer.py decode song.tokens.npy -o song.recon.wav
     python infer.py separate mix.wav               # writes separated/mix/{bass,drums,guitar,piano}.wav
     python infer.py separate examples/timgm6mb-test.flac --reference examples/timgm6mb-test --report   # scored, index.html
-    python infer.py separate mix.wav --stem bass --reference bass.wav --out DIR
-    python infer.py separate mix.wav --refine none # BERT's predicted latents decoded, without refinement by the mixture
     python infer.py separate mix.wav --refine none --decode tokens   # BERT's tokens decoded as they are
     python infer.py inpaint song.wav --start 2.0 --duration 0.1 -o filled.wav
 
-Any file libsndfile reads, at any sample rate and channel count, is mixed down to mono and
-resampled to the model's rate; a float file whose samples reach beyond +-1 is scaled to a peak of
-1, with a line saying so. Token files are plain .npy arrays of int16 code indices, one frame per
-2^k samples: (S,) (a (S, 1) file, as commits before fe96be8 wrote them, is read as (S,)).
-`separate` separates every stem in one batched pass and, by default, refines the decoded stems
-by the mixture (Eq. 10, refine.py): each STFT bin of the mixture is shared among them. The masks
-come from the model-rate estimates and share each channel of the original file, so the stems come
-back at the input's sample rate and channel count (`inputs.refine_channels`). Unrefined stems
-(`--refine none`) are written at the model's sample rate, mono; an inpainted file is the input
-itself, at its rate, channels and sample format, but for the gap and its fades.
-
-Files of any length work in bounded memory: every command reads, processes and writes its file
-in segments of `--segment-seconds` (inputs.py), with margins that make the result the same
-as one pass. Outputs are written atomically (temporary name, then rename), and an existing
-output is never replaced without `--overwrite`.
+Any file libsndfile reads is mixed down to mono and resampled to the model's rate (inputs.py). Token
+files are .npy arrays of int16 code indices, (S,), one per 2^k samples (an (S, 1) file, as commits
+before fe96be8 wrote them, is read as (S,)). `separate` separates every stem in one batched pass and
+refines them by the mixture (Eq. 10, refine.py) on each channel of the file at its own rate
+(`inputs.refine_native`); with `--refine none` BERT's output is written decoded, at the model's rate,
+mono. An inpainted file is the input itself, at its rate, channels and sample format, but for the gap
+and its fades. Files of any length are processed in segments (inputs.py); outputs are written
+atomically, and an existing output is never replaced without `--overwrite`.
 """
 import contextlib
 import sys
@@ -51,12 +42,6 @@ SEGMENT_SECONDS = 30.0  # files are processed this much at a time (inputs.py): m
 CODEC_MARGIN = 32  # tokens read beside a segment for the encoder or the decoder (as their pieces use)
 DECODE_MARGIN = 64  # inpainting: tokens decoded on each side of the gap (more than the decoder's reach)
 CROSSFADE_SECONDS = 0.005  # inpainting: fade into and out of the filled gap
-
-
-def encode_segment(segment, model, device):
-    """Tokens (S,) and normalised latents (S, D) of a segment with its margins."""
-    tokens, features, _ = encode_waveform(model, segment.audio, device)  # no_grad, bf16 where the CPU has it
-    return tokens, features
 
 
 def decode_long(tokens, model, device):
@@ -89,7 +74,7 @@ def command_encode(args, model, device):
     check_outputs(args, [out])
     parts, loudness = [], Loudness(args.input)
     for segment in segments(args, model, CODEC_MARGIN):
-        tokens, _ = encode_segment(segment, model, device)
+        tokens, _, _ = encode_waveform(model, segment.audio, device)  # no_grad, bf16 where the CPU has it
         parts.append(tokens[kept_tokens(segment, model.hop)])
         loudness.add(segment.kept)
     loudness.check()
@@ -133,7 +118,7 @@ def command_reconstruct(args, model, device):
     score, spectral, loudness, first = RunningSISDR(), RunningMRSTFT(), Loudness(args.input), None
     with audio_writer(out, rate) as write:
         for segment in segments(args, model, 2 * CODEC_MARGIN):  # room for the encoder and the decoder
-            tokens, _ = encode_segment(segment, model, device)
+            tokens, _, _ = encode_waveform(model, segment.audio, device)
             wave = kept_samples(decode_long(tokens, model, device), segment)
             write(wave)
             loudness.add(segment.kept)
@@ -158,8 +143,7 @@ def plot(path, panels, sample_rate):
 
 def load_pair(args, device):
     vqvae = load_vqvae(args.vqvae, device)
-    bert, vocab = load_bert(args.bert, vqvae, device)
-    return vqvae, bert, vocab
+    return (vqvae, *load_bert(args.bert, vqvae, device))  # (vqvae, bert, vocab)
 
 
 def progress_line(label):
@@ -208,7 +192,7 @@ def command_separate(args, device):
     with contextlib.ExitStack() as stack:  # every stem file is renamed into place only if all succeed
         writers = {stem: stack.enter_context(audio_writer(path, out_rate, out_channels)) for stem, path in paths.items()}
         for i, segment in enumerate(segments(args, vqvae, margin, align)):  # read
-            mixture, features = encode_segment(segment, vqvae, device)  # tokens (S,) and latents (S, D)
+            mixture, features, _ = encode_waveform(vqvae, segment.audio, device)  # tokens (S,), latents (S, D)
             loudness.add(segment.kept)
             with autocast(device):  # BERT: every stem in one batched pass (Eq. 8, Eq. 11)
                 estimates = separate_all(bert, vocab, mixture, features, separated, SEPARATE_STEPS,
@@ -314,7 +298,7 @@ def command_inpaint(args, device):
         tokens, features, _ = encode_waveform(vqvae, region, device)
         filled = inpaint_tokens(bert, vocab, tokens, features, first - region_first, last - first,
                                 steps=args.steps, temperature=args.temperature,
-                                generator=sampling_generator(args, device))
+                                generator=torch.Generator(device=device).manual_seed(args.seed))
     # decode around the gap only
     a, b = max(0, first - region_first - margin), min(len(filled), last - region_first + margin)
     with torch.no_grad(), autocast(device):
@@ -383,11 +367,6 @@ def add_common(command, input_help, with_plot=True, with_bert=False, sampling=Fa
         command.add_argument("--temperature", type=non_negative_float, default=INPAINT_TEMPERATURE,
                              help=f"sampling temperature (0 = argmax; default {INPAINT_TEMPERATURE:g})")
         command.add_argument("--seed", type=int, default=0, help="seed of the sampling (the same seed, the same output)")
-
-
-def sampling_generator(args, device):
-    """The generator of BERT's sampling: seeded, so a command run twice writes the same file."""
-    return torch.Generator(device=device).manual_seed(args.seed)
 
 
 def main():

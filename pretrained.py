@@ -1,13 +1,9 @@
 """Shipped models: which checkpoints a command uses by default, and how the release files are made.
 
-`infer.py` and `evaluate.py` use your own models in `runs/` once training has put them there, and
-the models shipped in `pretrained/` (beside this file) otherwise, so a fresh clone separates at
-once. They print one line saying which; `--vqvae` and `--bert` override both.
-
-The shipped files are weights and config only (no optimizer state), read with
-`torch.load(weights_only=True)` like every checkpoint (`checkpoint.py`): a file that holds
-pickled code is refused. `pretrained/SHA256SUMS` records their hashes (`sha256sum -c` reads it);
-a shipped file that no longer matches, say truncated by a failed copy, gets a one-line error.
+`infer.py` and `evaluate.py` use your models in `runs/` once training has put them there, else those
+shipped in `pretrained/`, so a fresh clone separates at once; `--vqvae` and `--bert` override both.
+Shipped files hold weights and config only and are checked against `pretrained/SHA256SUMS`: a
+truncated or changed one gets a one-line error.
 
     python pretrained.py runs/vqvae.pt runs/release/bert.pt   # writes pretrained/ (model card: pretrained/README.md)
 """

@@ -1,16 +1,10 @@
 """Static listening pages: `evaluate.py --report DIR` and `infer.py separate ... --report` write index.html.
 
-People judge audio by ear and by eye. A page is a table of clips, each with an audio player, its
-spectrogram and its metric. `evaluate.py --report` shows a few held-out examples:
-- separation: the mixture, BERT's separated stem (its predicted latents decoded, Eq. 11), the same
-  refined by the mixture (Eq. 10), the true stem, and the oracle (the true stem's tokens decoded:
-  the best any token predictor could do with this tokenizer);
-- inpainting: one gap of each length (a quarter and half of BERT's context, 0.5 s and 1 s): the
-  original, the gap filled by BERT (its sampled codes, what `infer.py inpaint` writes, and its
-  predicted latents) and by the classic fillers (gap_fillers.py); BERT does not fill the gaps longer
-  than half its context.
-`infer.py separate --report` shows the stems it wrote, beside the true ones when `--reference` is given.
-Plain HTML with relative links, no JavaScript and no server: open index.html from disk.
+People judge audio by ear and by eye: a page is a table of clips, each with an audio player, its
+spectrogram and its metric. `evaluate.py --report` shows a few held-out examples of separation (the
+mixture, BERT's stem, the same refined by Eq. 10, the true stem, the oracle tokens decoded) and of
+inpainting (a gap of each length, filled by BERT and by the classic fillers); `infer.py separate
+--report` the stems it wrote, beside the true ones with `--reference`. Plain HTML, no JavaScript.
 """
 import html
 import re

@@ -1,30 +1,14 @@
 """The embedded default dataset: composed band tracks rendered with sampled instruments, mixed like Slakh2100.
 
 Slakh2100 (Manilow et al., "Cutting Music Source Separation Some Slakh", WASPAA 2019,
-arXiv:1909.08494) renders MIDI with sampled instruments, one audio file per instrument, and its
-mixtures hold many instruments beside the four that the benchmark separates. This file does the
-same on a small scale, with nothing but pip packages and no download:
-
-- `composer.py` writes the score: bass, drums, guitar, piano (the targets) and a pad and a lead
-  (not targets), each part playing in most tracks but not all.
-- Per track and part a General MIDI program is drawn from the part's class (Bass 32-39, Guitar
-  24-31, Piano 0-7, a drum kit on channel 10; organs, strings or synth pads for the pad; brass,
-  reeds, pipes or synth leads for the lead), so timbres vary within a class as in Slakh.
-- Each part is written to MIDI with `pretty_midi` and rendered by itself with `midirenderer` (a
-  SoundFont synthesizer in a wheel: MIDI bytes + SF2 bytes -> WAV bytes) using the General MIDI
-  SoundFont that ships in the `pretty_midi` wheel (TimGM6mb.sf2, 6 MB of recorded samples), then
-  mixed to mono and resampled to the model rate with `scipy.signal.resample_poly`.
-- Mixing as in Slakh: each stem is loudness-normalised (ITU-R BS.1770 integrated loudness, by
-  `pyloudnorm`) to its own target around -20 LUFS, the stems are summed, and one common gain keeps
-  the mixture from clipping. Stems are rounded to 16 bits *before* summing, so the mixture file is
-  exactly the sum of the stem files.
-
-The layout is Slakh2100's: `{train,validation,test}/TrackNNNNN/` with `mix.flac`,
-`stems/Sxx.flac`, `MIDI/Sxx.mid`, `all_src.mid` and `metadata.yaml` with Slakh's keys; the
-Slakh loader in `data.py` reads it and keeps the non-target stems in the mixture only.
-Generation is deterministic: track i of split s draws from `np.random.default_rng([seed, s, i])`
-and the renderer has no randomness, so the same seed gives the same bytes. Another SoundFont can be
-used by setting AUDIO_MLM_SOUNDFONT=path/to/file.sf2 (it becomes part of the dataset's identity).
+arXiv:1909.08494) renders MIDI with sampled instruments, one file per instrument, into mixtures that
+hold more than the four benchmark stems. This file does the same on a small scale with pip packages:
+`composer.py` writes the score; per track and part a General MIDI program is drawn from the part's
+class (PROGRAMS); each part is rendered alone by `midirenderer` (MIDI + SF2 bytes -> WAV bytes) with
+TimGM6mb.sf2 from the `pretty_midi` wheel (or $AUDIO_MLM_SOUNDFONT), loudness-normalised (BS.1770,
+`pyloudnorm`) to its own target, rounded to 16 bits and summed, so the mixture file is exactly the
+sum of the stem files. The layout and metadata keys are Slakh2100's (`data.py` reads them). Track i
+of split s draws from `np.random.default_rng([seed, s, i])`: the same seed gives the same bytes.
 """
 import hashlib
 import io

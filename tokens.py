@@ -3,19 +3,14 @@
 `build_token_cache` runs the VQ-VAE over every track of a split, for the mixture and each stem
 (a stem a track lacks is encoded as silence), and writes, per split:
 - `{split}-tokens.npy`: (n_sources, N) uint16 code ids, all tracks concatenated (N frames);
-- `{split}-features.npy`: (n_sources, N, D) float16, the L2-normalised pre-quantisation latents
-  (what the quantizer compares with the codebook): BERT's continuous input beside the token ids,
-  for the mixture in separation and for the visible positions in masked modelling (about 330 GB
-  for the whole of Slakh2100 at k = 4: use `--stems` and a subset of tracks at that scale);
+- `{split}-features.npy`: (n_sources, N, D) float16, the L2-normalised pre-quantisation latents,
+  BERT's continuous input beside the token ids (about 330 GB for all of Slakh2100 at k = 4);
 - `{split}-active.npy`: (n_sources, N) bool, frame RMS above -45 dBFS (is the stem playing?);
 - `{split}.json`: track names, their start frame in N, the source order, the VQ-VAE fingerprint.
-Frame s of every source and of the features covers the same 2^k samples, so the stem frame s
-lines up with the mixture frame s. The cache folder is named by a fingerprint of the VQ-VAE
-weights and the dataset path, so a new tokenizer gets a new cache and an old one is never
-silently reused; arrays are opened with `mmap_mode="r"`, so a large dataset is never all in RAM.
-
-`BatchMaker` draws training batches from a cache: separation items in the Eq. 8 layout (a
-window where the wanted stem is playing) and single-source items for plain masked modelling.
+Frame s of every source covers the same 2^k samples. The folder is named by a fingerprint of the
+VQ-VAE weights and the dataset path, so a new tokenizer never reads an old cache; arrays are
+memory-mapped. `BatchMaker` draws training batches from a cache: separation items in the Eq. 8
+layout and single-source items for masked modelling.
 """
 import hashlib
 import json
