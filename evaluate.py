@@ -16,16 +16,6 @@ from evaluation_bert import CANDIDATES, GAP_FILLS, SEPARATION_SECONDS, evaluate_
 from files import UserError, check_writable, refuse_existing
 from pretrained import check_shipped_paths, default_models, work_folder
 
-CANDIDATE_NAMES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "latent": "BERT's latents",
-                   "latent_refined": "latents, refined",
-                   "mixture_tokens": "floor: mixture's tokens", "mixture_latent": "floor: mixture's latents",
-                   "oracle": "oracle tokens", "oracle_refined": "oracle tokens, refined",
-                   "stem_latent": "ceiling: stem's latents"}
-GAP_FILL_NAMES = {"bert_tokens": "BERT's codes", "bert_latent": "BERT's latents", "unigram": "unigram codes",
-                  "silence": "silence", "crossfade": "cross-fade", "lpc": "linear prediction", "repetition": "repetition",
-                  "oracle_tokens": "true tokens", "oracle_latent": "true latents"}
-
-
 def print_bert(results):
     mlm = results["mlm"]
     print(f"masked modelling, 15% BERT masking ({mlm['windows']} windows)")
@@ -39,7 +29,7 @@ def print_bert(results):
         print(f"inpainting, gap of {gap['gap_tokens']} frames = {gap['gap_seconds']:.3f} s ({gap['gaps']} gaps; BERT "
               f"{gap['bert']}), on the gap (lower is better): MR-STFT distance / log-spectral distance in dB")
         names = [name for name in GAP_FILLS if f"mrstft_{name}" in gap]
-        print("  " + "   ".join(f"{GAP_FILL_NAMES[name]} {gap[f'mrstft_{name}']:.2f} +- {gap[f'mrstft_{name}_ci95']:.2f} / "
+        print("  " + "   ".join(f"{GAP_FILLS[name]} {gap[f'mrstft_{name}']:.2f} +- {gap[f'mrstft_{name}_ci95']:.2f} / "
                                 f"{gap[f'lsd_db_{name}']:.1f}" for name in names))
     if "separation" in results:
         separation = results["separation"]
@@ -49,7 +39,7 @@ def print_bert(results):
         print(f"  {'':<24}" + "".join(f"{head:>16}" for head in heads))
         for name in (c for c in CANDIDATES if c != "mixture"):
             cells = (f"{m['si_sdri_db']:+6.2f} +- {m['si_sdri_db_ci95']:<5.2f}" for m in (r["metrics"][name] for r in separation.values()))
-            print(f"  {CANDIDATE_NAMES[name]:<24}" + "".join(f"{cell:>16}" for cell in cells))
+            print(f"  {CANDIDATES[name]:<24}" + "".join(f"{cell:>16}" for cell in cells))
 
 
 def main():

@@ -79,11 +79,12 @@ def unigram_fill(tokens, masked, counts, generator):
     return torch.where(masked, draws.view(tokens.shape), tokens)
 
 
-# what fills each gap: BERT's sampled codes and its predicted latents (Eq. 11) decoded; codes drawn
-# from the mixtures' frequencies; the three classic fillers (gap_fillers.py) and silence; the true
-# tokens and the true latents decoded (the ceilings of a code fill and of a latent fill)
-GAP_FILLS = ("bert_tokens", "bert_latent", "unigram", "silence", "crossfade", "lpc", "repetition", "oracle_tokens",
-             "oracle_latent")
+# what fills each gap, and its name in tables: BERT's sampled codes and its predicted latents (Eq. 11)
+# decoded; codes drawn from the mixtures' frequencies; silence and the three classic fillers
+# (gap_fillers.py); the true tokens and latents decoded (the ceilings of a code fill and a latent fill)
+GAP_FILLS = {"bert_tokens": "BERT's codes", "bert_latent": "BERT's latents", "unigram": "unigram codes",
+             "silence": "silence", "crossfade": "cross-fade", "lpc": "linear prediction", "repetition": "repetition",
+             "oracle_tokens": "true tokens", "oracle_latent": "true latents"}
 
 
 def gap_length(bert, vqvae, gap_seconds=None):
@@ -165,11 +166,13 @@ def evaluate_inpainting(bert, vqvae, vocab, cache, tracks, device, unigram, gap_
 
 # ---- separation (Eq. 8), refined by the mixture (Eq. 10) ----
 
-# what is scored against each stem: BERT's tokens and its predicted latents, each refined; the mixture;
-# the mixture's own tokens and latents (a BERT that only copied); the oracle tokens, refined; the
-# stem's own latents (the continuous ceiling)
-CANDIDATES = ("tokens", "refined", "latent", "latent_refined", "mixture", "mixture_tokens",
-              "mixture_latent", "oracle", "oracle_refined", "stem_latent")
+# what is scored against each stem, and its name in tables: BERT's tokens and its predicted latents,
+# each refined; the mixture; the mixture's own tokens and latents (a BERT that only copied); the
+# oracle tokens, refined; the stem's own latents (the continuous ceiling)
+CANDIDATES = {"tokens": "BERT's tokens", "refined": "tokens, refined", "latent": "BERT's latents",
+              "latent_refined": "latents, refined", "mixture": "mixture", "mixture_tokens": "floor: mixture's tokens",
+              "mixture_latent": "floor: mixture's latents", "oracle": "oracle tokens",
+              "oracle_refined": "oracle tokens, refined", "stem_latent": "ceiling: stem's latents"}
 
 
 def separation_scores(reference, estimate):

@@ -17,7 +17,7 @@ from audio import write_audio
 from cli import autocast
 from data import is_silent, read_source
 from evaluation import decode_batch, evenly_spaced, rows
-from evaluation_bert import SEPARATION_SECONDS, STEM_SILENCE_DB, gap_fills, gap_length
+from evaluation_bert import GAP_FILLS, SEPARATION_SECONDS, STEM_SILENCE_DB, gap_fills, gap_length
 from files import UserError, atomic_write
 from metrics import log_spectral_distance, mrstft_distance, si_sdr
 from plots import spectrogram_figure
@@ -25,8 +25,7 @@ from refine import refine
 from tasks import INPAINT_TEMPERATURE, separate_all
 
 
-PAGE_FILLS = {"bert_tokens": "BERT's codes", "bert_latent": "BERT's latents", "crossfade": "cross-fade",
-              "lpc": "linear prediction", "repetition": "repetition"}  # the inpainting clips, beside the original
+PAGE_FILLS = ("bert_tokens", "bert_latent", "crossfade", "lpc", "repetition")  # the inpainting clips, beside the original
 
 
 def clip_row(folder, name, clips, sample_rate):
@@ -113,9 +112,9 @@ def write_report(folder, bert, vqvae, vocab, cache, tracks, device, examples=3):
                 lines.append(f"<tr><th colspan='6'>{html.escape(tracks[t].name)} at {start:.2f} s: a gap of "
                              f"{P * hop / rate:.3f} s, {a / rate:.3f}-{b / rate:.3f} s</th></tr>")
                 lines.append(clip_row(folder, f"inp-{P}-{t}", [("original", around, "")] + [
-                    (label, np.concatenate([around[:a], fills[name], around[b:]]), f"MR-STFT "
+                    (GAP_FILLS[name], np.concatenate([around[:a], fills[name], around[b:]]), f"MR-STFT "
                      f"{mrstft_distance(around[a:b], fills[name]):.2f}, LSD {log_spectral_distance(around[a:b], fills[name]):.1f} dB")
-                    for name, label in PAGE_FILLS.items() if name in fills], rate))
+                    for name in PAGE_FILLS if name in fills], rate))
                 break
         except UserError:  # every track shorter than the gap and its length on each side: no row
             continue

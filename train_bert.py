@@ -124,8 +124,8 @@ def train_bert(args):
         model.load_state_dict(start["model"])
         log(f"starting from the weights of {args.init} (step {start.get('step')})")
     if not args.resume:
-        log_path.unlink(missing_ok=True)
-    if args.resume:
+        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+    else:
         checkpoint = load_checkpoint(last_path, "bert")
         if checkpoint["config"] != asdict(config) or checkpoint["vqvae_fingerprint"] != fingerprint:
             raise UserError(f"{last_path}: trained with other settings or another VQ-VAE; "

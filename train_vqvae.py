@@ -83,7 +83,7 @@ def train_vqvae(args):
     step, best_val = 0, float("inf")
     if not args.resume:
         log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
-    if args.resume:
+    else:
         checkpoint = load_checkpoint(last_path, "vqvae")
         saved = checkpoint["config"]
         if saved != asdict(config):
