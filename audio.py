@@ -48,10 +48,8 @@ def resample(x, from_rate, to_rate):
 
 
 def read_frames(path, start=0, frames=-1):
-    """Read `frames` frames from `start` as they are in the file: (T, channels) float32 at its own rate.
-
-    Raises UserError for unreadable files and NaN or infinite samples.
-    """
+    """(T, channels) float32: `frames` frames from `start`, at the file's rate; UserError for an
+    unreadable file and for NaN or infinite samples."""
     audio_info(path)
     try:
         x, _ = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
@@ -64,10 +62,7 @@ def read_frames(path, start=0, frames=-1):
 
 
 def read_audio(path, sample_rate, start=0, frames=-1):
-    """Read `frames` frames from `start` (both in the file's own rate) as mono float32 at `sample_rate`.
-
-    Returns a (T,) array. Raises UserError for unreadable files and NaN or infinite samples.
-    """
+    """(T,) mono float32 at `sample_rate`: `frames` frames from `start` (at the file's rate), as `read_frames`."""
     x = read_frames(path, start, frames).mean(axis=1)  # (T,) mix down to mono
     return resample(x, audio_info(path)[0], sample_rate)
 

@@ -217,10 +217,8 @@ def read_file_chunk(path, sample_rate, start, length):
 
 
 def read_source(track, source, sample_rate, start_seconds, duration_seconds):
-    """(T,) float32, T = round(duration_seconds * sample_rate): the source's files summed, mono.
-
-    Zeros when the track lacks the source; zero-padded past the end of a file.
-    """
+    """(T,) float32, T = round(duration_seconds * sample_rate): the source's files summed, mono; zeros
+    when the track lacks the source, and past the end of a file."""
     start, length = round(start_seconds * sample_rate), round(duration_seconds * sample_rate)
     out = np.zeros(length, dtype=np.float32)
     for path in track.sources.get(source, []):

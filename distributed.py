@@ -16,10 +16,8 @@ import torch.distributed as dist
 
 
 def setup(device):
-    """Join the process group if torchrun started us; returns (rank, world_size, device).
-
-    On CUDA each rank takes the GPU of its LOCAL_RANK and talks NCCL; on CPUs, gloo.
-    """
+    """Join the process group if torchrun started us; returns (rank, world_size, device). On CUDA
+    each rank takes the GPU of its LOCAL_RANK and talks NCCL; on CPUs, gloo."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return 0, 1, device

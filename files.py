@@ -18,11 +18,8 @@ class UserError(Exception):
 
 @contextlib.contextmanager
 def atomic_write(path):
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
-
-    The temporary name keeps the suffix, so libraries that pick a format from the extension
-    (soundfile, numpy) still do the right thing.
-    """
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds. It keeps
+    the suffix, so libraries that pick a format from it (soundfile, numpy) still do the right thing."""
     path = Path(path)
     made = [folder for folder in path.parents if not folder.exists()]  # innermost first
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,11 +39,8 @@ def atomic_write(path):
 
 
 def remove_stale_temporaries(path):
-    """Delete the temporary files a killed process (`kill -9`, power loss) left for `path`.
-
-    They are named .<stem>.<pid>.tmp<suffix>; one whose process is gone is removed, one whose
-    process still runs (another command writing the same output) is left alone.
-    """
+    """Delete the temporaries (.<stem>.<pid>.tmp<suffix>) that killed processes left for `path`; one
+    whose process still runs (another command writing the same output) is left alone."""
     for tmp in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
         pid = tmp.name[len(path.stem) + 2:-len(".tmp" + path.suffix)]
         if pid.isdigit() and not process_exists(int(pid)):

@@ -64,8 +64,7 @@ def window_owners(total, window):
 
 
 @torch.no_grad()
-def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0, batch_size=16, progress=None,
-                 generator=None, tokens=True):
+def separate_all(bert, vocab, mixture, features, stems, steps=1, batch_size=16, progress=None, tokens=True):
     """(S,) mixture tokens and (S, D) latents -> {"tokens": (J, S) predicted tokens of each of the J
     `stems` (`maskgit_fill`), "latent": (J, S, D) their predicted latents (Eq. 11)}.
 
@@ -94,7 +93,7 @@ def separate_all(bert, vocab, mixture, features, stems, steps=1, temperature=0.0
         if not tokens:  # the latent head needs no decoding: one pass
             found = {"latent": bert.latent(bert.hidden_states(**inputs, keep=slice(M + 1, None)))}  # (B, M, D) the stem half
         else:
-            filled, latents = maskgit_fill(bert, inputs, vocab.mask, steps, temperature, generator, record=True)
+            filled, latents = maskgit_fill(bert, inputs, vocab.mask, steps, record=True)  # argmax
             found = {"tokens": filled[:, M + 1:], "latent": latents[:, M + 1:]}  # the stem half
         for i, (w, j) in enumerate(batch):
             frames = np.nonzero(owner[starts[w]:starts[w] + M] == w)[0]

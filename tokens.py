@@ -129,15 +129,10 @@ class TokenCache:
 
 
 def separation_item(mixture, stem, features, stem_features, separators, vocab):
-    """A batch of separation sequences for training: exactly the inputs separation meets at inference
-    (`tasks.separation_inputs`: the Eq. 8 layout, every stem frame MASK, the mixture's latents at
-    mixture frame s and stem frame s), with every stem code a target.
-
-    mixture, stem: (B, M) code ids; features, stem_features: (B, M, D) the mixture's and the stem's
-    latents (the stem's are Eq. 11's targets at the masked stem frames); separators: (B,) SEP_stem ids.
-    A cosine share of masked stem frames, some visible, taught less: docs/experiments/separation-training.md.
-    Returns a dict of (B, 2M + 1) tensors for `AudioBERT.forward`.
-    """
+    """Training separation sequences: the inputs inference meets (`tasks.separation_inputs`, Eq. 8,
+    every stem frame MASK), every stem code a target and the stem's latents Eq. 11's targets (showing
+    some stem frames taught less: docs/experiments/separation-training.md). mixture, stem: (B, M) ids;
+    features, stem_features: (B, M, D); separators: (B,) SEP_stem ids -> (B, 2M + 1) tensors."""
     B, M = mixture.shape
     zeros = torch.zeros(B, M + 1, features.shape[-1], dtype=features.dtype)
     return {**separation_inputs(mixture, features, separators, vocab),

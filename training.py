@@ -114,11 +114,8 @@ def training_state(model, optimizer, scaler, step, best_val):
 
 
 def restore(checkpoint, model, optimizer, scaler, args, path, log):
-    """Load a `training_state` back for --resume; returns (step, best validation loss).
-
-    Without a --steps the run continues the schedule it had; flags
-    that changed since are named in the log (`changed_flags`).
-    """
+    """Load a `training_state` back for --resume; returns (step, best validation loss). Without --steps
+    the run keeps the schedule it had; flags changed since are named in the log (`changed_flags`)."""
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
@@ -138,12 +135,9 @@ RESUME_FREE_FLAGS = {"resume", "overwrite", "steps", "steps_given", "device", "d
 
 
 def changed_flags(saved_args, args):
-    """Training flags that differ from the run being resumed, as "--lr 0.002 -> 0.001" strings.
-
-    Model settings (k, --tiny, the stems...) are checked against the saved config and refused;
-    these others (learning rate, batch size, data...) are allowed but worth a word, since the
-    loss curve will not continue smoothly after them.
-    """
+    """Training flags that differ from the run being resumed, as "--lr 0.002 -> 0.001" strings: allowed
+    (model settings are checked against the saved config and refused), but the curve will not
+    continue smoothly after them."""
     return [f"--{name.replace('_', '-')} {saved_args.get(name)} -> {value}" for name, value in sorted(vars(args).items())
             if name not in RESUME_FREE_FLAGS and name in saved_args and saved_args[name] != value]
 
