@@ -2,27 +2,21 @@
 segments (and the true stems of `--reference`); the VQ-VAE run over it in overlapping pieces; stems
 refined (Eq. 10) at its own rate and channel count.
 
-Checks: every command refuses a file shorter than one token before any work (`input_length`) and
-a silent one once it has been read whole (`Loudness`); a float file whose samples reach beyond
-+-1 is scaled to a peak of 1 (`input_gain`).
-
-Files of any length in bounded memory: a 1-hour recording at 44.1 kHz stereo is 1.3 GB of float32
-once decoded, far more than the models need at once. So `infer.py` never reads a whole file: it
-walks it in segments of a fixed length (30 s by default, `--segment-seconds`) at the model's rate.
-Each segment is read with a margin on both sides (`data.read_file_chunk` decodes only those frames
-and resamples them exactly as a whole-file pass would), processed as a whole, and only its middle
-is kept and appended to the output file, which is written as it goes (`audio.audio_writer`).
+Every command refuses a file shorter than one token before any work (`input_length`) and a silent
+one once read whole (`Loudness`); a float file beyond +-1 is scaled to a peak of 1 (`input_gain`).
+A 1-hour recording at 44.1 kHz stereo is 1.3 GB of float32, so no file is read whole: it is walked
+in segments (30 s by default, `--segment-seconds`) at the model's rate, each read with a margin on
+both sides (`data.read_file_chunk` decodes only those frames, resampled as a whole-file pass would),
+processed, and only its middle appended to the output (`audio.audio_writer`).
 
     file    |----------------|----------------|----------------|---------|
     read       [m|  segment 0  |m]
     read                   [m|  segment 1  |m]
     keep    |  segment 0     |  segment 1     |  ...
 
-With a margin wider than what the models look at (the VQ-VAE's pieces, BERT's window, Eq. 10's
-STFT), the kept middles join without seams. Segment starts and margins are whole tokens
-(multiples of 2^k samples), so the tokens of a segment line up with those of the whole file, and
-for separation whole hops of BERT's windows, so that they line up too: the output is then the
-same as from one pass over the whole file.
+With margins wider than what the models look at (the VQ-VAE's pieces, BERT's window, Eq. 10's STFT)
+and segment starts on whole tokens (for separation, whole hops of BERT's windows), the tokens and
+windows of a segment line up with the whole file's: the output is that of one pass.
 """
 import dataclasses
 import functools

@@ -167,8 +167,7 @@ class BatchMaker:
         return offset, offset + length
 
     def separation_batch(self, batch_size):
-        mixture, stem, features, stem_features, separators = [], [], [], [], []
-        mix_row = self.cache.sources.index("mix")
+        items, mix_row = [], self.cache.sources.index("mix")
         for _ in range(batch_size):
             name = self.stems[self.rng.integers(len(self.stems))]
             row = self.cache.sources.index(name)
@@ -176,11 +175,9 @@ class BatchMaker:
                 a, b = self.window(self.frames)
                 if self.cache.active[row, a:b].mean() >= 0.25:
                     break
-            mixture.append(self.cache.tokens[mix_row, a:b])
-            stem.append(self.cache.tokens[row, a:b])
-            features.append(self.cache.latents(mix_row, a, b))
-            stem_features.append(self.cache.latents(row, a, b))
-            separators.append(self.vocab.stem_separator(name))
+            items.append((self.cache.tokens[mix_row, a:b], self.cache.tokens[row, a:b], self.cache.latents(mix_row, a, b),
+                          self.cache.latents(row, a, b), self.vocab.stem_separator(name)))
+        mixture, stem, features, stem_features, separators = zip(*items)
         mixture = torch.from_numpy(np.stack(mixture).astype(np.int64))  # (B, M)
         stem = torch.from_numpy(np.stack(stem).astype(np.int64))  # (B, M)
         features, stem_features = torch.stack(features), torch.stack(stem_features)  # (B, M, D) each
