@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runs of docs/experiments/finetune4.md, from the repository root, each alone on the machine
 # (2026-12-07, 2-core AMD EPYC with AVX512-BF16, bf16 autocast). runs/vqvae.pt is the shipped tokenizer;
-# the start is the BERT shipped at commit 8e10501 and converted to format 3 (8000 + 2000 + 3000 + 3750 steps,
+# the start is the BERT shipped at commit 2a6988b (8000 + 2000 + 3000 + 3750 steps,
 # docs/experiments/finetune3.md).
 set -euo pipefail
 out=$PWD/docs/experiments/finetune4
