@@ -29,6 +29,7 @@ def setup(device):
 
 
 def active():
+    """Whether this process is one rank of a process group (started by torchrun)."""
     return dist.is_available() and dist.is_initialized()
 
 

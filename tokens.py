@@ -130,9 +130,9 @@ class TokenCache:
 
 def separation_item(mixture, stem, features, stem_features, separators, vocab):
     """Training separation sequences: the inputs inference meets (`tasks.separation_inputs`, Eq. 8,
-    every stem frame MASK), every stem code a target and the stem's latents Eq. 11's targets (showing
-    some stem frames taught less: docs/experiments/separation-training.md). mixture, stem: (B, M) ids;
-    features, stem_features: (B, M, D); separators: (B,) SEP_stem ids -> (B, 2M + 1) tensors."""
+    every stem frame MASK), every stem code a target, the stem's latents Eq. 11's targets (leaving some
+    stem frames visible taught less: docs/experiments/separation-training.md). mixture, stem: (B, M)
+    ids; features, stem_features: (B, M, D); separators: (B,) SEP_stem ids -> (B, 2M + 1) tensors."""
     B, M = mixture.shape
     zeros = torch.zeros(B, M + 1, features.shape[-1], dtype=features.dtype)
     return {**separation_inputs(mixture, features, separators, vocab),
